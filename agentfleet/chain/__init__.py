@@ -1,0 +1,1 @@
+"""The fleet's chain layer: artifacts, keys, nonces, signing, typed contract bindings, deployment."""

@@ -1,0 +1,95 @@
+"""The ``agentfleet`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentfleet.settings import Settings
+
+app = typer.Typer(
+    help="agentfleet: LLM agents competing for on-chain tasks, as a Celery worker fleet.", no_args_is_help=True
+)
+console = Console()
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def demo(
+    chain: Annotated[str, typer.Option(help="Embedded chain: 'inprocess' (py-evm) or 'anvil'.")] = "inprocess",
+) -> None:
+    """Run the main job on an embedded default: deploy and walk one task through its whole life."""
+    from agentfleet.walkthrough import run_embedded
+
+    if chain not in {"inprocess", "anvil"}:
+        raise typer.BadParameter("use 'inprocess' or 'anvil'", param_hint="--chain")
+    console.rule("[bold]agentfleet walkthrough[/bold] (offline: no LLM is called)")
+    result = run_embedded(chain=chain, say=lambda line: console.print(f"  {line}"))
+    table = Table(title="task outcome")
+    for column in ("task", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
+        table.add_column(column)
+    table.add_row(
+        str(result.task_id),
+        result.winner_name,
+        f"{result.price / 1e18:.2f}",
+        str(result.score),
+        f"{result.payment / 1e18:.2f}",
+        f"{result.reputation_before} -> {result.reputation_after}",
+    )
+    console.print(table)
+
+
+@app.command()
+def deploy(
+    fresh: Annotated[bool, typer.Option(help="Deploy anew even if the recorded deployment is live.")] = False,
+) -> None:
+    """Deploy (or reuse) the contracts on the configured chain and write contract_addresses.json."""
+    from agentfleet.chain.deploy import deploy_all
+    from agentfleet.chain.session import ChainSession
+
+    settings = Settings()
+    session = ChainSession.open(settings)
+    record = deploy_all(session.client, session.deployer, record_path=settings.contract_addresses_path, reuse=not fresh)
+    console.print_json(json.dumps(record.model_dump(by_alias=True)))
+
+
+@app.command()
+def accounts(count: Annotated[int, typer.Option(min=1, max=1000, help="Agents to list.")] = 5) -> None:
+    """Print the addresses derived from the mnemonic (never the keys)."""
+    from agentfleet.chain.keys import derive_account
+
+    settings = Settings()
+    secret = settings.mnemonic.get_secret_value()
+    table = Table("role", "HD index", "address")
+    for role, index in (
+        ("deployer", settings.deployer_index),
+        ("requester", settings.requester_index),
+        ("evaluator", settings.evaluator_index),
+    ):
+        table.add_row(role, str(index), derive_account(secret, index).address)
+    for number in range(count):
+        index = settings.agent_index_offset + number
+        table.add_row(f"agent {number}", str(index), derive_account(secret, index).address)
+    console.print(table)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective settings (secrets masked)."""
+    for name, value in Settings().model_dump().items():
+        console.print(f"{name} = {value}")
+
+
+if __name__ == "__main__":
+    app()

