@@ -55,6 +55,14 @@ class Settings(BaseSettings):
         description="Redis URL for broker, results, nonces and idempotency keys (may hold a password).",
     )
 
+    visibility_timeout: int = Field(
+        default=900, ge=10, description="Seconds before an unacked message is redelivered (> longest task)."
+    )
+    unacked_restore_interval: int = Field(
+        default=10, ge=1, description="Seconds between sweeps that redeliver messages of dead workers."
+    )
+    task_time_limit: int = Field(default=600, ge=5, description="Hard time limit of one task (seconds).")
+
     # --- LLM ------------------------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
         default=None,

@@ -1,0 +1,57 @@
+"""Celery configuration, built from :class:`agentfleet.settings.Settings`.
+
+Why these choices (see also ../shared/stack-facts.md):
+- JSON only: messages are data, never pickles; anyone with broker access could otherwise run code.
+- acks_late + reject_on_worker_lost + prefetch 1: a task whose worker dies is redelivered, and one slow
+  LLM call never holds other messages hostage.
+- visibility_timeout longer than the longest task (else a running task is delivered twice), and kombu's
+  unacked restore sweep set to follow it (its default sweep runs only every 10 x 10 s).
+- Routing by task name; consider/execute go to the agent's profile queue chosen by the sender.
+"""
+
+from __future__ import annotations
+
+from kombu import Queue
+
+from agentfleet.settings import get_settings
+
+PROFILE_QUEUES = ("research", "development", "analytics", "creative", "blockchain")
+SERVICE_QUEUES = ("evaluation", "training", "keeper")
+
+_settings = get_settings()
+
+broker_url = _settings.redis_url.get_secret_value()
+result_backend = broker_url
+broker_connection_retry_on_startup = True
+broker_transport_options = {
+    "visibility_timeout": _settings.visibility_timeout,  # seconds
+    "unacked_restore_interval": _settings.unacked_restore_interval,  # seconds
+    "unacked_restore_throttle": 1,  # sweep on every interval, not every 10th
+    "polling_interval": 0.1,  # seconds: BRPOP timeout when idle
+}
+result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+result_expires = 24 * 3600  # seconds
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_time_limit = _settings.task_time_limit  # seconds
+task_soft_time_limit = max(1, _settings.task_time_limit - 30)  # seconds
+task_track_started = True
+worker_send_task_events = True  # Flower
+task_send_sent_event = True
+timezone = "UTC"
+
+task_default_queue = "keeper"
+task_queues = tuple(Queue(f"agent.{p}", routing_key=f"agent.{p}") for p in PROFILE_QUEUES) + tuple(
+    Queue(name, routing_key=name) for name in SERVICE_QUEUES
+)
+task_routes = {
+    "workers.tasks.evaluate": {"queue": "evaluation"},
+    "workers.tasks.finalize_due": {"queue": "keeper"},
+    "workers.tasks.finalize": {"queue": "keeper"},
+    "trainer.tasks.*": {"queue": "training"},
+}

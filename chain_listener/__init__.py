@@ -1,0 +1,1 @@
+"""The chain listener: follows the contracts and turns confirmed events into Celery work."""

@@ -1,0 +1,8 @@
+"""The fleet's Celery application (``celery -A workers ...``)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+app = Celery("agentfleet")
+app.config_from_object("celeryconfig")
