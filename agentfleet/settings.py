@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     )
     task_time_limit: int = Field(default=600, ge=5, description="Hard time limit of one task (seconds).")
 
+    # --- listener ------------------------------------------------------------------------------------
+    listener_poll_interval: float = Field(default=0.2, gt=0, description="Seconds between head polls when idle.")
+    listener_batch_blocks: int = Field(default=500, ge=1, description="Initial eth_getLogs range (blocks).")
+    listener_max_batch_blocks: int = Field(default=5000, ge=1, description="Largest eth_getLogs range (blocks).")
+    listener_stream_maxlen: int = Field(default=100_000, ge=100, description="Approximate cap of the event stream.")
+    listener_metrics_port: int | None = Field(default=None, description="Prometheus port of the listener (unset: off).")
+
     # --- LLM ------------------------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
         default=None,

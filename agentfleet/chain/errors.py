@@ -9,7 +9,9 @@ Every contract error (``error AlreadyBid(uint256 taskId, address agent)``) becom
 
 from __future__ import annotations
 
+import ast
 import re
+from contextlib import suppress
 from typing import Any, ClassVar
 
 from eth_abi import decode as abi_decode
@@ -58,6 +60,7 @@ class TransactionReplaced(ChainError):
 
 _REGISTRY: dict[str, type[ContractRevert]] = {}
 _HEX_DATA = re.compile(r"0x[0-9a-fA-F]{8,}")
+_BYTES_LITERAL = re.compile(r"b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\"")
 
 
 def register(error_cls: type[ContractRevert]) -> type[ContractRevert]:
@@ -79,6 +82,12 @@ def revert_data_of(exc: BaseException) -> str | None:
         if isinstance(arg, bytes | bytearray) and len(arg) >= 4:
             return "0x" + bytes(arg).hex()
         if isinstance(arg, str):
+            literal = _BYTES_LITERAL.search(arg)  # eth-tester: "execution reverted: b'\\xad6d...'"
+            if literal:
+                with suppress(ValueError, SyntaxError):
+                    raw = ast.literal_eval(literal.group(0))
+                    if isinstance(raw, bytes) and len(raw) >= 4:
+                        return "0x" + raw.hex()
             match = _HEX_DATA.search(arg)
             if match:
                 return match.group(0)

@@ -1,0 +1,3 @@
+from chain_listener.listener import main
+
+main()

@@ -1,0 +1,219 @@
+"""From events to work: routing rules, idempotent sends, and the event stream.
+
+Every event becomes (a) an entry in a capped Redis Stream (the event log dashboards and replays read)
+and (b) zero or more Celery messages, each with an idempotency key ``{tx}:{log index}:{target}`` that is
+also its Celery task id. Sending is two-phase in Redis: the key is set to ``pending`` before the send and
+to ``sent`` after it. A replay after a crash skips ``sent`` keys and re-sends ``pending`` ones (their send
+may or may not have happened; workers deduplicate by task id), so the same key never yields two pieces
+of work that both count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from celery import Celery
+from web3.types import LogReceipt
+
+from agentfleet.directory import AgentDirectory
+from chain_listener.events import ChainEvent, EventDecoder, UndecodableLog
+from chain_listener.metrics import ListenerMetrics
+
+log = logging.getLogger(__name__)
+
+STREAM_KEY = "agentfleet:events"
+KEY_PREFIX = "agentfleet:dispatch"
+REVERTED_PREFIX = "agentfleet:reverted"
+BIDS_PREFIX = "agentfleet:listener:bids"
+KEY_TTL = 30 * 24 * 3600  # seconds: longer than any replay window
+
+# Celery task names (the workers and trainer register these; routing is by name or explicit queue).
+CONSIDER = "workers.tasks.consider"
+EXECUTE = "workers.tasks.execute"
+EVALUATE = "workers.tasks.evaluate"
+OUTCOME = "trainer.tasks.record_outcome"
+DELIVER = "workers.tasks.deliver_message"
+
+
+@dataclass(frozen=True)
+class Work:
+    task: str
+    queue: str
+    key: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        client: redis.Redis,
+        app: Celery,
+        decoder: EventDecoder,
+        *,
+        directory: AgentDirectory | None = None,
+        metrics: ListenerMetrics | None = None,
+        stream_key: str = STREAM_KEY,
+        stream_maxlen: int = 100_000,
+        on_event: Callable[[ChainEvent], None] | None = None,
+    ) -> None:
+        self.redis = client
+        self.app = app
+        self.decoder = decoder
+        self.directory = directory or AgentDirectory(client)
+        self.metrics = metrics or ListenerMetrics()
+        self.stream_key = stream_key
+        self.stream_maxlen = stream_maxlen
+        self.on_event = on_event
+
+    # --- entry points used by ChainFollower -------------------------------------------------------------
+    def handle(self, logs: list[LogReceipt]) -> dict[int, list[str]]:
+        """Decode, route and send; returns event ids per block for the checkpoint store."""
+        by_block: dict[int, list[str]] = {}
+        events: list[ChainEvent] = []
+        for entry in logs:
+            try:
+                event = self.decoder.decode(entry)
+            except UndecodableLog as exc:
+                log.warning("skipping log: %s", exc)
+                self.metrics.skipped.labels(reason=exc.reason).inc()
+                continue
+            events.append(event)
+            by_block.setdefault(event.block_number, []).append(event.id)
+        for event in events:  # chain order: logs arrive sorted by (block, log index)
+            works = self.route(event)
+            self._send(event, works)
+            self.metrics.events.labels(event=event.name).inc()
+            if self.on_event:
+                self.on_event(event)
+        return by_block
+
+    def revert(self, event_ids: list[str]) -> None:
+        """Mark events of orphaned blocks reverted (handlers check this) and log them in the stream."""
+        pipe = self.redis.pipeline()
+        for event_id in event_ids:
+            pipe.set(f"{REVERTED_PREFIX}:{event_id}", 1, ex=KEY_TTL)
+            pipe.xadd(
+                self.stream_key,
+                {"id": event_id, "status": "reverted"},
+                maxlen=self.stream_maxlen,
+                approximate=True,
+            )
+        pipe.execute()
+        self.metrics.reverted.inc(len(event_ids))
+
+    # --- routing rules ------------------------------------------------------------------------------------
+    def route(self, event: ChainEvent) -> list[Work]:
+        """The work an event creates (and the directory/bid bookkeeping it implies)."""
+        args, message, name = event.args, event.to_message(), event.name
+        if name == "TaskCreated":
+            tags = [str(t) for t in args.get("tags", [])]
+            return [
+                Work(CONSIDER, agent.queue, self._key(event, f"consider:{agent.address.lower()}"),
+                     {"agent": agent.address, "task_id": args["taskId"], "event": message})
+                for agent in self.directory.eligible(tags)
+            ]  # fmt: skip
+        if name == "BidPlaced":
+            self.redis.hset(f"{BIDS_PREFIX}:{args['taskId']}", str(args["agent"]).lower(), str(args["amount"]))
+            return []
+        if name == "BidWithdrawn":
+            self.redis.hdel(f"{BIDS_PREFIX}:{args['taskId']}", str(args["agent"]).lower())
+            return []
+        if name == "TaskAssigned":
+            return self._assigned(event)
+        if name == "ResultSubmitted":
+            return [
+                Work(
+                    EVALUATE, "evaluation", self._key(event, "evaluate"), {"task_id": args["taskId"], "event": message}
+                )
+            ]
+        if name == "TaskCompleted":
+            outcome = "won" if args.get("passed") else "failed"
+            return [self._outcome(event, str(args["agent"]), outcome)]
+        if name == "TaskExpired" and int(str(args.get("agent", "0x0")), 16) != 0:
+            return [self._outcome(event, str(args["agent"]), "failed")]
+        if name in {"AgentRegistered", "AgentUpdated"}:
+            self.directory.update(str(args["agent"]), capabilities=[str(c) for c in args.get("capabilities", [])])
+            return []
+        if name in {"AgentDeactivated", "AgentReactivated"}:
+            self.directory.update(str(args["agent"]), active=name == "AgentReactivated")
+            return []
+        if name == "MessageSent":
+            recipient = self.directory.get(str(args["to"]))
+            if recipient is None:
+                return []
+            return [
+                Work(
+                    DELIVER,
+                    recipient.queue,
+                    self._key(event, "deliver"),
+                    {"agent": recipient.address, "event": message},
+                )
+            ]
+        return []
+
+    def _assigned(self, event: ChainEvent) -> list[Work]:
+        args, task_id = event.args, event.args["taskId"]
+        winner = str(args["agent"]).lower()
+        works: list[Work] = []
+        fleet_winner = self.directory.get(winner)
+        if fleet_winner is not None:
+            works.append(
+                Work(EXECUTE, fleet_winner.queue, self._key(event, f"execute:{winner}"),
+                     {"agent": fleet_winner.address, "task_id": task_id, "event": event.to_message()})
+            )  # fmt: skip
+        bidders = {k.decode() for k in self.redis.hkeys(f"{BIDS_PREFIX}:{task_id}")}
+        for loser in sorted(bidders - {winner}):
+            if self.directory.get(loser) is not None:
+                works.append(self._outcome(event, loser, "lost"))
+        return works
+
+    def _outcome(self, event: ChainEvent, agent: str, outcome: str) -> Work:
+        return Work(
+            OUTCOME,
+            "training",
+            self._key(event, f"outcome:{agent.lower()}"),
+            {"agent": agent, "task_id": event.args["taskId"], "outcome": outcome, "event": event.to_message()},
+        )
+
+    @staticmethod
+    def _key(event: ChainEvent, target: str) -> str:
+        return f"{event.id}:{target}"
+
+    # --- two-phase idempotent send ------------------------------------------------------------------------
+    def _send(self, event: ChainEvent, works: list[Work]) -> None:
+        stream_key = self._key(event, "stream")
+        keys = [f"{KEY_PREFIX}:{w.key}" for w in works] + [f"{KEY_PREFIX}:{stream_key}"]
+        states = self.redis.mget(keys)
+        if self.redis.exists(f"{REVERTED_PREFIX}:{event.id}"):
+            self.redis.delete(f"{REVERTED_PREFIX}:{event.id}")  # re-included after a reorg: live again
+        todo = [(w, k) for w, k, s in zip(works, keys, states, strict=False) if s != b"sent"]
+        if todo:
+            pipe = self.redis.pipeline()
+            for _, key in todo:
+                pipe.set(key, "pending", ex=KEY_TTL)
+            pipe.execute()
+            with self.app.producer_or_acquire() as producer:
+                for work, _ in todo:
+                    self.app.send_task(
+                        work.task, kwargs=work.kwargs, queue=work.queue, task_id=work.key, producer=producer
+                    )
+                    self.metrics.dispatched.labels(task=work.task).inc()
+            pipe = self.redis.pipeline()
+            for _, key in todo:
+                pipe.set(key, "sent", ex=KEY_TTL)
+            pipe.execute()
+        if states[-1] != b"sent":
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.xadd(
+                self.stream_key,
+                {"id": event.id, "status": "confirmed", "name": event.name, "event": json.dumps(event.to_message())},
+                maxlen=self.stream_maxlen,
+                approximate=True,
+            )
+            pipe.set(keys[-1], "sent", ex=KEY_TTL)
+            pipe.execute()

@@ -1,0 +1,114 @@
+"""Decoding raw logs into ChainEvents, with a clear reason for every log that cannot be decoded.
+
+Why strict: a log from an unknown address, an unknown topic, or with data that does not match the ABI
+(a malicious or buggy contract at a watched address, a truncated RPC answer) must be skipped and
+reported, never crash the listener and never reach a worker half-decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils import event_abi_to_log_topic
+from web3 import Web3
+from web3._utils.events import get_event_data
+from web3.types import LogReceipt
+
+from agentfleet.chain.artifacts import load_artifact
+
+_CODEC = Web3().codec
+
+
+class UndecodableLog(ValueError):
+    """A log the listener skips; ``reason`` is a short label for metrics."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """A decoded contract event with its position in the chain (JSON-safe args)."""
+
+    name: str
+    contract: str
+    args: dict[str, Any]
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Stable identity of the event: transaction hash and log index."""
+        return f"{self.tx_hash}:{self.log_index}"
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "contract": self.contract,
+            "args": self.args,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "tx_hash": self.tx_hash,
+            "log_index": self.log_index,
+        }
+
+
+def json_safe(value: Any) -> Any:
+    """bytes -> 0x hex, tuples -> lists, addresses stay checksummed strings, ints stay ints."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    return value
+
+
+class EventDecoder:
+    """Maps (address, topic0) to the contract's event ABI and decodes logs."""
+
+    def __init__(self, contracts: dict[str, str]) -> None:
+        self.by_address = {Web3.to_checksum_address(a): name for name, a in contracts.items()}
+        self.abis: dict[tuple[str, bytes], dict[str, Any]] = {}
+        for name, address in contracts.items():
+            for item in load_artifact(name).abi:
+                if item["type"] == "event":
+                    self.abis[(Web3.to_checksum_address(address), event_abi_to_log_topic(item))] = item
+
+    def decode(self, entry: LogReceipt) -> ChainEvent:
+        try:
+            address = Web3.to_checksum_address(entry["address"])
+            topics = entry["topics"]
+            block_number = int(entry["blockNumber"])
+            log_index = int(entry["logIndex"])
+            tx_hash = json_safe(bytes(entry["transactionHash"]))
+            block_hash = json_safe(bytes(entry["blockHash"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UndecodableLog("malformed", f"missing or invalid field: {exc}") from exc
+        contract = self.by_address.get(address)
+        if contract is None:
+            raise UndecodableLog("unknown_address", address)
+        if not topics:
+            raise UndecodableLog("anonymous", f"log {tx_hash}:{log_index} has no topics")
+        abi = self.abis.get((address, bytes(topics[0])))
+        if abi is None:
+            raise UndecodableLog("unknown_topic", f"{contract} topic {json_safe(bytes(topics[0]))}")
+        try:
+            data = get_event_data(_CODEC, abi, entry)  # type: ignore[arg-type]
+        except Exception as exc:  # mismatched data: eth_abi raises several error types
+            raise UndecodableLog("bad_data", f"{contract}.{abi['name']} at {tx_hash}:{log_index}: {exc}") from exc
+        return ChainEvent(
+            name=str(abi["name"]),
+            contract=contract,
+            args=json_safe(dict(data["args"])),
+            block_number=block_number,
+            block_hash=block_hash,
+            tx_hash=tx_hash,
+            log_index=log_index,
+        )

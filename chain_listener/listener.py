@@ -1,0 +1,125 @@
+"""Assembling and running the listener from settings (``python -m chain_listener``, ``agentfleet listen``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+import redis
+from celery import Celery
+from prometheus_client import start_http_server
+
+from agentfleet.chain.artifacts import Deployment
+from agentfleet.directory import AgentDirectory
+from agentfleet.settings import Settings
+from chain_listener.checkpoint import CheckpointStore
+from chain_listener.dispatch import Dispatcher
+from chain_listener.events import EventDecoder
+from chain_listener.follower import ChainFollower, StepResult
+from chain_listener.metrics import ListenerMetrics
+from chain_listener.rpc import AdaptiveLogFetcher, RpcPool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Listener:
+    follower: ChainFollower
+    dispatcher: Dispatcher
+    metrics: ListenerMetrics
+    poll_interval: float
+    stop_event: threading.Event
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        app: Celery,
+        redis_client: redis.Redis | None = None,
+        deployment: Deployment | None = None,
+        pool: RpcPool | None = None,
+    ) -> Listener:
+        metrics = ListenerMetrics()
+        client = redis_client or redis.Redis.from_url(settings.redis_url.get_secret_value())
+        deployment = deployment or Deployment.load(settings.contract_addresses_path)
+        pool = pool or RpcPool(
+            settings.rpc_urls, on_error=lambda url, _exc: metrics.rpc_errors.labels(endpoint=url).inc()
+        )
+        fetcher = AdaptiveLogFetcher(
+            pool,
+            list(deployment.contracts.values()),
+            initial_batch=settings.listener_batch_blocks,
+            max_batch=settings.listener_max_batch_blocks,
+        )
+        dispatcher = Dispatcher(
+            client,
+            app,
+            EventDecoder(deployment.contracts),
+            directory=AgentDirectory(client),
+            metrics=metrics,
+            stream_maxlen=settings.listener_stream_maxlen,
+        )
+        follower = ChainFollower(
+            pool=pool,
+            fetcher=fetcher,
+            store=CheckpointStore(client, chain_id=deployment.chain_id),
+            start_block=deployment.deployment_block,
+            confirmations=settings.confirmations,
+            on_logs=dispatcher.handle,
+            on_reverted=dispatcher.revert,
+            on_shallow_reorg=lambda _depth: metrics.reorgs.labels(kind="shallow").inc(),
+        )
+        return cls(follower, dispatcher, metrics, settings.listener_poll_interval, threading.Event())
+
+    def step(self) -> StepResult:
+        result = self.follower.step()
+        if result.reorg_depth:
+            self.metrics.reorgs.labels(kind="deep").inc()
+        if result.advanced:
+            self.metrics.checkpoint.set(result.to_block)
+        self.metrics.head_lag.set(max(0, result.head - max(result.to_block, result.from_block - 1)))
+        return result
+
+    def run(self, *, max_seconds: float | None = None) -> None:
+        """Follow the chain until ``stop()`` (or SIGTERM/SIGINT via ``install_signal_handlers``)."""
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while not self.stop_event.is_set():
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            try:
+                result = self.step()
+            except Exception:  # an RPC outage or a Redis hiccup: log, back off, carry on
+                log.exception("listener step failed; retrying")
+                self.stop_event.wait(1.0)
+                continue
+            if not result.advanced:
+                self.stop_event.wait(self.poll_interval)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: stopping after the current step", signum)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def main(settings: Settings | None = None) -> None:
+    from workers import app
+
+    settings = settings or Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    listener = Listener.build(settings, app=app)
+    if settings.listener_metrics_port:
+        start_http_server(settings.listener_metrics_port, addr="127.0.0.1", registry=listener.metrics.registry)
+    listener.install_signal_handlers()
+    log.info("listener following from block %s", listener.follower.start_block)
+    listener.run()
