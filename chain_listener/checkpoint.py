@@ -14,6 +14,11 @@ from dataclasses import dataclass
 import redis
 
 
+def text(value: bytes | str) -> str:
+    """Redis replies are bytes unless the client decodes; accept both."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 @dataclass(frozen=True)
 class BlockRef:
     number: int
@@ -49,9 +54,9 @@ class CheckpointStore:
     def commit(self, checkpoint: BlockRef, blocks: dict[int, str], events: dict[int, list[str]]) -> None:
         """Atomically record processed block hashes, their event ids, and the new checkpoint."""
         pipe = self.redis.pipeline(transaction=True)
-        mapping = {str(n): h for n, h in blocks.items()}
+        mapping: dict[str | bytes, str | bytes] = {str(n): h for n, h in blocks.items()}
         mapping[str(checkpoint.number)] = checkpoint.hash
-        pipe.hset(self.blocks_key, mapping=mapping)
+        pipe.hset(self.blocks_key, mapping=mapping)  # type: ignore[arg-type]
         for number, ids in events.items():
             if ids:
                 pipe.delete(self.events_key(number))
@@ -61,10 +66,10 @@ class CheckpointStore:
         self._prune(checkpoint.number)
 
     def known_blocks(self) -> dict[int, str]:
-        return {int(k): v.decode() for k, v in self.redis.hgetall(self.blocks_key).items()}
+        return {int(k): text(v) for k, v in self.redis.hgetall(self.blocks_key).items()}
 
     def events_of(self, number: int) -> list[str]:
-        return [v.decode() for v in self.redis.lrange(self.events_key(number), 0, -1)]
+        return [text(v) for v in self.redis.lrange(self.events_key(number), 0, -1)]
 
     def rewind(self, to: BlockRef, orphaned: list[int]) -> None:
         """Forget orphaned blocks and move the checkpoint back to the fork point."""

@@ -21,6 +21,7 @@ from celery import Celery
 from web3.types import LogReceipt
 
 from agentfleet.directory import AgentDirectory
+from chain_listener.checkpoint import text
 from chain_listener.events import ChainEvent, EventDecoder, UndecodableLog
 from chain_listener.metrics import ListenerMetrics
 
@@ -166,7 +167,7 @@ class Dispatcher:
                 Work(EXECUTE, fleet_winner.queue, self._key(event, f"execute:{winner}"),
                      {"agent": fleet_winner.address, "task_id": task_id, "event": event.to_message()})
             )  # fmt: skip
-        bidders = {k.decode() for k in self.redis.hkeys(f"{BIDS_PREFIX}:{task_id}")}
+        bidders = {text(k) for k in self.redis.hkeys(f"{BIDS_PREFIX}:{task_id}")}
         for loser in sorted(bidders - {winner}):
             if self.directory.get(loser) is not None:
                 works.append(self._outcome(event, loser, "lost"))

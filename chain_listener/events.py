@@ -8,7 +8,7 @@ reported, never crash the listener and never reach a worker half-decoded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from eth_utils import event_abi_to_log_topic
 from web3 import Web3
@@ -79,7 +79,8 @@ class EventDecoder:
         for name, address in contracts.items():
             for item in load_artifact(name).abi:
                 if item["type"] == "event":
-                    self.abis[(Web3.to_checksum_address(address), event_abi_to_log_topic(item))] = item
+                    topic = event_abi_to_log_topic(cast(Any, item))
+                    self.abis[(Web3.to_checksum_address(address), topic)] = item
 
     def decode(self, entry: LogReceipt) -> ChainEvent:
         try:

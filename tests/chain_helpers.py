@@ -43,7 +43,9 @@ def deployed_market(kind: str, tmp: Path, *, register: int = 3) -> Iterator[Chai
 
 
 def now(session: ChainSession) -> int:
-    return int(session.client.w3.eth.get_block("latest")["timestamp"])
+    """The chain's clock: the later of the latest and pending blocks (they differ after a revert)."""
+    w3 = session.client.w3
+    return max(int(w3.eth.get_block(tag)["timestamp"]) for tag in ("latest", "pending"))
 
 
 def create_task(session: ChainSession, *, reward: int = ETH, tags: list[str] | None = None, window: int = 300) -> int:

@@ -107,7 +107,7 @@ def test_failed_send_leaves_no_gap(anvil: AnvilNode, redis_client: redis.Redis) 
     w3 = http_web3(anvil.url)
     account = derive_account(DEV_MNEMONIC, SENDER_INDEX)
     client = ChainClient(w3, nonces=RedisNonceAllocator(redis_client, chain_id=w3.eth.chain_id))
-    with pytest.raises(Exception, match="(?i)gas"):
+    with pytest.raises(Exception, match=r"(?i)gas"):
         client.send(account, {"to": "0x" + "44" * 20, "value": 1, "gas": 1000})
     receipt = client.transfer(account, "0x" + "44" * 20, 1)
     assert receipt["status"] == 1

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
@@ -104,18 +105,18 @@ class ChainClient:
             if errors.is_revert(exc):
                 raise errors.translate(exc) from exc
             raise
-        receipt = self.send(account, tx)  # type: ignore[arg-type]
+        receipt = self.send(account, tx)
         if receipt["status"] != 1:
             raise self._explain_failure(account, fn, value, receipt)
         return receipt
 
-    def send(self, account: LocalAccount, tx: TxParams) -> TxReceipt:
-        """Allocate a nonce, sign and send ``tx`` (gas already set), then wait for its receipt."""
-        tx = dict(tx)  # type: ignore[assignment]
+    def send(self, account: LocalAccount, params: Mapping[str, Any]) -> TxReceipt:
+        """Allocate a nonce, sign and send a transaction, then wait for its receipt."""
+        tx: dict[str, Any] = dict(params)
         tx.setdefault("chainId", self.chain_id)
         tx.setdefault("from", account.address)
         if "gas" not in tx:
-            tx["gas"] = int(self.w3.eth.estimate_gas(tx) * self.gas_multiplier)
+            tx["gas"] = int(self.w3.eth.estimate_gas(cast(TxParams, tx)) * self.gas_multiplier)
         if "gasPrice" not in tx and "maxFeePerGas" not in tx:
             tx.update(self._fees())
         raw, tx_hash, nonce = self._send_with_nonce(account, tx)
@@ -221,7 +222,8 @@ class ChainClient:
     ) -> errors.ChainError:
         """Replay a failed transaction as a call at its block to recover the named error."""
         try:
-            fn.call({"from": account.address, "value": value}, block_identifier=receipt["blockNumber"] - 1)
+            params = cast(TxParams, {"from": account.address, "value": value})
+            fn.call(params, block_identifier=receipt["blockNumber"] - 1)
         except Exception as exc:
             if errors.is_revert(exc):
                 return errors.translate(exc)

@@ -7,6 +7,7 @@ so they live apart from the client.
 from __future__ import annotations
 
 from web3 import Web3
+from web3.types import Wei
 
 from agentfleet.chain.connect import is_inprocess
 from agentfleet.chain.errors import ChainError
@@ -29,7 +30,7 @@ def fund(w3: Web3, address: str, wei: int) -> None:
     if is_inprocess(w3):
         rich = w3.eth.accounts[0]
         w3.eth.wait_for_transaction_receipt(
-            w3.eth.send_transaction({"from": rich, "to": address, "value": wei - balance})
+            w3.eth.send_transaction({"from": rich, "to": address, "value": Wei(wei - balance)})
         )
     else:
         w3.provider.make_request("anvil_setBalance", [address, hex(wei)])  # type: ignore[arg-type]
@@ -39,7 +40,8 @@ def advance_time(w3: Web3, seconds: int) -> int:
     """Move the chain's clock forward and mine a block; returns the new block timestamp."""
     require_local(w3)
     if is_inprocess(w3):
-        now = int(w3.eth.get_block("latest")["timestamp"])
+        # The pending block can be ahead of the latest (after a snapshot revert): travel from the later.
+        now = max(int(w3.eth.get_block(tag)["timestamp"]) for tag in ("latest", "pending"))
         tester = w3.provider.ethereum_tester  # type: ignore[attr-defined]
         tester.time_travel(now + seconds)
         tester.mine_blocks(1)
