@@ -7,6 +7,7 @@ import logging
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -16,6 +17,17 @@ app = typer.Typer(
     help="agentfleet: LLM agents competing for on-chain tasks, as a Celery worker fleet.", no_args_is_help=True
 )
 console = Console()
+
+
+def load_settings() -> Settings:
+    """Settings, or a one-line error naming each bad variable (exit code 2) instead of a traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "AGENTFLEET_" + "_".join(str(p) for p in error["loc"]).upper()
+            console.print(f"[red]invalid setting {name}[/red]: {error['msg']}")
+        raise typer.Exit(code=2) from None
 
 
 @app.callback()
@@ -58,7 +70,7 @@ def deploy(
     from agentfleet.chain.deploy import deploy_all
     from agentfleet.chain.session import ChainSession
 
-    settings = Settings()
+    settings = load_settings()
     session = ChainSession.open(settings)
     record = deploy_all(session.client, session.deployer, record_path=settings.contract_addresses_path, reuse=not fresh)
     console.print_json(json.dumps(record.model_dump(by_alias=True)))
@@ -69,7 +81,7 @@ def accounts(count: Annotated[int, typer.Option(min=1, max=1000, help="Agents to
     """Print the addresses derived from the mnemonic (never the keys)."""
     from agentfleet.chain.keys import derive_account
 
-    settings = Settings()
+    settings = load_settings()
     secret = settings.mnemonic.get_secret_value()
     table = Table("role", "HD index", "address")
     for role, index in (
@@ -87,7 +99,7 @@ def accounts(count: Annotated[int, typer.Option(min=1, max=1000, help="Agents to
 @app.command("settings")
 def show_settings() -> None:
     """Print the effective settings (secrets masked)."""
-    for name, value in Settings().model_dump().items():
+    for name, value in load_settings().model_dump().items():
         console.print(f"{name} = {value}")
 
 

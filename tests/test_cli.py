@@ -1,0 +1,49 @@
+"""The README's main command and the CLI's handling of bad arguments, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "agentfleet.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+
+
+@pytest.mark.parametrize("chain", ["inprocess", pytest.param("anvil", marks=pytest.mark.anvil)])
+def test_demo_walks_one_task_to_payment(chain: str) -> None:
+    result = run("demo", "--chain", chain)
+    assert result.returncode == 0, result.stderr
+    for step in ("deployed 7 contracts", "cfp:", "propose:", "accept:", "inform-result:", "inform-done:", "paid:"):
+        assert step in result.stdout
+    assert "offline" in result.stdout  # no LLM was called, and the output says so
+
+
+def test_bad_option_gets_a_clear_error() -> None:
+    result = run("demo", "--chain", "mainnet")
+    assert result.returncode == 2
+    assert "--chain" in result.stderr and "inprocess" in result.stderr
+
+
+def test_accounts_never_print_keys_or_mnemonic() -> None:
+    env = {**os.environ, "AGENTFLEET_MNEMONIC": "test test test test test test test test test test test junk"}
+    result = run("accounts", "--count", "2", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC" in result.stdout  # agent 0 = HD index 2
+    assert "junk" not in result.stdout
+    result = run("settings", env=env)
+    assert "junk" not in result.stdout and "**********" in result.stdout
+
+
+def test_invalid_setting_is_reported_by_name() -> None:
+    result = run("settings", env={**os.environ, "AGENTFLEET_CONFIRMATIONS": "many"})
+    assert result.returncode == 2
+    assert "invalid setting AGENTFLEET_CONFIRMATIONS" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
