@@ -3,9 +3,9 @@
 Every event becomes (a) an entry in a capped Redis Stream (the event log dashboards and replays read)
 and (b) zero or more Celery messages, each with an idempotency key ``{tx}:{log index}:{target}`` that is
 also its Celery task id. Sending is two-phase in Redis: the key is set to ``pending`` before the send and
-to ``sent`` after it. A replay after a crash skips ``sent`` keys and re-sends ``pending`` ones (their send
-may or may not have happened; workers deduplicate by task id), so the same key never yields two pieces
-of work that both count.
+to ``sent`` right after it. A replay after a crash skips ``sent`` keys and re-sends the (at most one)
+``pending`` key, whose send may or may not have happened; workers deduplicate by task id, so the same key
+never yields two pieces of work that both run.
 """
 
 from __future__ import annotations
@@ -194,20 +194,14 @@ class Dispatcher:
             self.redis.delete(f"{REVERTED_PREFIX}:{event.id}")  # re-included after a reorg: live again
         todo = [(w, k) for w, k, s in zip(works, keys, states, strict=False) if s != b"sent"]
         if todo:
-            pipe = self.redis.pipeline()
-            for _, key in todo:
-                pipe.set(key, "pending", ex=KEY_TTL)
-            pipe.execute()
             with self.app.producer_or_acquire() as producer:
-                for work, _ in todo:
+                for work, key in todo:  # mark each send at once: a crash re-sends at most one message
+                    self.redis.set(key, "pending", ex=KEY_TTL)
                     self.app.send_task(
                         work.task, kwargs=work.kwargs, queue=work.queue, task_id=work.key, producer=producer
                     )
+                    self.redis.set(key, "sent", ex=KEY_TTL)
                     self.metrics.dispatched.labels(task=work.task).inc()
-            pipe = self.redis.pipeline()
-            for _, key in todo:
-                pipe.set(key, "sent", ex=KEY_TTL)
-            pipe.execute()
         if states[-1] != b"sent":
             pipe = self.redis.pipeline(transaction=True)
             pipe.xadd(

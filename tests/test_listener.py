@@ -1,0 +1,187 @@
+"""The chain listener against a real anvil and a real redis-server: backfill, order, routing, reorgs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from agentfleet.chain.artifacts import Deployment
+from agentfleet.chain.local import advance_time, mine
+from agentfleet.chain.session import ChainSession
+from agentfleet.services import RedisServer
+from agentfleet.settings import Settings
+from chain_listener.listener import Listener
+from tests.chain_helpers import ETH, create_task, deployed_market
+from tests.listener_helpers import add_fleet_agents, celery_app, emit_tasks, queued, stream
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture
+def market(tmp_path: Path) -> Iterator[ChainSession]:
+    with deployed_market("anvil", tmp_path) as session:
+        yield session
+
+
+def make_listener(session: ChainSession, server: RedisServer, *, confirmations: int = 0, batch: int = 100) -> Listener:
+    settings = Settings(
+        rpc_urls=[session.client.w3.provider.endpoint_uri],  # type: ignore[attr-defined]
+        confirmations=confirmations,
+        listener_batch_blocks=batch,
+        contract_addresses_path=session.settings.contract_addresses_path,
+    )
+    client = redis.Redis.from_url(server.url)
+    return Listener.build(settings, app=celery_app(server.url), redis_client=client)
+
+
+def drain(listener: Listener, max_steps: int = 10_000) -> None:
+    """Step until the listener has nothing left to read."""
+    for _ in range(max_steps):
+        result = listener.step()
+        if not result.advanced and not result.retried and not result.reorg_depth:
+            return
+    raise AssertionError("listener did not catch up")
+
+
+def test_backfill_of_1000_events_dispatches_each_exactly_once(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    add_fleet_agents(market, redis_client, ["research"])
+    hashes = emit_tasks(market, 1000)  # the listener is not running yet
+
+    listener = make_listener(market, redis_server, batch=50)
+    drain(listener)
+
+    work = queued(redis_client, "agent.research")
+    assert len(work) == 1000
+    assert len({w["id"] for w in work}) == 1000
+    assert [w["kwargs"]["task_id"] for w in work] == list(range(1, 1001))  # chain order
+    created = [e for e in stream(redis_client) if e.get("name") == "TaskCreated"]
+    assert [e["id"].split(":")[0] for e in created] == hashes
+    drain(make_listener(market, redis_server, batch=50))  # a second listener (a restart) adds nothing
+    assert len(queued(redis_client, "agent.research")) == 1000
+
+
+def test_task_life_routes_work_to_the_right_queues_in_order(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    s = market
+    add_fleet_agents(s, redis_client, ["research", "development", "analytics"])
+    listener = make_listener(s, redis_server)
+    task_id = create_task(s, tags=["research"])  # agents 0 and 2 have the research capability
+    drain(listener)
+    assert {w["kwargs"]["agent"] for w in queued(redis_client, "agent.research")} == {s.agent(0).address}
+    assert {w["kwargs"]["agent"] for w in queued(redis_client, "agent.analytics")} == {s.agent(2).address}
+    assert queued(redis_client, "agent.development") == []
+
+    s.auction.place_bid(s.agent(0), task_id, ETH // 2)
+    s.auction.place_bid(s.agent(2), task_id, ETH // 3)
+    advance_time(s.client.w3, 301)
+    s.auction.finalize(s.requester, task_id)
+    s.tasks.submit_result(s.agent(2), task_id, b"\x01" * 32, "sha256:01")
+    s.tasks.complete_task(s.evaluator, task_id, 80)
+    drain(listener)
+
+    execute = [w for w in queued(redis_client, "agent.analytics") if w["task"] == "workers.tasks.execute"]
+    assert [w["kwargs"]["agent"] for w in execute] == [s.agent(2).address]
+    assert [w["kwargs"]["task_id"] for w in queued(redis_client, "evaluation")] == [task_id]
+    outcomes = {(w["kwargs"]["agent"].lower(), w["kwargs"]["outcome"]) for w in queued(redis_client, "training")}
+    assert outcomes == {(s.agent(0).address.lower(), "lost"), (s.agent(2).address.lower(), "won")}
+    names = [e["name"] for e in stream(redis_client) if e.get("name") and '"taskId": 1' in e["event"]]
+    assert names == [
+        "TaskCreated", "BidPlaced", "BidPlaced", "TaskAssigned", "AuctionFinalized",
+        "ResultSubmitted", "Settled", "TaskCompleted",
+    ]  # fmt: skip
+
+
+def snapshot(session: ChainSession) -> str:
+    return str(session.client.w3.provider.make_request("evm_snapshot", [])["result"])  # type: ignore[arg-type]
+
+
+def revert(session: ChainSession, snap: str) -> None:
+    session.client.w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+    session.client.nonces.forget(session.requester.address)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_reorg_within_confirmations_never_dispatches_orphaned_events(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis, depth: int
+) -> None:
+    s = market
+    add_fleet_agents(s, redis_client, ["research"])
+    listener = make_listener(s, redis_server, confirmations=depth)
+    drain(listener)
+    snap = snapshot(s)
+    orphaned = emit_tasks(s, depth)  # `depth` blocks, each with a TaskCreated
+    drain(listener)  # they are not confirmed yet: nothing dispatched
+    revert(s, snap)
+    kept = emit_tasks(s, depth, tags=["research", "writing"])
+    mine(s.client.w3, depth + 1)
+    drain(listener)
+
+    ids = {e["id"].split(":")[0] for e in stream(redis_client)}
+    assert not ids & set(orphaned)
+    assert set(kept) <= ids
+    assert len(queued(redis_client, "agent.research")) == depth
+
+
+@pytest.mark.parametrize("method", ["snapshot", "anvil_reorg"])
+def test_reorg_deeper_than_confirmations_reports_orphaned_events_reverted(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis, method: str
+) -> None:
+    s = market
+    add_fleet_agents(s, redis_client, ["research"])
+    listener = make_listener(s, redis_server, confirmations=0)
+    drain(listener)
+    snap = snapshot(s)
+    orphaned = emit_tasks(s, 2)
+    drain(listener)  # confirmations 0: dispatched at once
+    assert len(queued(redis_client, "agent.research")) == 2
+    if method == "snapshot":
+        revert(s, snap)
+        mine(s.client.w3, 3)
+    else:
+        s.client.w3.provider.make_request("anvil_reorg", [2, []])  # type: ignore[arg-type]
+        s.client.nonces.forget(s.requester.address)
+    kept = emit_tasks(s, 1)
+    drain(listener)
+
+    reverted = {e["id"] for e in stream(redis_client) if e.get("status") == "reverted"}
+    assert {h.split(":")[0] for h in reverted} >= set(orphaned) - set(kept)
+    for entry in reverted:
+        assert redis_client.exists(f"agentfleet:reverted:{entry}")
+    assert kept[0] in {e["id"].split(":")[0] for e in stream(redis_client) if e.get("status") == "confirmed"}
+    assert listener.metrics.reorgs.labels(kind="deep")._value.get() >= 1
+
+
+def test_malformed_and_unknown_logs_are_skipped_with_a_reason(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    listener = make_listener(market, redis_server)
+    deployment = Deployment.load(market.settings.contract_addresses_path)
+    good = {
+        "address": deployment.contracts["ActionLogger"],
+        "topics": [b"\x00" * 32],
+        "data": b"",
+        "blockNumber": 5,
+        "logIndex": 0,
+        "transactionHash": b"\x01" * 32,
+        "blockHash": b"\x02" * 32,
+        "transactionIndex": 0,
+    }
+    bad_logs = [
+        {**good, "topics": []},
+        good,  # unknown topic
+        {**good, "address": "0x" + "12" * 20},
+        {"address": deployment.contracts["ActionLogger"]},  # missing fields
+    ]
+    assert listener.dispatcher.handle(bad_logs) == {}  # type: ignore[arg-type]
+    skipped = listener.metrics.skipped
+    assert skipped.labels(reason="anonymous")._value.get() == 1
+    assert skipped.labels(reason="unknown_topic")._value.get() == 1
+    assert skipped.labels(reason="unknown_address")._value.get() == 1
+    assert skipped.labels(reason="malformed")._value.get() == 1
+    assert stream(redis_client) == []
