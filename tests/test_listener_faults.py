@@ -1,0 +1,169 @@
+"""The listener under faults: SIGKILL mid-batch, and an RPC endpoint that errors, stalls and refuses ranges."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import redis
+
+from agentfleet.chain.session import ChainSession
+from agentfleet.services import RedisServer, free_port
+from agentfleet.settings import Settings
+from chain_listener.listener import Listener
+from chain_listener.rpc import RpcPool
+from tests.chain_helpers import deployed_market
+from tests.listener_helpers import add_fleet_agents, celery_app, emit_tasks, queued, stream
+
+pytestmark = pytest.mark.anvil
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def market(tmp_path: Path) -> Iterator[ChainSession]:
+    with deployed_market("anvil", tmp_path) as session:
+        yield session
+
+
+def listener_process(session: ChainSession, server: RedisServer) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "AGENTFLEET_RPC_URLS": session.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+        "AGENTFLEET_REDIS_URL": server.url,
+        "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(session.settings.contract_addresses_path),
+        "AGENTFLEET_CONFIRMATIONS": "0",
+        "AGENTFLEET_LISTENER_BATCH_BLOCKS": "20",
+        "AGENTFLEET_LISTENER_MAX_BATCH_BLOCKS": "20",
+    }
+    return subprocess.Popen([sys.executable, "-m", "chain_listener"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not reached in time")
+
+
+def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    add_fleet_agents(market, redis_client, ["research"])
+    emit_tasks(market, 600)
+    first = listener_process(market, redis_server)
+    wait_for(lambda: redis_client.llen("agent.research") >= 150)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    interrupted_at = redis_client.llen("agent.research")
+    assert interrupted_at < 600, "the kill came too late to test anything"
+
+    second = listener_process(market, redis_server)
+    try:
+        wait_for(lambda: len({e["id"] for e in stream(redis_client) if e.get("name") == "TaskCreated"}) >= 600)
+        time.sleep(0.5)  # anything extra would show up now
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=20) == 0  # SIGTERM: clean stop after the current step
+
+    work = queued(redis_client, "agent.research")
+    keys = [w["id"] for w in work]
+    assert len(set(keys)) == 600  # no gap: every task's work exists
+    assert sorted({w["kwargs"]["task_id"] for w in work}) == list(range(1, 601))
+    # At most the one send in flight at the kill can repeat, under the same task id (workers drop it).
+    assert len(keys) - len(set(keys)) <= 1
+    created = [e["id"] for e in stream(redis_client) if e.get("name") == "TaskCreated"]
+    assert len(created) == len(set(created)) == 600
+
+
+class FlakyProxy(BaseHTTPRequestHandler):
+    """Forwards JSON-RPC to anvil, but fails every 6th request, stalls every 9th, refuses big log ranges."""
+
+    upstream = ""
+    counter = 0
+    lock = threading.Lock()
+    max_range = 16
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.lock:
+            type(self).counter += 1
+            n = self.counter
+        if n % 6 == 0:
+            self._reply(500, b"upstream exploded")
+            return
+        if n % 9 == 0:
+            time.sleep(1.5)  # longer than the client's timeout
+        request = json.loads(body)
+        if isinstance(request, dict) and request.get("method") == "eth_getLogs":
+            params = request["params"][0]
+            span = int(params["toBlock"], 16) - int(params["fromBlock"], 16)
+            if span > self.max_range:
+                error = {"code": -32005, "message": "query returned more than 10000 results"}
+                self._reply(200, json.dumps({"jsonrpc": "2.0", "id": request["id"], "error": error}).encode())
+                return
+        upstream = urllib.request.Request(self.upstream, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(upstream, timeout=10) as answer:
+            self._reply(200, answer.read())
+
+    def _reply(self, status: int, payload: bytes) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout): that is the point
+
+
+def test_flaky_rpc_slows_the_listener_but_loses_nothing(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    add_fleet_agents(market, redis_client, ["research"])
+    emit_tasks(market, 120)
+    FlakyProxy.upstream = market.client.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    proxy = ThreadingHTTPServer(("127.0.0.1", free_port()), FlakyProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{proxy.server_address[1]}"
+        settings = Settings(
+            rpc_urls=[url], confirmations=0, listener_batch_blocks=200,
+            contract_addresses_path=market.settings.contract_addresses_path,
+        )  # fmt: skip
+        errors: list[str] = []
+        pool = RpcPool([url], timeout=1.0, backoff_initial=0.01, backoff_max=0.05, attempts=30,
+                       on_error=lambda _url, exc: errors.append(type(exc).__name__))  # fmt: skip
+        listener = Listener.build(settings, app=celery_app(redis_server.url), redis_client=redis_client, pool=pool)
+        head = market.client.w3.eth.block_number
+        for _ in range(2000):
+            try:
+                listener.step()
+            except Exception:  # what Listener.run does: log, back off, carry on
+                continue
+            checkpoint = listener.follower.store.load()
+            if checkpoint and checkpoint.number >= head:
+                break
+    finally:
+        proxy.shutdown()
+
+    work = queued(redis_client, "agent.research")
+    assert sorted(w["kwargs"]["task_id"] for w in work) == list(range(1, 121))
+    # It shrank its ranges to the provider's cap (growing back past it only to be refused again).
+    assert listener.follower.fetcher.batch <= 2 * (FlakyProxy.max_range + 1) < 200
+    assert "HTTPError" in errors  # 500s were met and failed over
+    assert FlakyProxy.counter >= 18  # ... and so were stalled answers (every 9th request)
