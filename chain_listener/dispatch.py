@@ -20,7 +20,7 @@ import redis
 from celery import Celery
 from web3.types import LogReceipt
 
-from agentfleet.directory import AgentDirectory
+from agentfleet.directory import AgentDirectory, FleetAgent
 from chain_listener.checkpoint import text
 from chain_listener.events import ChainEvent, EventDecoder, UndecodableLog
 from chain_listener.metrics import ListenerMetrics
@@ -70,6 +70,7 @@ class Dispatcher:
         self.stream_key = stream_key
         self.stream_maxlen = stream_maxlen
         self.on_event = on_event
+        self._agents: list[FleetAgent] | None = None
 
     # --- entry points used by ChainFollower -------------------------------------------------------------
     def handle(self, logs: list[LogReceipt]) -> dict[int, list[str]]:
@@ -85,6 +86,7 @@ class Dispatcher:
                 continue
             events.append(event)
             by_block.setdefault(event.block_number, []).append(event.id)
+        self._agents = None  # directory snapshot for this batch (agent events refresh it)
         for event in events:  # chain order: logs arrive sorted by (block, log index)
             works = self.route(event)
             self._send(event, works)
@@ -116,7 +118,7 @@ class Dispatcher:
             return [
                 Work(CONSIDER, agent.queue, self._key(event, f"consider:{agent.address.lower()}"),
                      {"agent": agent.address, "task_id": args["taskId"], "event": message})
-                for agent in self.directory.eligible(tags)
+                for agent in self._eligible(tags)
             ]  # fmt: skip
         if name == "BidPlaced":
             self.redis.hset(f"{BIDS_PREFIX}:{args['taskId']}", str(args["agent"]).lower(), str(args["amount"]))
@@ -137,6 +139,8 @@ class Dispatcher:
             return [self._outcome(event, str(args["agent"]), outcome)]
         if name == "TaskExpired" and int(str(args.get("agent", "0x0")), 16) != 0:
             return [self._outcome(event, str(args["agent"]), "failed")]
+        if name.startswith("Agent"):
+            self._agents = None
         if name in {"AgentRegistered", "AgentUpdated"}:
             self.directory.update(str(args["agent"]), capabilities=[str(c) for c in args.get("capabilities", [])])
             return []
@@ -156,6 +160,11 @@ class Dispatcher:
                 )
             ]
         return []
+
+    def _eligible(self, tags: list[str]) -> list[FleetAgent]:
+        if self._agents is None:
+            self._agents = self.directory.all()
+        return sorted((a for a in self._agents if a.serves(tags)), key=lambda a: a.address)
 
     def _assigned(self, event: ChainEvent) -> list[Work]:
         args, task_id = event.args, event.args["taskId"]
@@ -189,8 +198,8 @@ class Dispatcher:
     def _send(self, event: ChainEvent, works: list[Work]) -> None:
         stream_key = self._key(event, "stream")
         keys = [f"{KEY_PREFIX}:{w.key}" for w in works] + [f"{KEY_PREFIX}:{stream_key}"]
-        states = self.redis.mget(keys)
-        if self.redis.exists(f"{REVERTED_PREFIX}:{event.id}"):
+        *states, reverted = self.redis.mget([*keys, f"{REVERTED_PREFIX}:{event.id}"])
+        if reverted is not None:
             self.redis.delete(f"{REVERTED_PREFIX}:{event.id}")  # re-included after a reorg: live again
         todo = [(w, k) for w, k, s in zip(works, keys, states, strict=False) if s != b"sent"]
         if todo:
