@@ -77,6 +77,14 @@ def deploy(
 
 
 @app.command()
+def listen() -> None:
+    """Follow the chain and turn confirmed events into Celery work (same as ``python -m chain_listener``)."""
+    from chain_listener.listener import main
+
+    main(load_settings())
+
+
+@app.command()
 def accounts(count: Annotated[int, typer.Option(min=1, max=1000, help="Agents to list.")] = 5) -> None:
     """Print the addresses derived from the mnemonic (never the keys)."""
     from agentfleet.chain.keys import derive_account

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     listener_max_batch_blocks: int = Field(default=5000, ge=1, description="Largest eth_getLogs range (blocks).")
     listener_stream_maxlen: int = Field(default=100_000, ge=100, description="Approximate cap of the event stream.")
     listener_metrics_port: int | None = Field(default=None, description="Prometheus port of the listener (unset: off).")
+    metrics_address: str = Field(default="127.0.0.1", description="Address metrics endpoints bind to.")
 
     # --- LLM ------------------------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(

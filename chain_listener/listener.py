@@ -119,7 +119,9 @@ def main(settings: Settings | None = None) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     listener = Listener.build(settings, app=app)
     if settings.listener_metrics_port:
-        start_http_server(settings.listener_metrics_port, addr="127.0.0.1", registry=listener.metrics.registry)
+        start_http_server(
+            settings.listener_metrics_port, addr=settings.metrics_address, registry=listener.metrics.registry
+        )
     listener.install_signal_handlers()
     log.info("listener following from block %s", listener.follower.start_block)
     listener.run()

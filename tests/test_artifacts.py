@@ -38,3 +38,12 @@ def test_every_custom_error_has_a_python_class() -> None:
             if item["type"] == "error":
                 cls = getattr(bindings, item["name"])
                 assert issubclass(cls, bindings.ContractRevert)
+
+
+def test_committed_deployment_record_matches_the_artifacts() -> None:
+    """contract_addresses.json (the default anvil deployment) names the code that is compiled now."""
+    from agentfleet.chain.artifacts import Deployment
+
+    record = Deployment.load(ROOT / "contract_addresses.json")
+    assert record.chain_id == 31337 and set(record.contracts) == set(CONTRACT_NAMES)
+    assert record.artifact_hashes == {name: load_artifact(name).code_hash for name in CONTRACT_NAMES}

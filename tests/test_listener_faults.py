@@ -35,8 +35,9 @@ def market(tmp_path: Path) -> Iterator[ChainSession]:
         yield session
 
 
-def listener_process(session: ChainSession, server: RedisServer) -> subprocess.Popen[bytes]:
+def listener_process(session: ChainSession, server: RedisServer, **extra: str) -> subprocess.Popen[bytes]:
     env = {
+        **extra,
         **os.environ,
         "AGENTFLEET_RPC_URLS": session.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
         "AGENTFLEET_REDIS_URL": server.url,
@@ -69,10 +70,15 @@ def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
     interrupted_at = redis_client.llen("agent.research")
     assert interrupted_at < 600, "the kill came too late to test anything"
 
-    second = listener_process(market, redis_server)
+    port = free_port()
+    second = listener_process(market, redis_server, AGENTFLEET_LISTENER_METRICS_PORT=str(port))
     try:
         wait_for(lambda: len({e["id"] for e in stream(redis_client) if e.get("name") == "TaskCreated"}) >= 600)
         time.sleep(0.5)  # anything extra would show up now
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert "agentfleet_listener_head_lag_blocks 0.0" in metrics
+        assert 'agentfleet_listener_events_total{event="TaskCreated"}' in metrics
+        assert "agentfleet_listener_checkpoint_block" in metrics
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=20) == 0  # SIGTERM: clean stop after the current step
