@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 import redis
@@ -22,6 +22,7 @@ from chain_listener.events import EventDecoder
 from chain_listener.follower import ChainFollower, StepResult
 from chain_listener.metrics import ListenerMetrics
 from chain_listener.rpc import AdaptiveLogFetcher, RpcPool
+from chain_listener.wakeup import HeadWakeup
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class Listener:
     metrics: ListenerMetrics
     poll_interval: float
     stop_event: threading.Event
+    wake: threading.Event = field(default_factory=threading.Event)
+    ws_url: str | None = None
 
     @classmethod
     def build(
@@ -74,7 +77,9 @@ class Listener:
             on_reverted=dispatcher.revert,
             on_shallow_reorg=lambda _depth: metrics.reorgs.labels(kind="shallow").inc(),
         )
-        return cls(follower, dispatcher, metrics, settings.listener_poll_interval, threading.Event())
+        return cls(
+            follower, dispatcher, metrics, settings.listener_poll_interval, threading.Event(), ws_url=settings.ws_url
+        )
 
     def step(self) -> StepResult:
         result = self.follower.step()
@@ -88,6 +93,14 @@ class Listener:
     def run(self, *, max_seconds: float | None = None) -> None:
         """Follow the chain until ``stop()`` (or SIGTERM/SIGINT via ``install_signal_handlers``)."""
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        wakeup = HeadWakeup(self.ws_url, self.wake).start() if self.ws_url else None
+        try:
+            self._loop(deadline)
+        finally:
+            if wakeup:
+                wakeup.stop()
+
+    def _loop(self, deadline: float | None) -> None:
         while not self.stop_event.is_set():
             if deadline is not None and time.monotonic() > deadline:
                 return
@@ -98,10 +111,12 @@ class Listener:
                 self.stop_event.wait(1.0)
                 continue
             if not result.advanced:
-                self.stop_event.wait(self.poll_interval)
+                self.wake.wait(self.poll_interval)  # a new head (WebSocket) or stop() ends the wait early
+                self.wake.clear()
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.wake.set()
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:

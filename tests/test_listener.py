@@ -185,3 +185,31 @@ def test_malformed_and_unknown_logs_are_skipped_with_a_reason(
     assert skipped.labels(reason="unknown_address")._value.get() == 1
     assert skipped.labels(reason="malformed")._value.get() == 1
     assert stream(redis_client) == []
+
+
+def test_websocket_new_heads_wake_the_listener_at_once(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    import threading
+    import time
+
+    add_fleet_agents(market, redis_client, ["research"])
+    listener = make_listener(market, redis_server)
+    listener.poll_interval = 30.0  # without the socket, a new block would wait this long
+    listener.ws_url = market.client.w3.provider.endpoint_uri.replace("http", "ws")  # type: ignore[attr-defined]
+    drain(listener)
+    thread = threading.Thread(target=listener.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.0)  # subscription established
+        started = time.monotonic()
+        emit_tasks(market, 1, wait=False)
+        while redis_client.llen("agent.research") == 0 and time.monotonic() - started < 10:
+            time.sleep(0.005)
+        elapsed = time.monotonic() - started
+    finally:
+        listener.stop()
+        thread.join(timeout=10)
+    assert redis_client.llen("agent.research") == 1
+    assert elapsed < 3.0, f"took {elapsed:.2f} s: the socket did not wake the listener"
+    assert not thread.is_alive()
