@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     model_bid: str = Field(default="gpt-4o-mini", description="Model for bid advice.")
     model_execute: str = Field(default="gpt-4o-mini", description="Model that executes tasks.")
     model_score: str = Field(default="gpt-4o-mini", description="Model that scores results.")
+    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds per LLM request.")
+    llm_max_retries: int = Field(default=2, ge=0, description="SDK retries on 408/429/5xx/connection errors.")
+    llm_rate_per_second: float = Field(default=5.0, gt=0, description="LLM calls per second, whole fleet.")
+    llm_burst: int = Field(default=10, ge=1, description="LLM calls allowed in a burst, whole fleet.")
 
     # --- paths ------------------------------------------------------------------------------------------
     project_root: Path = Field(default=PROJECT_ROOT, description="Where contracts/ and node_modules/ live.")
