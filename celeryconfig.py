@@ -49,6 +49,9 @@ task_default_queue = "keeper"
 task_queues = tuple(Queue(f"agent.{p}", routing_key=f"agent.{p}") for p in PROFILE_QUEUES) + tuple(
     Queue(name, routing_key=name) for name in SERVICE_QUEUES
 )
+beat_schedule = {
+    "finalize-due-auctions": {"task": "workers.tasks.finalize_due", "schedule": _settings.keeper_interval},
+}
 task_routes = {
     "workers.tasks.evaluate": {"queue": "evaluation"},
     "workers.tasks.finalize_due": {"queue": "keeper"},

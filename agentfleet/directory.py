@@ -22,6 +22,8 @@ class FleetAgent:
     profile: str  # capability profile: selects the queue agent.<profile>
     capabilities: list[str] = field(default_factory=list)
     active: bool = True
+    hd_index: int | None = None  # which key of the mnemonic acts for it (never the key itself)
+    learning_profile: str = "balanced"
 
     @property
     def queue(self) -> str:

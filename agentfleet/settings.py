@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     listener_metrics_port: int | None = Field(default=None, description="Prometheus port of the listener (unset: off).")
     metrics_address: str = Field(default="127.0.0.1", description="Address metrics endpoints bind to.")
 
+    # --- workers ---------------------------------------------------------------------------------------
+    action_logging: bool = Field(default=True, description="Workers log bids and results to ActionLogger.")
+    keeper_interval: float = Field(default=5.0, gt=0, description="Seconds between keeper finalize sweeps.")
+    claim_ttl: int = Field(default=300, ge=5, description="Seconds a worker holds a task's in-progress claim.")
+
     # --- LLM ------------------------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
         default=None,

@@ -4,5 +4,5 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("agentfleet")
+app = Celery("agentfleet", include=["workers.tasks"])
 app.config_from_object("celeryconfig")

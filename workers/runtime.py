@@ -1,0 +1,83 @@
+"""Per-process resources of a worker, created lazily after the fork (never in a prefork parent)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import redis
+
+from agentfleet.chain.session import ChainSession
+from agentfleet.directory import AgentDirectory
+from agentfleet.llm import LLMProvider, make_provider
+from agentfleet.policy import MAX_RESULT_BYTES
+from agentfleet.settings import Settings, get_settings
+
+
+class ResultStore:
+    """Full results off chain, content-addressed: ``agentfleet:results:{sha256}``; the chain holds the hash."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def put(self, content: str) -> bytes:
+        data = content.encode("utf-8")
+        if len(data) > MAX_RESULT_BYTES:
+            raise ValueError(f"result of {len(data)} bytes exceeds {MAX_RESULT_BYTES}")
+        digest = hashlib.sha256(data).digest()
+        self.redis.set(f"agentfleet:results:{digest.hex()}", data)
+        return digest
+
+    def get(self, digest: bytes) -> str | None:
+        raw = self.redis.get(f"agentfleet:results:{digest.hex()}")
+        if isinstance(raw, str):
+            raw = raw.encode()
+        if raw is None or hashlib.sha256(raw).digest() != digest:
+            return None  # missing or tampered with: never trusted
+        return raw.decode("utf-8")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: redis.Redis
+    session: ChainSession
+    provider: LLMProvider
+    directory: AgentDirectory
+    results: ResultStore
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+        return cls(
+            settings=settings,
+            redis=client,
+            session=ChainSession.open(settings, redis_client=client),
+            provider=make_provider(settings, client),
+            directory=AgentDirectory(client),
+            results=ResultStore(client),
+        )
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a result, a prompt or a log line."""
+        s = self.settings
+        values = [s.mnemonic.get_secret_value(), s.redis_url.get_secret_value()]
+        if s.openai_api_key is not None:
+            values.append(s.openai_api_key.get_secret_value())
+        return values
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime.build(get_settings())
+    return _runtime
+
+
+def use_runtime(value: Runtime | None) -> None:
+    """Install a runtime (tests and the embedded demo build theirs from explicit settings)."""
+    global _runtime
+    _runtime = value

@@ -1,0 +1,297 @@
+"""The agent tasks: consider (evaluate + bid), execute, evaluate (score + complete), keeper finalize.
+
+Each task validates its arguments (a malformed ``celery call`` fails at once with a clear message), skips
+work that is done (ledger + chain state), holds a claim while it works, and retries transient LLM/RPC
+failures with exponential backoff and jitter before ending in a visible FAILURE (result backend and the
+``agentfleet:failures`` stream).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from celery import Task
+from celery.signals import task_failure
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from web3 import Web3
+
+from agentfleet import policy
+from agentfleet.chain import bindings as b
+from agentfleet.chain.errors import ChainError
+from agentfleet.directory import FleetAgent
+from agentfleet.llm import LLMError, LLMOutputError, TaskView, Usage
+from agentfleet.profiles import AgentLearningConfig
+from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext
+from workers.app import app
+from workers.idempotency import Claimed, WorkLedger
+from workers.runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (LLMError, requests.ConnectionError, requests.Timeout, TimeoutError, Claimed)
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 5,
+    "dont_autoretry_for": (LLMOutputError,),
+}
+OPEN, ASSIGNED, SUBMITTED = 1, 2, 3
+
+
+class AgentTaskArgs(BaseModel):
+    agent: str
+    task_id: int = Field(ge=1)
+    event: dict[str, Any] | None = None
+
+    @field_validator("agent")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not Web3.is_address(value):
+            raise ValueError(f"not an Ethereum address: {value!r}")
+        return Web3.to_checksum_address(value)
+
+
+class TaskArgs(BaseModel):
+    task_id: int = Field(ge=1)
+    event: dict[str, Any] | None = None
+
+
+def _parse(model: type[BaseModel], **kwargs: Any) -> Any:
+    try:
+        return model.model_validate(kwargs)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"invalid arguments: {problems}") from None
+
+
+def _reverted(rt: Runtime, event: dict[str, Any] | None) -> bool:
+    return bool(event and rt.redis.exists(f"agentfleet:reverted:{event.get('id')}"))
+
+
+def _fleet_agent(rt: Runtime, address: str) -> FleetAgent:
+    agent = rt.directory.get(address)
+    if agent is None or agent.hd_index is None:
+        raise ValueError(f"{address} is not an agent of this fleet")
+    return agent
+
+
+def _record_usage(rt: Runtime, agent: str, task_id: int, usage: Usage) -> None:
+    if not (usage.prompt_tokens or usage.completion_tokens):
+        return
+    pipe = rt.redis.pipeline()
+    for key in (f"agentfleet:usage:agent:{agent.lower()}", f"agentfleet:usage:task:{task_id}"):
+        pipe.hincrby(key, "prompt_tokens", usage.prompt_tokens)
+        pipe.hincrby(key, "completion_tokens", usage.completion_tokens)
+        pipe.hincrbyfloat(key, "cost_usd", usage.cost_usd)
+    pipe.execute()
+
+
+def _log_action(rt: Runtime, account: Any, task_id: int, action: str, data: bytes) -> None:
+    if not rt.settings.action_logging:
+        return
+    try:
+        rt.session.actions.log_action(account, task_id, action, Web3.keccak(data))
+    except ChainError as exc:  # the audit trail must never block the work itself
+        log.warning("action log %s for task %s failed: %s", action, task_id, exc)
+
+
+def _once(rt: Runtime, key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
+    done = ledger.done(key)
+    if done is not None:
+        return {**done, "duplicate": True}
+    token = ledger.claim(key)  # Claimed -> autoretry later
+    try:
+        return ledger.finish(key, work())
+    finally:
+        ledger.release(key, token)
+
+
+def _view(rt: Runtime, task_id: int, task: Any) -> TaskView:
+    return TaskView(
+        task_id=task_id,
+        description=policy.clean_task_text(task.description),
+        tags=tuple(task.tags),
+        reward_eth=float(Web3.from_wei(task.reward, "ether")),
+    )
+
+
+@app.task(name="workers.tasks.consider", bind=True, **RETRY)
+def consider(self: Task, agent: str, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a new task for one agent and, if its profile says so, bid inside policy bounds."""
+    args = _parse(AgentTaskArgs, agent=agent, task_id=task_id, event=event)
+    rt = runtime()
+    if _reverted(rt, args.event):
+        return {"status": "reverted"}
+    return _once(rt, f"consider:{args.task_id}:{args.agent.lower()}", lambda: _consider(rt, args))
+
+
+def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
+    s = rt.session
+    member = _fleet_agent(rt, args.agent)
+    account = s.account(member.hd_index or 0)
+    task = s.tasks.get_task(args.task_id)
+    now = int(s.client.w3.eth.get_block("latest")["timestamp"])
+    if task.status != OPEN or now >= task.biddingDeadline:
+        return {"status": "closed"}
+    amount, live = s.auction.bid_of(args.task_id, args.agent)
+    if live:
+        return {"status": "bid", "amount": amount, "note": "already on chain"}
+    chain_agent = s.registry.get_agent(args.agent)
+    capabilities = dict(zip(chain_agent.capabilities, chain_agent.weights, strict=False))
+    view = _view(rt, args.task_id, task)
+    try:
+        fit, usage = rt.provider.evaluate_task_fit(capabilities, view)
+        _record_usage(rt, args.agent, args.task_id, usage)
+        fit_score = float(policy.clamp_score(fit.score))
+    except LLMOutputError as exc:
+        log.warning("fit evaluation for task %s unusable (%s): not bidding", args.task_id, exc)
+        return {"status": "refused", "reason": f"LLM answer unusable: {exc}"}
+    advice = None
+    if not rt.provider.offline:
+        try:
+            bid_advice, usage = rt.provider.calculate_bid_amount(capabilities, view, chain_agent.reputation, 0)
+            _record_usage(rt, args.agent, args.task_id, usage)
+            advice = bid_advice.fraction
+        except LLMOutputError:
+            advice = None  # advice is optional; the strategy prices alone
+    strategy = AdaptiveBiddingStrategy(AgentLearningConfig.get_profile(member.learning_profile))
+    decision = strategy.decide(
+        BidContext(
+            task_id=args.task_id, reward_wei=task.reward, tags=list(task.tags), fit_score=fit_score,
+            capability_weights=capabilities, reputation=chain_agent.reputation,
+            seconds_to_deadline=max(0, task.biddingDeadline - now), llm_fraction=advice,
+        )
+    )  # fmt: skip
+    if not decision.bid:
+        return {"status": "refused", "reason": decision.reason, "fit": fit_score}
+    try:
+        s.auction.place_bid(account, args.task_id, decision.amount_wei)
+    except b.AlreadyBid:
+        pass  # an earlier attempt of ours landed after all
+    except (b.BiddingClosed, b.TaskNotOpen):
+        return {"status": "closed"}
+    _log_action(rt, account, args.task_id, "bid", str(decision.amount_wei).encode())
+    return {"status": "bid", "amount": decision.amount_wei, "fraction": decision.amount_fraction, "fit": fit_score}
+
+
+@app.task(name="workers.tasks.execute", bind=True, **RETRY)
+def execute(self: Task, agent: str, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run a won task with the LLM, store the result content-addressed, submit its hash on chain."""
+    args = _parse(AgentTaskArgs, agent=agent, task_id=task_id, event=event)
+    rt = runtime()
+    if _reverted(rt, args.event):
+        return {"status": "reverted"}
+    return _once(rt, f"execute:{args.task_id}", lambda: _execute(rt, args))
+
+
+def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
+    s = rt.session
+    member = _fleet_agent(rt, args.agent)
+    account = s.account(member.hd_index or 0)
+    task = s.tasks.get_task(args.task_id)
+    if task.assignee != args.agent:
+        return {"status": "not_assignee"}
+    if task.status != ASSIGNED:
+        return {"status": "already_submitted" if task.status > ASSIGNED else "not_assigned"}
+    chain_agent = s.registry.get_agent(args.agent)
+    capabilities = dict(zip(chain_agent.capabilities, chain_agent.weights, strict=False))
+    result, usage = rt.provider.execute_task(member.name, capabilities, _view(rt, args.task_id, task))
+    _record_usage(rt, args.agent, args.task_id, usage)
+    content = policy.limit_result(policy.scrub(result.content, rt.secrets()))
+    digest = rt.results.put(content)
+    try:
+        s.tasks.submit_result(account, args.task_id, digest, f"sha256:{digest.hex()}")
+    except b.InvalidStatus:
+        return {"status": "already_submitted"}
+    _log_action(rt, account, args.task_id, "submit", digest)
+    return {"status": "submitted", "result_hash": "0x" + digest.hex(), "bytes": len(content.encode())}
+
+
+@app.task(name="workers.tasks.evaluate", bind=True, **RETRY)
+def evaluate(self: Task, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score a submitted result as the requester's evaluator and complete the task on chain."""
+    args = _parse(TaskArgs, task_id=task_id, event=event)
+    rt = runtime()
+    if _reverted(rt, args.event):
+        return {"status": "reverted"}
+    return _once(rt, f"evaluate:{args.task_id}", lambda: _evaluate(rt, args))
+
+
+def _evaluate(rt: Runtime, args: TaskArgs) -> dict[str, Any]:
+    s = rt.session
+    task = s.tasks.get_task(args.task_id)
+    if task.status != SUBMITTED:
+        return {"status": "not_submitted" if task.status < SUBMITTED else "already_completed"}
+    content = rt.results.get(bytes(task.resultHash))
+    if content is None:
+        score, feedback = 0, "result not found in the result store (or its hash does not match)"
+    else:
+        try:
+            verdict, usage = rt.provider.evaluate_task_result(_view(rt, args.task_id, task), content)
+            _record_usage(rt, task.assignee, args.task_id, usage)
+            score, feedback = policy.clamp_score(verdict.score), verdict.feedback[:500]
+        except LLMOutputError as exc:
+            score, feedback = 0, f"scoring answer unusable: {exc}"
+    try:
+        s.tasks.complete_task(s.evaluator, args.task_id, score)
+    except b.InvalidStatus:
+        return {"status": "already_completed"}
+    return {"status": "completed", "score": score, "feedback": feedback}
+
+
+@app.task(name="workers.tasks.finalize_due", bind=True, **RETRY)
+def finalize_due(self: Task, limit: int = 200) -> dict[str, Any]:
+    """Keeper (beat): finalize every auction whose deadline passed. Scans from a cursor kept in Redis."""
+    rt = runtime()
+    s = rt.session
+    cursor_key = "agentfleet:keeper:first_open"
+    first = int(rt.redis.get(cursor_key) or 1)
+    count = s.tasks.task_count()
+    now = int(s.client.w3.eth.get_block("latest")["timestamp"])
+    finalized, lowest_open = [], None
+    for task_id in range(first, min(count, first + limit - 1) + 1):
+        if s.tasks.status_of(task_id) != OPEN:
+            continue
+        if now < s.tasks.bidding_deadline_of(task_id):
+            lowest_open = lowest_open or task_id
+            continue
+        try:
+            s.auction.finalize(s.requester, task_id)
+            finalized.append(task_id)
+        except (b.AlreadyFinalized, b.TaskNotOpen, b.BiddingStillOpen):
+            pass
+    rt.redis.set(cursor_key, lowest_open or min(count + 1, first + limit))
+    return {"finalized": finalized}
+
+
+@app.task(name="workers.tasks.deliver_message", bind=True, **RETRY)
+def deliver_message(self: Task, agent: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Put a MessageHub message in the recipient agent's inbox (payload stays encrypted to its key)."""
+    if not Web3.is_address(agent) or not isinstance(event, dict) or "args" not in event:
+        raise ValueError("invalid arguments: need an agent address and a MessageSent event")
+    rt = runtime()
+    entry = {"id": event.get("id"), "from": event["args"].get("from"), "topic": event["args"].get("topic"),
+             "payload": event["args"].get("payload"), "task_id": event["args"].get("taskId")}  # fmt: skip
+    rt.redis.rpush(f"agentfleet:inbox:{agent.lower()}", json.dumps(entry))
+    return {"status": "delivered"}
+
+
+@task_failure.connect
+def _record_failure(sender: Task | None = None, task_id: str | None = None, exception: BaseException | None = None,
+                    **_kwargs: Any) -> None:  # fmt: skip
+    """Every final failure is visible: a stream entry with the task name, id and error (no secrets)."""
+    try:
+        rt = runtime()
+        text = policy.scrub(f"{type(exception).__name__}: {exception}", rt.secrets())[:500]
+        rt.redis.xadd("agentfleet:failures", {"task": getattr(sender, "name", "?"), "id": task_id or "",
+                                              "error": text, "at": str(time.time())}, maxlen=10_000)  # fmt: skip
+    except Exception:  # never let failure reporting fail the worker
+        log.exception("could not record a task failure")
