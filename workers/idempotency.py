@@ -31,9 +31,11 @@ class WorkLedger:
         raw = self.redis.get(f"{PREFIX}:done:{key}")
         return json.loads(raw) if raw else None
 
-    def claim(self, key: str) -> str:
+    def claim(self, key: str, *, steal: bool = False) -> str:
+        """Take the in-progress claim. ``steal`` is for a redelivered message: the broker only redelivers
+        when the worker that had it died (or outlived the visibility timeout), so its claim is void."""
         token = uuid.uuid4().hex
-        if not self.redis.set(f"{PREFIX}:claim:{key}", token, nx=True, ex=self.claim_ttl):
+        if not self.redis.set(f"{PREFIX}:claim:{key}", token, nx=not steal, ex=self.claim_ttl):
             raise Claimed(key)
         return token
 

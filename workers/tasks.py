@@ -102,12 +102,13 @@ def _log_action(rt: Runtime, account: Any, task_id: int, action: str, data: byte
         log.warning("action log %s for task %s failed: %s", action, task_id, exc)
 
 
-def _once(rt: Runtime, key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _once(task: Task, rt: Runtime, key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
     done = ledger.done(key)
     if done is not None:
         return {**done, "duplicate": True}
-    token = ledger.claim(key)  # Claimed -> autoretry later
+    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+    token = ledger.claim(key, steal=redelivered)  # Claimed -> autoretry later
     try:
         return ledger.finish(key, work())
     finally:
@@ -130,7 +131,7 @@ def consider(self: Task, agent: str, task_id: int, event: dict[str, Any] | None 
     rt = runtime()
     if _reverted(rt, args.event):
         return {"status": "reverted"}
-    return _once(rt, f"consider:{args.task_id}:{args.agent.lower()}", lambda: _consider(rt, args))
+    return _once(self, rt, f"consider:{args.task_id}:{args.agent.lower()}", lambda: _consider(rt, args))
 
 
 def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def execute(self: Task, agent: str, task_id: int, event: dict[str, Any] | None =
     rt = runtime()
     if _reverted(rt, args.event):
         return {"status": "reverted"}
-    return _once(rt, f"execute:{args.task_id}", lambda: _execute(rt, args))
+    return _once(self, rt, f"execute:{args.task_id}", lambda: _execute(rt, args))
 
 
 def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
@@ -222,7 +223,7 @@ def evaluate(self: Task, task_id: int, event: dict[str, Any] | None = None) -> d
     rt = runtime()
     if _reverted(rt, args.event):
         return {"status": "reverted"}
-    return _once(rt, f"evaluate:{args.task_id}", lambda: _evaluate(rt, args))
+    return _once(self, rt, f"evaluate:{args.task_id}", lambda: _evaluate(rt, args))
 
 
 def _evaluate(rt: Runtime, args: TaskArgs) -> dict[str, Any]:

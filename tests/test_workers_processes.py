@@ -1,0 +1,201 @@
+"""Worker processes as people run them: `celery -A workers worker`, `celery -A workers call`, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from agentfleet.chain.local import fund
+from agentfleet.chain.session import ChainSession
+from agentfleet.directory import AgentDirectory
+from agentfleet.fleet import register_fleet
+from agentfleet.profiles import AGENT_TYPES
+from agentfleet.services import RedisServer
+from tests.chain_helpers import ETH, create_task, deployed_market
+from workers.app import app
+
+pytestmark = pytest.mark.anvil
+ROOT = Path(__file__).resolve().parent.parent
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def market(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[ChainSession, dict[str, str], redis.Redis]]:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    with deployed_market("anvil", tmp_path, register=0) as session:
+        for number in range(2):
+            fund(session.client.w3, session.agent(number).address, 100 * ETH)
+        register_fleet(session, AgentDirectory(client), AGENT_TYPES[:2])
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))},
+            "AGENTFLEET_RPC_URLS": session.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+            "AGENTFLEET_REDIS_URL": redis_server.url,
+            "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(session.settings.contract_addresses_path),
+            "AGENTFLEET_CONFIRMATIONS": "0",
+            "AGENTFLEET_VISIBILITY_TIMEOUT": "10",
+            "AGENTFLEET_UNACKED_RESTORE_INTERVAL": "1",
+        }
+        app.conf.broker_url = redis_server.url
+        app.conf.result_backend = redis_server.url
+        yield session, env, client
+
+
+def worker(env: dict[str, str], name: str, queues: str = "agent.research,agent.development") -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [CELERY, "-A", "workers", "worker", "-P", "solo", "-Q", queues, "-n", f"{name}@%h", "--without-gossip",
+         "--without-mingle", "--loglevel", "WARNING"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def celery_call(env: dict[str, str], kwargs: dict[str, object], queue: str = "agent.research") -> str:
+    result = subprocess.run(
+        [CELERY, "-A", "workers", "call", "workers.tasks.consider", "--kwargs", json.dumps(kwargs), "--queue", queue],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_celery_call_places_a_bid_and_a_malformed_call_fails_clearly(
+    market: tuple[ChainSession, dict[str, str], redis.Redis],
+) -> None:
+    s, env, _ = market
+    task_id = create_task(s, tags=["research"])
+    proc = worker(env, "w1")
+    try:
+        good = celery_call(env, {"agent": s.agent(0).address, "task_id": task_id})
+        bad = celery_call(env, {"agent": "not-an-address", "task_id": 0})
+        outcome = app.AsyncResult(good).get(timeout=60)
+        assert outcome["status"] == "bid"
+        amount, live = s.auction.bid_of(task_id, s.agent(0).address)
+        assert live and amount == outcome["amount"]
+        with pytest.raises(ValueError, match="invalid arguments: .*agent.*not an Ethereum address.*task_id"):
+            app.AsyncResult(bad).get(timeout=60)
+    finally:
+        stop(proc)
+
+
+def test_three_workers_for_one_agent_bid_once_without_nonce_errors(
+    market: tuple[ChainSession, dict[str, str], redis.Redis],
+) -> None:
+    s, env, client = market
+    task_ids = [create_task(s, tags=["research"]) for _ in range(4)]
+    procs = [worker(env, f"w{i}") for i in range(3)]
+    try:
+        ids = [
+            app.send_task("workers.tasks.consider", kwargs={"agent": s.agent(0).address, "task_id": t},
+                          queue="agent.research").id
+            for t in task_ids for _ in range(3)  # every message three times: duplicates race each other
+        ]  # fmt: skip
+        results = [app.AsyncResult(i).get(timeout=120) for i in ids]
+    finally:
+        stop(*procs)
+    assert all(r["status"] == "bid" for r in results)
+    for task_id in task_ids:
+        assert s.auction.bid_count(task_id) == 1
+    assert client.xlen("agentfleet:failures") == 0
+
+
+class SlowLLM:
+    """An OpenAI-compatible server whose first answer takes long enough to kill the worker waiting on it."""
+
+    def __init__(self, first_delay: float) -> None:
+        self.calls = 0
+        self.first_delay = first_delay
+
+    def __call__(self, request: Request) -> Response:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(self.first_delay)
+        body = json.loads(request.data)
+        schema = json.dumps(body.get("response_format", {}))
+        if "fraction" in schema:
+            content = '{"fraction": 0.6, "reasoning": "fair"}'
+        elif "content" in schema:
+            content = '{"content": "the deliverable"}'
+        else:
+            content = '{"score": 90, "reasoning": "fits"}'
+        message = {"role": "assistant", "content": content}
+        reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
+        return Response(json.dumps(reply), content_type="application/json")
+
+
+@pytest.mark.slow
+def test_worker_killed_during_consider_and_execute_bids_and_submits_once(
+    market: tuple[ChainSession, dict[str, str], redis.Redis], httpserver: HTTPServer
+) -> None:
+    s, env, _ = market
+    llm = SlowLLM(first_delay=4.0)
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(llm)
+    env = {**env, "OPENAI_API_KEY": "sk-test-local", "OPENAI_BASE_URL": httpserver.url_for("/v1"),
+           "AGENTFLEET_ACTION_LOGGING": "false"}  # fmt: skip
+    task_id = create_task(s, tags=["research"], window=120)
+
+    first = worker(env, "victim")
+    result = app.send_task("workers.tasks.consider", kwargs={"agent": s.agent(0).address, "task_id": task_id},
+                           queue="agent.research")  # fmt: skip
+    wait_until(lambda: llm.calls >= 1)  # the worker is inside the LLM call now
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    second = worker(env, "heir")
+    try:
+        outcome = result.get(timeout=90)  # redelivered after the visibility timeout
+        assert outcome["status"] == "bid"
+        assert s.auction.bid_count(task_id) == 1
+
+        # Now execute: make agent 0 the winner, kill during the (slow) execution call.
+        from agentfleet.chain.local import advance_time
+
+        advance_time(s.client.w3, 121)
+        s.auction.finalize(s.requester, task_id)
+        llm.calls, llm.first_delay = 0, 4.0
+        stop(second)
+        third = worker(env, "victim2")
+        run = app.send_task("workers.tasks.execute", kwargs={"agent": s.agent(0).address, "task_id": task_id},
+                            queue="agent.research")  # fmt: skip
+        wait_until(lambda: llm.calls >= 1)
+        third.send_signal(signal.SIGKILL)
+        third.wait(timeout=10)
+        fourth = worker(env, "heir2")
+        try:
+            assert run.get(timeout=90)["status"] == "submitted"
+        finally:
+            stop(fourth)
+        logs = s.tasks.contract.events.ResultSubmitted().get_logs(from_block=0)
+        assert len(logs) == 1 and s.tasks.status_of(task_id) == 3
+    finally:
+        stop(second)
