@@ -102,7 +102,7 @@ def test_celery_call_places_a_bid_and_a_malformed_call_fails_clearly(
         assert outcome["status"] == "bid"
         amount, live = s.auction.bid_of(task_id, s.agent(0).address)
         assert live and amount == outcome["amount"]
-        with pytest.raises(ValueError, match="invalid arguments: .*agent.*not an Ethereum address.*task_id"):
+        with pytest.raises(ValueError, match=r"invalid arguments: .*agent.*not an Ethereum address.*task_id"):
             app.AsyncResult(bad).get(timeout=60)
     finally:
         stop(proc)
