@@ -2,75 +2,28 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from celery.contrib.testing.worker import start_worker
 
-from agentfleet.chain.local import advance_time, fund
+from agentfleet.chain.local import advance_time
 from agentfleet.chain.session import ChainSession
-from agentfleet.directory import AgentDirectory
-from agentfleet.fleet import register_fleet
 from agentfleet.profiles import AGENT_TYPES
 from agentfleet.services import RedisServer
-from agentfleet.settings import Settings
 from chain_listener.listener import Listener
-from tests.chain_helpers import ETH, deployed_market, now
+from tests.chain_helpers import ETH, now
+from tests.fleet_helpers import pump, running_fleet
 from workers.app import app
-from workers.runtime import Runtime, use_runtime
 
 pytestmark = pytest.mark.anvil
-QUEUES = ["agent.research", "agent.development", "agent.analytics", "agent.creative", "agent.blockchain",
-          "evaluation", "keeper"]  # fmt: skip
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 @pytest.fixture
 def fleet(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[ChainSession, Listener, redis.Redis]]:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    with deployed_market("anvil", tmp_path, register=0) as session:
-        settings = Settings(
-            rpc_urls=[session.client.w3.provider.endpoint_uri],  # type: ignore[attr-defined]
-            redis_url=redis_server.url,
-            confirmations=0,
-            contract_addresses_path=session.settings.contract_addresses_path,
-            action_logging=True,
-        )
-        for number in range(len(AGENT_TYPES)):
-            fund(session.client.w3, session.agent(number).address, 100 * ETH)
-        register_fleet(session, AgentDirectory(client), AGENT_TYPES)
-        use_runtime(Runtime.build(settings))
-        app.conf.broker_url = redis_server.url
-        app.conf.result_backend = redis_server.url
-        listener = Listener.build(settings, app=app, redis_client=client)
-        with start_worker(
-            app, pool="solo", concurrency=1, queues=QUEUES, perform_ping_check=False, shutdown_timeout=10
-        ):
-            yield session, listener, client
-        use_runtime(None)
-
-
-def pump(listener: Listener, until: Callable[[], bool], timeout: float = 90.0) -> None:
-    """Run the listener (in this thread) while the worker works, until ``until()`` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        listener.step()
-        if until():
-            return
-        time.sleep(0.05)
-    raise AssertionError("the fleet did not get there in time")
+    with running_fleet(tmp_path, redis_server) as parts:
+        yield parts
 
 
 def test_five_agents_ten_tasks_whole_lives(fleet: tuple[ChainSession, Listener, redis.Redis]) -> None:
