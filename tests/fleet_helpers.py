@@ -29,7 +29,13 @@ QUEUES = ["agent.research", "agent.development", "agent.analytics", "agent.creat
 
 @contextmanager
 def running_fleet(
-    tmp_path: Path, redis_server: RedisServer, **overrides: Any
+    tmp_path: Path,
+    redis_server: RedisServer,
+    *,
+    pool: str = "solo",
+    concurrency: int = 1,
+    queues: list[str] | None = None,
+    **overrides: Any,
 ) -> Iterator[tuple[ChainSession, Listener, redis.Redis]]:
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
@@ -49,8 +55,8 @@ def running_fleet(
         app.conf.result_backend = redis_server.url
         listener = Listener.build(settings, app=app, redis_client=client)
         try:
-            with start_worker(app, pool="solo", concurrency=1, queues=QUEUES, perform_ping_check=False,
-                              shutdown_timeout=10):  # fmt: skip
+            with start_worker(app, pool=pool, concurrency=concurrency, queues=queues or QUEUES,
+                              perform_ping_check=False, shutdown_timeout=30):  # fmt: skip
                 yield session, listener, client
         finally:
             use_runtime(None)
