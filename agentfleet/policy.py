@@ -44,7 +44,7 @@ def clamp_score(value: object) -> int:
         return 0
     if math.isnan(number):
         return 0
-    return int(round(min(100.0, max(0.0, number))))  # clamp first: round(inf) raises
+    return round(min(100.0, max(0.0, number)))  # clamp first: round(inf) raises
 
 
 def clean_task_text(text: str) -> str:
