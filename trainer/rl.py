@@ -1,0 +1,262 @@
+"""ReinforcementLearning (seed name and defaults): a small DQN per agent that picks a bid level.
+
+In the spirit of cleanrl's dqn.py: one readable file, an MLP Q-network, a target network synced every
+``target_sync`` steps, experience replay, epsilon-greedy exploration, and determinism under a seed.
+
+Each bidding decision is one transition: state (what the agent saw at bid time, :func:`encode_state`),
+action (abstain or a bid level), reward (profit relative to the reward, plus a small reputation term),
+and the agent's next decision as the next state; ``done`` marks transitions without a successor.
+
+Persistence (``{models_dir}/{agent}_rl_model.pt``): the state dict, optimizer state, counters and the replay
+memory as plain tensors, written to a temp file in the same folder and renamed (atomic), with a version
+number and a sha256 of the payload. Loading uses ``torch.load(weights_only=True)``; a truncated, corrupt or
+foreign file raises :class:`ModelLoadError`, and :func:`load_or_fresh` falls back to the last good file or
+a fresh model, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+BID_LEVELS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+ACTIONS = 1 + len(BID_LEVELS)  # 0 = abstain
+STATE_SIZE = 8
+FORMAT = 1
+
+
+class ModelLoadError(ValueError):
+    """A model file that cannot be trusted (truncated, corrupt, another format)."""
+
+
+@dataclass(frozen=True)
+class BidState:
+    """What the agent saw at bid time; every field is clipped into a bounded range by ``vector``."""
+
+    fit: float  # 0..100
+    capability: float  # 0..100, mean weight of the task's tags
+    reputation: float  # 0..100
+    workload: float  # running tasks
+    reward_eth: float
+    deadline_s: float
+    win_rate: float  # 0..1, recent
+    competition: float  # bids seen on similar tasks
+
+    def vector(self) -> list[float]:
+        def clip(value: float, low: float = 0.0, high: float = 1.0) -> float:
+            if math.isnan(value):
+                return low
+            return min(high, max(low, value))
+
+        return [
+            clip(self.fit / 100),
+            clip(self.capability / 100),
+            clip(self.reputation / 100),
+            clip(self.workload / 5),
+            clip(math.log10(1 + max(0.0, self.reward_eth)) / 3),
+            clip(self.deadline_s / 3600),
+            clip(self.win_rate),
+            clip(self.competition / 10),
+        ]
+
+
+def action_fraction(action: int) -> float | None:
+    """None for abstain, else the bid as a fraction of the reward."""
+    if not 0 <= action < ACTIONS:
+        raise ValueError(f"action {action} outside 0..{ACTIONS - 1}")
+    return None if action == 0 else BID_LEVELS[action - 1]
+
+
+class QNetwork(nn.Module):
+    def __init__(self, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(STATE_SIZE, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, ACTIONS)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # type: ignore[no-any-return]
+
+
+class ReplayMemory:
+    """A ring buffer of transitions kept as tensors (so it saves with weights_only=True)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.states = torch.zeros((capacity, STATE_SIZE))
+        self.actions = torch.zeros(capacity, dtype=torch.long)
+        self.rewards = torch.zeros(capacity)
+        self.next_states = torch.zeros((capacity, STATE_SIZE))
+        self.dones = torch.zeros(capacity)
+        self.size = 0
+        self.cursor = 0
+
+    def push(self, state: list[float], action: int, reward: float, next_state: list[float], done: bool) -> None:
+        i = self.cursor
+        self.states[i] = torch.tensor(state)
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.next_states[i] = torch.tensor(next_state)
+        self.dones[i] = float(done)
+        self.cursor = (self.cursor + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        index = torch.randint(0, self.size, (batch,), generator=generator)
+        return self.states[index], self.actions[index], self.rewards[index], self.next_states[index], self.dones[index]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {
+            "states": self.states, "actions": self.actions, "rewards": self.rewards, "next_states": self.next_states,
+            "dones": self.dones, "size": torch.tensor(self.size), "cursor": torch.tensor(self.cursor),
+        }  # fmt: skip
+
+    def load_state_dict(self, data: dict[str, torch.Tensor]) -> None:
+        if data["states"].shape != (self.capacity, STATE_SIZE):
+            raise ModelLoadError(
+                f"replay memory shape {tuple(data['states'].shape)} != ({self.capacity}, {STATE_SIZE})"
+            )
+        for name in ("states", "actions", "rewards", "next_states", "dones"):
+            getattr(self, name).copy_(data[name])
+        self.size, self.cursor = int(data["size"]), int(data["cursor"])
+
+
+class ReinforcementLearning:
+    """The per-agent DQN (seed API and defaults)."""
+
+    def __init__(
+        self,
+        agent_address: str,
+        *,
+        learning_rate: float = 0.001,
+        discount_factor: float = 0.95,
+        exploration_rate: float = 0.1,
+        batch_size: int = 64,
+        memory_size: int = 10000,
+        target_sync: int = 100,
+        seed: int = 0,
+    ) -> None:
+        self.agent_address = agent_address
+        self.learning_rate = learning_rate
+        self.discount_factor = discount_factor
+        self.exploration_rate = exploration_rate
+        self.batch_size = batch_size
+        self.target_sync = target_sync
+        self.seed = seed
+        torch.manual_seed(seed)
+        self.q = QNetwork()
+        self.target = QNetwork()
+        self.target.load_state_dict(self.q.state_dict())
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=learning_rate)
+        self.memory = ReplayMemory(memory_size)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.steps = 0
+        self.version = 0
+
+    # --- acting ---------------------------------------------------------------------------------------
+    def act(self, state: list[float], *, explore: bool = True) -> int:
+        if explore and torch.rand(1, generator=self.generator).item() < self.exploration_rate:
+            return int(torch.randint(0, ACTIONS, (1,), generator=self.generator).item())
+        with torch.no_grad():
+            return int(self.q(torch.tensor([state])).argmax(dim=1).item())
+
+    # --- learning -------------------------------------------------------------------------------------
+    def remember(self, state: list[float], action: int, reward: float, next_state: list[float], done: bool) -> None:
+        self.memory.push(state, action, reward, next_state, done)
+
+    def train_step(self) -> float | None:
+        """One gradient step on a replay batch; None until the memory holds a batch."""
+        if self.memory.size < self.batch_size:
+            return None
+        states, actions, rewards, next_states, dones = self.memory.sample(self.batch_size, self.generator)
+        with torch.no_grad():
+            best_next = self.target(next_states).max(dim=1).values
+            target = rewards + self.discount_factor * best_next * (1 - dones)
+        predicted = self.q(states).gather(1, actions.unsqueeze(1)).squeeze(1)
+        loss = nn.functional.smooth_l1_loss(predicted, target)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.steps += 1
+        if self.steps % self.target_sync == 0:
+            self.target.load_state_dict(self.q.state_dict())
+        return float(loss.item())
+
+    # --- persistence ----------------------------------------------------------------------------------
+    def model_path(self, models_dir: Path) -> Path:
+        return Path(models_dir) / f"{self.agent_address}_rl_model.pt"
+
+    def save(self, models_dir: Path) -> Path:
+        """Write atomically (temp file + rename); bumps the version number."""
+        self.version += 1
+        payload = io.BytesIO()
+        torch.save(
+            {
+                "q": self.q.state_dict(), "target": self.target.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "memory": self.memory.state_dict(), "steps": torch.tensor(self.steps),
+                "version": torch.tensor(self.version), "generator": self.generator.get_state(),
+            },
+            payload,
+        )  # fmt: skip
+        body = payload.getvalue()
+        envelope = io.BytesIO()
+        torch.save({"format": torch.tensor(FORMAT), "sha256": torch.tensor(list(hashlib.sha256(body).digest())),
+                    "body": torch.frombuffer(bytearray(body), dtype=torch.uint8)}, envelope)  # fmt: skip
+        path = self.model_path(models_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(envelope.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def load(self, models_dir: Path) -> None:
+        path = self.model_path(models_dir)
+        try:
+            envelope = torch.load(path, weights_only=True)
+            body = bytes(envelope["body"].numpy().tobytes())
+            if int(envelope["format"]) != FORMAT:
+                raise ModelLoadError(f"{path}: format {int(envelope['format'])} is not {FORMAT}")
+            if bytes(envelope["sha256"].tolist()) != hashlib.sha256(body).digest():
+                raise ModelLoadError(f"{path}: checksum mismatch")
+            data = torch.load(io.BytesIO(body), weights_only=True)
+            self.q.load_state_dict(data["q"])
+            self.target.load_state_dict(data["target"])
+            self.optimizer.load_state_dict(data["optimizer"])
+            self.memory.load_state_dict(data["memory"])
+            self.generator.set_state(data["generator"])
+            self.steps, self.version = int(data["steps"]), int(data["version"])
+        except ModelLoadError:
+            raise
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # truncated zip, pickle refused, wrong keys or shapes
+            raise ModelLoadError(f"{path}: unreadable model ({type(exc).__name__}: {exc})") from exc
+
+
+def load_or_fresh(agent_address: str, models_dir: Path, **kwargs: object) -> ReinforcementLearning:
+    """The saved model if it loads, else a fresh one (a corrupt file is reported and moved aside)."""
+    model = ReinforcementLearning(agent_address, **kwargs)  # type: ignore[arg-type]
+    path = model.model_path(models_dir)
+    if not path.exists():
+        return model
+    try:
+        model.load(models_dir)
+    except ModelLoadError as exc:
+        log.error("%s; starting from a fresh model (the bad file is kept as %s.corrupt)", exc, path.name)
+        os.replace(path, path.with_suffix(path.suffix + ".corrupt"))
+        return ReinforcementLearning(agent_address, **kwargs)  # type: ignore[arg-type]
+    return model
