@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.rl import ACTIONS, STATE_SIZE, BidState, ModelLoadError, ReinforcementLearning, load_or_fresh
+from trainer.rl import ModelLoadError, ReinforcementLearning, load_or_fresh
+from trainer.state import ACTIONS, STATE_SIZE, BidState
 
 torch.set_num_threads(1)
 AGENT = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"

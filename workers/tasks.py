@@ -179,8 +179,26 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         pass  # an earlier attempt of ours landed after all
     except (b.BiddingClosed, b.TaskNotOpen):
         return {"status": "closed"}
+    _remember_bid_state(rt, args, task, decision.amount_fraction, decision.amount_wei, fit_score, capabilities,
+                        chain_agent.reputation, now)  # fmt: skip
     _log_action(rt, account, args.task_id, "bid", str(decision.amount_wei).encode())
     return {"status": "bid", "amount": decision.amount_wei, "fraction": decision.amount_fraction, "fit": fit_score}
+
+
+def _remember_bid_state(rt: Runtime, args: AgentTaskArgs, task: Any, fraction: float, amount: int, fit: float,
+                        capabilities: dict[str, int], reputation: int, now: int) -> None:  # fmt: skip
+    """What the agent saw when it bid, for the trainer (plain floats: no torch in a worker)."""
+    from trainer.outcomes import nearest_action, store_bid_state
+    from trainer.state import BidState
+
+    relevant = [capabilities[t] for t in task.tags if t in capabilities]
+    state = BidState(
+        fit=fit, capability=sum(relevant) / len(relevant) if relevant else 0.0, reputation=float(reputation),
+        workload=0.0, reward_eth=float(Web3.from_wei(task.reward, "ether")),
+        deadline_s=float(max(0, task.biddingDeadline - now)), win_rate=0.0,
+        competition=float(rt.session.auction.bid_count(args.task_id)),
+    )  # fmt: skip
+    store_bid_state(rt.redis, args.task_id, args.agent, state.vector(), nearest_action(fraction), task.reward, amount)
 
 
 @app.task(name="workers.tasks.execute", bind=True, **RETRY)

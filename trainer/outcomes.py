@@ -1,0 +1,68 @@
+"""From an outcome message to a training transition: validation, the bid-time state, the reward.
+
+The worker that bid stored what it saw (``agentfleet:bidstate:{task}:{agent}``: state vector, action,
+reward in wei); the listener's outcome message says what happened. The reward is the profit relative to
+the task's reward for a passed task, a fixed loss for a failed one (the reputation penalty), 0 for a lost
+auction (nothing spent).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import redis
+from pydantic import BaseModel, Field, field_validator
+from web3 import Web3
+
+from trainer.state import BID_LEVELS, STATE_SIZE
+
+FAILURE_REWARD = -0.3
+BIDSTATE_TTL = 30 * 24 * 3600  # seconds
+
+
+class Outcome(BaseModel):
+    agent: str
+    task_id: int = Field(ge=1)
+    outcome: Literal["won", "lost", "failed"]
+    event: dict[str, Any] | None = None
+
+    @field_validator("agent")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not Web3.is_address(value):
+            raise ValueError(f"not an Ethereum address: {value!r}")
+        return Web3.to_checksum_address(value)
+
+
+def bidstate_key(task_id: int, agent: str) -> str:
+    return f"agentfleet:bidstate:{task_id}:{agent.lower()}"
+
+
+def nearest_action(fraction: float) -> int:
+    """The DQN action whose bid level is closest to ``fraction`` (for bids another strategy chose)."""
+    return 1 + min(range(len(BID_LEVELS)), key=lambda i: abs(BID_LEVELS[i] - fraction))
+
+
+def store_bid_state(client: redis.Redis, task_id: int, agent: str, vector: list[float], action: int,
+                    reward_wei: int, amount_wei: int) -> None:  # fmt: skip
+    record = {"state": vector, "action": action, "reward_wei": reward_wei, "amount_wei": amount_wei}
+    client.set(bidstate_key(task_id, agent), json.dumps(record), ex=BIDSTATE_TTL)
+
+
+def load_bid_state(client: redis.Redis, task_id: int, agent: str) -> dict[str, Any] | None:
+    raw = client.get(bidstate_key(task_id, agent))
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    if len(record.get("state", [])) != STATE_SIZE:
+        raise ValueError(f"bid state of task {task_id} has {len(record.get('state', []))} features")
+    return record  # type: ignore[no-any-return]
+
+
+def reward_of(outcome: Outcome, record: dict[str, Any]) -> float:
+    if outcome.outcome == "lost":
+        return 0.0
+    if outcome.outcome == "failed":
+        return FAILURE_REWARD
+    return float(record["amount_wei"]) / max(1, int(record["reward_wei"]))
