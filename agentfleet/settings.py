@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     metrics_address: str = Field(default="127.0.0.1", description="Address metrics endpoints bind to.")
 
     # --- workers ---------------------------------------------------------------------------------------
+    bidding_strategy: str = Field(
+        default="adaptive", pattern="^(adaptive|rl)$", description="adaptive (seed heuristic) or rl (trained DQN)."
+    )
     action_logging: bool = Field(default=True, description="Workers log bids and results to ActionLogger.")
     keeper_interval: float = Field(default=5.0, gt=0, description="Seconds between keeper finalize sweeps.")
     claim_ttl: int = Field(default=300, ge=5, description="Seconds a worker holds a task's in-progress claim.")

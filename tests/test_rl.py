@@ -103,3 +103,29 @@ def test_reader_never_sees_a_half_written_model(tmp_path: Path) -> None:
     ok, bad = map(int, out.split())
     assert bad == 0, err[-2000:]
     assert ok > 5 and writes > 5
+
+
+def test_workers_pick_up_new_versions_and_survive_corrupt_ones(tmp_path: Path) -> None:
+    from agentfleet import policy
+    from agentfleet.profiles import AgentLearningConfig
+    from agentfleet.strategy import BidContext
+    from trainer.strategy import ModelCache, RLBiddingStrategy
+
+    cache = ModelCache(tmp_path)
+    fresh = cache.get(AGENT)
+    assert fresh.version == 0 and cache.get(AGENT) is fresh  # no file: one fresh model, no reloads
+    trainer_side = trained(5, steps=30)
+    trainer_side.save(tmp_path)
+    v1 = cache.get(AGENT)
+    assert v1.version == 1 and cache.get(AGENT) is v1  # loaded once, then served from memory
+    trainer_side.save(tmp_path)
+    assert cache.get(AGENT).version == 2  # the next bid sees the new version
+    (tmp_path / f"{AGENT}_rl_model.pt").write_bytes(b"truncated")
+    assert cache.get(AGENT).version == 2  # a corrupt file keeps the last good model
+
+    strategy = RLBiddingStrategy(AGENT, AgentLearningConfig.get_profile("explorer"), cache)
+    for fit in range(0, 101, 5):
+        ctx = BidContext(task_id=1, reward_wei=10**18, tags=["research"], fit_score=fit,
+                         capability_weights={"research": 70}, reputation=50)  # fmt: skip
+        decision = strategy.decide(ctx)
+        assert not decision.bid or policy.MIN_BID_FRACTION * 10**18 <= decision.amount_wei <= 10**18

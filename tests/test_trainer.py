@@ -43,3 +43,17 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
         with pytest.raises(ValueError, match="invalid outcome"):
             bad.get(timeout=30)
         assert client.exists("agentfleet:trainer:done:1:" + s.tasks.get_task(1).assignee.lower())
+
+
+def test_rl_strategy_bids_inside_bounds_in_the_fleet(tmp_path: Path, redis_server: RedisServer) -> None:
+    with running_fleet(tmp_path, redis_server, bidding_strategy="rl", models_dir=tmp_path / "models",
+                       action_logging=False) as (s, listener, client):  # fmt: skip
+        for _ in range(4):
+            s.tasks.create_task(s.requester, "research", ["research"], now(s) + 300, 3600, s.evaluator.address,
+                                value=ETH)  # fmt: skip
+        done = lambda: len(client.keys("agentfleet:work:done:consider:*")) >= 4  # noqa: E731
+        pump(listener, done)
+        assert client.xlen("agentfleet:failures") == 0
+        for task_id in range(1, 5):
+            for bid in s.auction.get_bids(task_id):
+                assert ETH * 5 // 100 <= bid.amount <= ETH

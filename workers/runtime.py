@@ -45,6 +45,7 @@ class Runtime:
     provider: LLMProvider
     directory: AgentDirectory
     results: ResultStore
+    models: object | None = None  # trainer.strategy.ModelCache, built on first RL bid (imports torch)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

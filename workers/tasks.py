@@ -26,7 +26,7 @@ from agentfleet.chain.errors import ChainError
 from agentfleet.directory import FleetAgent
 from agentfleet.llm import LLMError, LLMOutputError, TaskView, Usage
 from agentfleet.profiles import AgentLearningConfig
-from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext
+from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext, BiddingStrategy
 from workers.app import app
 from workers.idempotency import Claimed, WorkLedger
 from workers.runtime import Runtime, runtime
@@ -163,8 +163,7 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
             advice = bid_advice.fraction
         except LLMOutputError:
             advice = None  # advice is optional; the strategy prices alone
-    strategy = AdaptiveBiddingStrategy(AgentLearningConfig.get_profile(member.learning_profile))
-    decision = strategy.decide(
+    decision = _strategy(rt, member).decide(
         BidContext(
             task_id=args.task_id, reward_wei=task.reward, tags=list(task.tags), fit_score=fit_score,
             capability_weights=capabilities, reputation=chain_agent.reputation,
@@ -183,6 +182,17 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
                         chain_agent.reputation, now)  # fmt: skip
     _log_action(rt, account, args.task_id, "bid", str(decision.amount_wei).encode())
     return {"status": "bid", "amount": decision.amount_wei, "fraction": decision.amount_fraction, "fit": fit_score}
+
+
+def _strategy(rt: Runtime, member: FleetAgent) -> BiddingStrategy:
+    profile = AgentLearningConfig.get_profile(member.learning_profile)
+    if rt.settings.bidding_strategy == "rl":
+        from trainer.strategy import ModelCache, RLBiddingStrategy  # torch only where RL is asked for
+
+        if rt.models is None:
+            rt.models = ModelCache(rt.settings.models_dir)
+        return RLBiddingStrategy(member.address, profile, rt.models)  # type: ignore[arg-type]
+    return AdaptiveBiddingStrategy(profile)
 
 
 def _remember_bid_state(rt: Runtime, args: AgentTaskArgs, task: Any, fraction: float, amount: int, fit: float,
