@@ -85,6 +85,27 @@ def listen() -> None:
 
 
 @app.command()
+def simulate(
+    tasks: Annotated[int, typer.Option(min=100, max=100_000, help="Tasks in the market.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the market and the learner.")] = 11,
+    out: Annotated[str, typer.Option(help="PNG of the learning curves.")] = "simulation.png",
+) -> None:
+    """Market simulator (no chain, no Celery): a learning agent against fixed learning profiles."""
+    from rich.progress import Progress
+
+    from trainer.simulator import compare, plot, summary
+
+    with Progress(console=console) as progress:
+        bar = progress.add_task("learning agent", total=tasks)
+        results = compare(seed, tasks, progress=lambda _step: progress.advance(bar))
+    table = Table("strategy of the focal agent", "profit, first 500", "profit, last 500", "total")
+    for row in summary(results):
+        table.add_row(str(row["strategy"]), f"{row['first']:.1f}", f"{row['last']:.1f}", f"{row['total']:.1f}")
+    console.print(table)
+    console.print(f"learning curves: {plot(results, out)}")
+
+
+@app.command()
 def accounts(count: Annotated[int, typer.Option(min=1, max=1000, help="Agents to list.")] = 5) -> None:
     """Print the addresses derived from the mnemonic (never the keys)."""
     from agentfleet.chain.keys import derive_account

@@ -1,0 +1,185 @@
+"""A market simulator with no chain and no Celery: do agents that learn bid better than fixed strategies?
+
+The market follows the contracts' rules: the winner is the lowest amount*100/(reputation+1); a score of
+50 or more pays the bid, a lower one pays nothing and costs 10 reputation; reputation moves by
+(score-50)/5 on a pass, bounded 0..100. Agents have a hidden true skill per tag; scores are that skill
+plus noise; executing a task costs ``EXECUTION_COST`` x reward (the LLM bill), so winning a task you then
+fail loses money.
+
+``compare(seed)`` runs the same market (same competitors, same tasks, same noise) once with the focal
+agent learning (DQN) and once per learning profile with the focal agent on the fixed
+AdaptiveBiddingStrategy of that profile. Only the focal agent's strategy changes between runs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agentfleet import policy
+from agentfleet.profiles import AgentLearningConfig
+from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext
+
+TAGS = ("research", "coding", "data_analysis", "creative_writing", "blockchain")
+EXECUTION_COST = 0.1  # of the reward
+TRAIN_STEPS = 2  # gradient steps per task
+
+
+@dataclass
+class SimAgent:
+    name: str
+    skill: dict[str, float]  # hidden, 0..1
+    weights: dict[str, int]  # what the agent (and its fit score) believes, 0..100
+    decide: Callable[[BidContext], tuple[float | None, int | None]]  # -> (fraction or None, RL action)
+    reputation: int = 50
+    profit: list[float] = field(default_factory=list)  # per task (0 when not winning)
+    wins: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+
+def _competitors(rng: random.Random) -> list[tuple[str, dict[str, float], str]]:
+    profiles = ["balanced", "aggressive", "conservative", "explorer", "specialist"]
+    out = []
+    for i, profile in enumerate(profiles):
+        skill = {t: rng.uniform(0.3, 0.9) for t in TAGS}
+        out.append((f"fixed-{profile}-{i}", skill, profile))
+    return out
+
+
+def _weights(skill: dict[str, float], rng: random.Random) -> dict[str, int]:
+    return {t: int(policy.clamp_score(100 * s + rng.gauss(0, 8))) for t, s in skill.items()}
+
+
+def _fixed(profile: str) -> Callable[[BidContext], tuple[float | None, int | None]]:
+    strategy = AdaptiveBiddingStrategy(AgentLearningConfig.get_profile(profile))
+
+    def decide(ctx: BidContext) -> tuple[float | None, int | None]:
+        decision = strategy.decide(ctx)
+        return (decision.amount_fraction if decision.bid else None), None
+
+    return decide
+
+
+def run_market(
+    focal: Callable[[BidContext], tuple[float | None, int | None]],
+    *,
+    seed: int,
+    tasks: int,
+    learn: Callable[[BidContext, int, float], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[SimAgent]:
+    """One market run; returns every agent, the focal agent first."""
+    rng = random.Random(seed)
+    focal_skill = {t: s for t, s in zip(TAGS, (0.85, 0.75, 0.45, 0.3, 0.8), strict=True)}
+    agents = [SimAgent("focal", focal_skill, _weights(focal_skill, rng), focal)]
+    for name, skill, profile in _competitors(rng):
+        agents.append(SimAgent(name, skill, _weights(skill, rng), _fixed(profile)))
+    noise = random.Random(seed + 1)
+    for step in range(tasks):
+        tag = rng.choice(TAGS)
+        reward = rng.uniform(0.5, 2.0)
+        bids: list[tuple[float, int, SimAgent, float, int | None]] = []
+        contexts: dict[str, BidContext] = {}
+        for order, agent in enumerate(agents):
+            ctx = BidContext(task_id=step + 1, reward_wei=int(reward * 1e18), tags=[tag], fit_score=agent.weights[tag],
+                             capability_weights=agent.weights, reputation=agent.reputation,
+                             competing_bids=len(agents) - 1)  # fmt: skip
+            contexts[agent.name] = ctx
+            fraction, action = agent.decide(ctx)
+            if fraction is not None:
+                fraction = policy.clamp_fraction(fraction)
+                bids.append((fraction * reward * 100 / (agent.reputation + 1), order, agent, fraction, action))
+        winner = min(bids, key=lambda b: (b[0], b[1])) if bids else None
+        for agent in agents:
+            won = winner is not None and winner[2] is agent
+            gain, score = 0.0, float("nan")
+            if won and winner is not None:
+                score = float(policy.clamp_score(100 * agent.skill[tag] + noise.gauss(0, 12)))
+                gain = (winner[3] if score >= 50 else 0.0) * reward - EXECUTION_COST * reward
+                if score >= 50:
+                    agent.reputation = min(100, agent.reputation + int((score - 50) // 5))
+                else:
+                    agent.reputation = max(0, agent.reputation - 10)
+                agent.scores.append(score)
+            agent.profit.append(gain)
+            agent.wins.append(int(won))
+        if learn is not None:
+            focal_bid = next((b for b in bids if b[2] is agents[0]), None)
+            action = focal_bid[4] if focal_bid else 0
+            learn(contexts["focal"], action if action is not None else 0, agents[0].profit[-1] / reward)
+        if progress is not None:
+            progress(step)
+    return agents
+
+
+def rl_focal(seed: int) -> tuple[Callable[[BidContext], tuple[float | None, int | None]],
+                                 Callable[[BidContext, int, float], None]]:  # fmt: skip
+    """A learning focal agent: the fleet's DQN, trained after every task (a contextual bandit)."""
+    import torch
+
+    from trainer.rl import ReinforcementLearning
+    from trainer.state import BidState, action_fraction
+
+    torch.set_num_threads(1)
+    model = ReinforcementLearning("focal", seed=seed, batch_size=32, exploration_rate=0.3, learning_rate=0.003)
+    decisions = {"n": 0}
+
+    def vector(ctx: BidContext) -> list[float]:
+        weight = ctx.capability_weights.get(ctx.tags[0], 0)
+        return BidState(fit=ctx.fit_score, capability=weight, reputation=ctx.reputation, workload=0,
+                        reward_eth=ctx.reward_wei / 1e18, deadline_s=0, win_rate=0,
+                        competition=ctx.competing_bids).vector()  # fmt: skip
+
+    def decide(ctx: BidContext) -> tuple[float | None, int | None]:
+        decisions["n"] += 1
+        model.exploration_rate = max(0.02, 0.3 * (1 - decisions["n"] / 1200))  # linear schedule (cleanrl)
+        action = model.act(vector(ctx))
+        return action_fraction(action), action
+
+    def learn(ctx: BidContext, action: int, reward: float) -> None:
+        state = vector(ctx)
+        model.remember(state, action, reward, state, True)
+        for _ in range(TRAIN_STEPS):
+            model.train_step()
+
+    return decide, learn
+
+
+def compare(seed: int = 7, tasks: int = 2000, progress: Callable[[int], None] | None = None) -> dict[str, list[float]]:
+    """Focal agent's per-task profit: learning, and with each fixed learning profile (same market)."""
+    decide, learn = rl_focal(seed)
+    results = {"rl": run_market(decide, seed=seed, tasks=tasks, learn=learn, progress=progress)[0].profit}
+    for profile in AgentLearningConfig.PROFILES:
+        results[profile] = run_market(_fixed(profile), seed=seed, tasks=tasks)[0].profit
+    return results
+
+
+def summary(results: dict[str, list[float]], window: int = 500) -> list[dict[str, float | str]]:
+    """Rows for a table: profit over the first and last ``window`` tasks, and in total."""
+    return [
+        {"strategy": name, "first": sum(p[:window]), "last": sum(p[-window:]), "total": sum(p)}
+        for name, p in results.items()
+    ]
+
+
+def plot(results: dict[str, list[float]], path: str) -> str:
+    """Cumulative profit per strategy of the focal agent (PNG, matplotlib Agg)."""
+    import itertools
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for name, profits in results.items():
+        ax.plot(list(itertools.accumulate(profits)), label=name, linewidth=2.5 if name == "rl" else 1.2)
+    ax.set_xlabel("task")
+    ax.set_ylabel("cumulative profit (ETH)")
+    ax.set_title("focal agent: learning (rl) vs fixed learning profiles, same market")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
