@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     bidding_strategy: str = Field(
         default="adaptive", pattern="^(adaptive|rl)$", description="adaptive (seed heuristic) or rl (trained DQN)."
     )
+    capability_push_threshold: int = Field(
+        default=10, ge=0, le=100, description="Weight drift (points) before the trainer updates the chain."
+    )
     action_logging: bool = Field(default=True, description="Workers log bids and results to ActionLogger.")
     keeper_interval: float = Field(default=5.0, gt=0, description="Seconds between keeper finalize sweeps.")
     claim_ttl: int = Field(default=300, ge=5, description="Seconds a worker holds a task's in-progress claim.")

@@ -35,6 +35,7 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
             model.load(models)
             assert model.version >= 1 and model.memory.size >= 1
             assert model.memory.rewards[: model.memory.size].max().item() > 0  # a won task is a profit
+            assert (models / f"{winner}_state.json").exists()
         again = app.send_task("trainer.tasks.record_outcome", queue="training",
                               kwargs={"agent": next(iter(winners())), "task_id": 1, "outcome": "won"})  # fmt: skip
         assert again.get(timeout=30)["status"] in {"duplicate", "no_bid_state"}
@@ -57,3 +58,58 @@ def test_rl_strategy_bids_inside_bounds_in_the_fleet(tmp_path: Path, redis_serve
         for task_id in range(1, 5):
             for bid in s.auction.get_bids(task_id):
                 assert ETH * 5 // 100 <= bid.amount <= ETH
+
+
+@pytest.mark.slow
+def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server: RedisServer) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import redis as redis_lib
+
+    from tests.chain_helpers import deployed_market
+    from trainer.outcomes import store_bid_state
+
+    client = redis_lib.Redis.from_url(redis_server.url)
+    client.flushall()
+    models = tmp_path / "models"
+    with deployed_market("anvil", tmp_path, register=1) as s:
+        agent = s.agent(0).address
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AGENTFLEET_")},
+               "AGENTFLEET_RPC_URLS": s.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+               "AGENTFLEET_REDIS_URL": redis_server.url, "AGENTFLEET_MODELS_DIR": str(models),
+               "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(s.settings.contract_addresses_path),
+               "AGENTFLEET_VISIBILITY_TIMEOUT": "10", "AGENTFLEET_UNACKED_RESTORE_INTERVAL": "1"}  # fmt: skip
+        app.conf.broker_url = redis_server.url
+        app.conf.result_backend = redis_server.url
+        count = 40
+        for task_id in range(1, count + 1):
+            store_bid_state(client, task_id, agent, [0.5] * 8, 3, ETH, ETH // 2)
+            app.send_task("trainer.tasks.record_outcome", queue="training",
+                          kwargs={"agent": agent, "task_id": task_id, "outcome": "lost"})  # fmt: skip
+        command = [str(Path(sys.executable).with_name("celery")), "-A", "workers", "worker", "-Q", "training", "-P",
+                   "solo", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]  # fmt: skip
+        root = Path(__file__).resolve().parent.parent
+        done = lambda: len(client.keys("agentfleet:trainer:done:*"))  # noqa: E731
+        first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while done() < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        assert done() < count, "the kill came too late to test anything"
+        second = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while done() < count and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        assert done() == count  # no outcome lost
+        model = ReinforcementLearning(agent)
+        model.load(models)  # a complete model on disk
+        assert count <= model.memory.size <= count + 1  # at most the one update in flight at the kill repeats

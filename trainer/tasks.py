@@ -40,14 +40,51 @@ def record_outcome(
 
     import torch
 
-    from trainer.rl import load_or_fresh
-
     torch.set_num_threads(1)
-    model = load_or_fresh(parsed.agent, rt.settings.models_dir)
+    learning = _learning(rt, parsed.agent)
+    model = learning.rl_model
     reward = reward_of(parsed, record)
     model.remember(record["state"], int(record["action"]), reward, record["state"], True)
     losses = [loss for _ in range(TRAIN_STEPS_PER_OUTCOME) if (loss := model.train_step()) is not None]
-    path = model.save(rt.settings.models_dir)
+    pushed = False
+    if parsed.outcome != "lost" and parsed.event is not None:
+        pushed = _learn_capabilities(rt, learning, parsed)
+    learning.save_state()  # writes {agent}_state.json and {agent}_rl_model.pt, both atomically
     rt.redis.set(done_key, model.version)
     return {"status": "trained", "reward": reward, "version": model.version, "memory": model.memory.size,
-            "loss": losses[-1] if losses else None, "path": str(path)}  # fmt: skip
+            "loss": losses[-1] if losses else None, "capabilities_pushed": pushed}  # fmt: skip
+
+
+def _learning(rt: Any, agent: str) -> Any:
+    from trainer.integration import LearningIntegration
+    from trainer.rl import load_or_fresh
+
+    try:
+        learning = LearningIntegration.load_state(agent, models_dir=rt.settings.models_dir)
+    except ValueError:
+        chain_agent = rt.session.registry.get_agent(agent)
+        capabilities = dict(zip(chain_agent.capabilities, chain_agent.weights, strict=False))
+        learning = LearningIntegration(agent, capabilities, load_or_fresh(agent, rt.settings.models_dir),
+                                       chain_agent.reputation, models_dir=rt.settings.models_dir)  # fmt: skip
+    learning.reputation = float(rt.session.registry.reputation_of(agent))  # reputation follows the chain
+    return learning
+
+
+def _learn_capabilities(rt: Any, learning: Any, outcome: Outcome) -> bool:
+    """Move local weights with the score; push them on chain only when they drifted beyond the threshold."""
+    task = rt.session.tasks.get_task(outcome.task_id)
+    learning.process_task_result(outcome.task_id, task.tags[0] if task.tags else "general", task.score,
+                                 task.price / 1e18, list(task.tags))  # fmt: skip
+    chain_agent = rt.session.registry.get_agent(outcome.agent)
+    on_chain = dict(zip(chain_agent.capabilities, chain_agent.weights, strict=False))
+    if not learning.moved_beyond(on_chain, rt.settings.capability_push_threshold):
+        return False
+    member = rt.directory.get(outcome.agent)
+    if member is None or member.hd_index is None:
+        return False
+    weights = learning.get_capabilities()
+    rt.session.registry.update_capabilities(
+        rt.session.account(member.hd_index), list(chain_agent.capabilities),
+        [weights.get(c, on_chain[c]) for c in chain_agent.capabilities],
+    )  # fmt: skip
+    return True
