@@ -131,6 +131,20 @@ class Settings(BaseSettings):
         return value
 
 
+def redact_url(url: str) -> str:
+    """scheme://host:port only: RPC URLs often carry an API key in the path, query or user info."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable url>"
+    hidden = "/…" if (parts.path not in ("", "/") or parts.query or parts.username) else ""
+    return f"{parts.scheme}://{host}{port}{hidden}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (read once; tests build their own ``Settings`` instead)."""

@@ -72,6 +72,7 @@ class ChainFollower:
         self.on_reverted = on_reverted
         self.on_shallow_reorg = on_shallow_reorg
         self._heads: dict[int, str] = {}
+        self._head = 0
 
     # --- one step ------------------------------------------------------------------------------------
     def step(self) -> StepResult:
@@ -140,21 +141,25 @@ class ChainFollower:
                 self.on_shallow_reorg(depth)
             self._heads = {n: h for n, h in self._heads.items() if n < number - 1}
         self._heads[number] = block_hash
+        self._head = number
         for old in [n for n in self._heads if n < number - 64]:
             del self._heads[old]
         return number
 
     def _hashes(self, numbers: list[int]) -> dict[int, str]:
-        """Canonical hashes of the given heights, fetched in one JSON-RPC batch."""
+        """Canonical hashes of the given heights, fetched in one JSON-RPC batch. Heights above the head
+        (the chain was rolled back) have no canonical block: they map to "" and so never match."""
+        existing = [n for n in numbers if n <= self._head]
 
         def fetch(w3: Web3) -> dict[int, str]:
             with w3.batch_requests() as batch:
-                for number in numbers:
+                for number in existing:
                     batch.add(w3.eth.get_block(number))
                 blocks: list[Any] = list(batch.execute())
             return {int(b["number"]): _hex(b["hash"]) for b in blocks}
 
-        return self.pool.call(fetch) if numbers else {}
+        found = self.pool.call(fetch) if existing else {}
+        return {n: found.get(n, "") for n in numbers}
 
 
 def _hex(value: Any) -> str:

@@ -18,7 +18,24 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import Web3RPCError
 from web3.types import FilterParams, LogReceipt
 
+from agentfleet.settings import redact_url
+
 log = logging.getLogger(__name__)
+
+
+def redact_text(text: str, urls: Sequence[str]) -> str:
+    """Error texts from requests/urllib3 quote the URL or just its path: hide both."""
+    from urllib.parse import urlsplit
+
+    for url in urls:
+        text = text.replace(url, redact_url(url))
+        parts = urlsplit(url)
+        for secret in (parts.path if len(parts.path) > 1 else "", parts.query, parts.password or ""):
+            if secret:
+                text = text.replace(secret, "…")
+    return text
+
+
 T = TypeVar("T")
 
 # Texts providers use when a log query is too big (geth, erigon, alchemy, infura, anvil, our test proxy).
@@ -95,8 +112,8 @@ class RpcPool:
                 if not retry_range_errors and (is_range_error(exc) or isinstance(exc, requests.Timeout)):
                     raise  # the caller may shrink the query instead
                 last = exc
-                url = self.urls[self._current]
-                log.warning("RPC %s failed: %s", url, str(exc)[:200])
+                url = redact_url(self.urls[self._current])
+                log.warning("RPC %s failed: %s", url, redact_text(str(exc)[:200], self.urls))
                 if self.on_error:
                     self.on_error(url, exc)
                 self._current = (self._current + 1) % len(self._w3s)

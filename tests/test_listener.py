@@ -213,3 +213,30 @@ def test_websocket_new_heads_wake_the_listener_at_once(
     assert redis_client.llen("agent.research") == 1
     assert elapsed < 3.0, f"took {elapsed:.2f} s: the socket did not wake the listener"
     assert not thread.is_alive()
+
+
+def test_chain_rolled_back_below_the_checkpoint_is_a_reorg_not_a_stall(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    s = market
+    add_fleet_agents(s, redis_client, ["research"])
+    listener = make_listener(s, redis_server, confirmations=0)
+    drain(listener)
+    snap = snapshot(s)
+    orphaned = emit_tasks(s, 3)
+    drain(listener)
+    revert(s, snap)  # the head is now below the checkpoint, and nothing new is mined
+    result = listener.step()
+    assert result.reorg_depth == 3
+    reverted = {e["id"].split(":")[0] for e in stream(redis_client) if e.get("status") == "reverted"}
+    assert reverted == set(orphaned)
+
+
+def test_rpc_urls_with_keys_never_reach_logs(caplog: pytest.LogCaptureFixture) -> None:
+    from chain_listener.rpc import RpcPool, RpcUnavailable
+
+    secret_url = "http://127.0.0.1:9/v3/secret-api-key-123"
+    pool = RpcPool([secret_url], timeout=0.2, backoff_initial=0.001, attempts=2)
+    with pytest.raises(RpcUnavailable):
+        pool.call(lambda w3: w3.eth.block_number)
+    assert caplog.records and "secret-api-key-123" not in caplog.text

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 
 from agentfleet.chain.errors import ChainError
+from agentfleet.settings import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,11 @@ def connect(urls: Sequence[str], *, timeout: float = 10.0, expected_chain_id: in
         try:
             chain_id = w3.eth.chain_id
         except Exception as exc:  # connection refused, timeout, garbage: try the next one
-            problems.append(f"{url}: {type(exc).__name__}")
-            log.warning("RPC endpoint %s unavailable: %s", url, type(exc).__name__)
+            problems.append(f"{redact_url(url)}: {type(exc).__name__}")
+            log.warning("RPC endpoint %s unavailable: %s", redact_url(url), type(exc).__name__)
             continue
         if expected_chain_id is not None and chain_id != expected_chain_id:
-            problems.append(f"{url}: chain id {chain_id} != {expected_chain_id}")
+            problems.append(f"{redact_url(url)}: chain id {chain_id} != {expected_chain_id}")
             continue
         return w3
     raise ChainError("no RPC endpoint answered: " + "; ".join(problems))
