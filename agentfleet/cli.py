@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +18,7 @@ from agentfleet.settings import Settings
 app = typer.Typer(
     help="agentfleet: LLM agents competing for on-chain tasks, as a Celery worker fleet.", no_args_is_help=True
 )
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def load_settings() -> Settings:
@@ -39,9 +41,43 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug l
 
 @app.command()
 def demo(
+    tasks: Annotated[int, typer.Option(min=1, max=200, help="Tasks to take through their whole life.")] = 24,
+    out: Annotated[Path, typer.Option(help="Folder for the plot and the models.")] = Path("demo-output"),
+) -> None:
+    """The main job on an embedded default: redis, anvil, listener, workers, trainer and keeper in one go."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from agentfleet.demo import run_demo
+
+    settings = load_settings()
+    console.rule("[bold]agentfleet demo[/bold]")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} final"),
+                  console=console) as progress:  # fmt: skip
+        bar = progress.add_task("starting", total=tasks)
+
+        def show(counts: dict[str, int]) -> None:
+            final = sum(counts.get(k, 0) for k in ("completed", "failed", "cancelled", "expired"))
+            text = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+            progress.update(bar, completed=final, description=text)
+
+        result = run_demo(tasks=tasks, out_dir=out, on_progress=show, base_settings=settings)
+    table = Table(title=f"{len(result.rows)} tasks, provider: {result.provider}")
+    for column in ("task", "tags", "status", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
+        table.add_column(column)
+    for r in result.rows:
+        table.add_row(str(r.task_id), ",".join(r.tags), r.status, r.winner, f"{r.bid_eth:.3f}",
+                      "-" if r.score is None else str(r.score), f"{r.payment_eth:.3f}", r.reputation)  # fmt: skip
+    console.print(table)
+    console.print(f"learning curves: {result.png}")
+    console.print(f"models: {result.models_dir}")
+    console.print(f"done in {result.seconds:.1f} s; every service the demo started has been stopped")
+
+
+@app.command()
+def walkthrough(
     chain: Annotated[str, typer.Option(help="Embedded chain: 'inprocess' (py-evm) or 'anvil'.")] = "inprocess",
 ) -> None:
-    """Run the main job on an embedded default: deploy and walk one task through its whole life."""
+    """One task's whole life, step by step, with no Celery (the protocol in under a minute)."""
     from agentfleet.walkthrough import run_embedded
 
     if chain not in {"inprocess", "anvil"}:

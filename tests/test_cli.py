@@ -18,8 +18,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 @pytest.mark.parametrize("chain", ["inprocess", pytest.param("anvil", marks=pytest.mark.anvil)])
-def test_demo_walks_one_task_to_payment(chain: str) -> None:
-    result = run("demo", "--chain", chain)
+def test_walkthrough_walks_one_task_to_payment(chain: str) -> None:
+    result = run("walkthrough", "--chain", chain)
     assert result.returncode == 0, result.stderr
     for step in ("deployed 7 contracts", "cfp:", "propose:", "accept:", "inform-result:", "inform-done:", "paid:"):
         assert step in result.stdout
@@ -27,7 +27,7 @@ def test_demo_walks_one_task_to_payment(chain: str) -> None:
 
 
 def test_bad_option_gets_a_clear_error() -> None:
-    result = run("demo", "--chain", "mainnet")
+    result = run("walkthrough", "--chain", "mainnet")
     assert result.returncode == 2
     assert "--chain" in result.stderr and "inprocess" in result.stderr
 
@@ -47,3 +47,26 @@ def test_invalid_setting_is_reported_by_name() -> None:
     assert result.returncode == 2
     assert "invalid setting AGENTFLEET_CONFIRMATIONS" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.anvil
+def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, artifacts_out: Path) -> None:
+    def ours() -> set[str]:
+        out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+        return {line.split()[0] for line in out.splitlines() if "anvil --host 127.0.0.1" in line or
+                ("redis-server" in line and "6379" not in line)}  # fmt: skip
+
+    before = ours()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    result = run("demo", "--tasks", "8", "--out", str(tmp_path), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "provider: offline" in result.stdout
+    rows = [
+        line for line in result.stdout.splitlines() if line.startswith("│") and line.split("│")[1].strip().isdigit()
+    ]
+    assert len(rows) == 8
+    assert all(any(s in row for s in ("completed", "failed", "expired", "cancelled")) for row in rows)
+    png = tmp_path / "learning-curves.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    (artifacts_out / "demo-learning-curves.png").write_bytes(png.read_bytes())
+    assert ours() <= before  # no redis-server or anvil left running
