@@ -1,0 +1,142 @@
+"""docker-compose.yml, checked offline (no Docker engine here): the compose-spec schema, a scalable worker
+service, and every service's command started as a local process against local redis and anvil."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from agentfleet.services import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def services() -> dict[str, Any]:
+    return YAML(typ="safe").load(COMPOSE.read_text())["services"]  # type: ignore[no-any-return]
+
+
+def test_compose_file_passes_the_compose_spec_schema() -> None:
+    result = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_worker_service_scales_and_secrets_are_not_hard_coded() -> None:
+    spec = services()
+    assert {"redis", "chain", "deploy", "listener", "worker", "trainer", "beat", "flower"} <= set(spec)
+    worker = spec["worker"]
+    assert "container_name" not in worker and "ports" not in worker  # `--scale worker=5` needs both absent
+    assert "healthcheck" in worker and worker["restart"] == "unless-stopped"
+    assert "--requirepass" in spec["redis"]["command"] and "--appendonly" in spec["redis"]["command"]
+    assert spec["flower"]["ports"] == ["127.0.0.1:5555:5555"]  # bound to the host's loopback only
+    assert any("basic-auth" in part for part in spec["flower"]["command"])
+    assert spec["trainer"]["command"][spec["trainer"]["command"].index("-P") + 1] == "solo"
+    text = COMPOSE.read_text()
+    assert "sk-" not in text and "${OPENAI_API_KEY" in text
+
+
+def local(command: list[str], replacements: dict[str, str]) -> list[str]:
+    """A compose command as a local command line: our venv's executables, local hosts and ports."""
+    out = []
+    for part in command:
+        if part in {"python", "celery", "agentfleet"}:
+            part = sys.executable if part == "python" else str(BIN / part)
+        for old, new in replacements.items():
+            part = part.replace(old, new)
+        out.append(part)
+    return out
+
+
+def wait_for(check: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None or proc.returncode == 0, f"exited with {proc.returncode}"
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("service did not come up")
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_every_service_command_runs_locally(tmp_path: Path) -> None:
+    spec = services()
+    redis_server = RedisServer.start(password="change-me")
+    anvil_port = free_port()
+    flower_port, metrics_port = free_port(), free_port()
+    replacements = {"0.0.0.0": "127.0.0.1", "8545": str(anvil_port), "5555": str(flower_port),
+                    "/tmp/celerybeat-schedule": str(tmp_path / "beat-schedule"),
+                    "${FLOWER_AUTH:-admin:change-me}": "admin:change-me"}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    env.update({
+        "AGENTFLEET_RPC_URLS": f"http://127.0.0.1:{anvil_port}",
+        "AGENTFLEET_REDIS_URL": f"redis://:change-me@127.0.0.1:{redis_server.port}/0",
+        "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(tmp_path / "contract_addresses.json"),
+        "AGENTFLEET_MODELS_DIR": str(tmp_path / "models"),
+        "AGENTFLEET_LISTENER_METRICS_PORT": str(metrics_port),
+    })  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(local(spec[name]["command"], replacements), cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    try:
+        chain = start("chain")
+        wait_for(lambda: _port_open(anvil_port), chain)
+        deploy = start("deploy")
+        assert deploy.wait(timeout=120) == 0
+        assert (tmp_path / "contract_addresses.json").exists()
+        listener = start("listener")
+        wait_for(lambda: b"agentfleet_listener" in _get(f"http://127.0.0.1:{metrics_port}/metrics"), listener)
+        from workers.app import app
+
+        app.conf.broker_url = env["AGENTFLEET_REDIS_URL"]
+        worker, trainer = start("worker"), start("trainer")
+        wait_for(lambda: len(app.control.ping(timeout=1.0)) >= 2, worker, timeout=90)
+        beat = start("beat")
+        flower = start("flower")
+        auth = {"Authorization": "Basic " + base64.b64encode(b"admin:change-me").decode()}
+        wait_for(lambda: _get(f"http://127.0.0.1:{flower_port}/healthcheck", auth) == b"OK", flower)
+        time.sleep(2)
+        assert beat.poll() is None and trainer.poll() is None and listener.poll() is None
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        redis_server.stop()
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> bytes:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=3) as answer:
+        return answer.read()  # type: ignore[no-any-return]
