@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from agentfleet.chain.local import chain_now
 from agentfleet.settings import Settings
 
 app = typer.Typer(
@@ -139,6 +140,100 @@ def simulate(
         table.add_row(str(row["strategy"]), f"{row['first']:.1f}", f"{row['last']:.1f}", f"{row['total']:.1f}")
     console.print(table)
     console.print(f"learning curves: {plot(results, out)}")
+
+
+@app.command()
+def up(
+    workers: Annotated[int, typer.Option(min=1, max=32, help="Celery worker processes for the agent queues.")] = 2,
+    run_dir: Annotated[Path, typer.Option(help="Logs, deployment record, models, env file.")] = Path("run"),
+) -> None:
+    """The whole fleet as local processes (anvil, redis, listener, workers, trainer, beat, Flower); Ctrl-C stops all."""
+    from agentfleet.stack import run_stack
+
+    run_stack(workers=workers, run_dir=run_dir, settings=load_settings(), say=console.print)
+
+
+@app.command("create-tasks")
+def create_tasks(
+    count: Annotated[int, typer.Option(min=1, max=500, help="Tasks to create.")] = 5,
+    window: Annotated[int, typer.Option(min=5, help="Seconds until the bidding deadline.")] = 60,
+    reward: Annotated[float, typer.Option(min=0.0001, help="Reward per task (ETH), escrowed.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for the tags drawn from the agent types.")] = 1,
+) -> None:
+    """Create example tasks as the requester (seed: run_agents.py --create-tasks)."""
+    import random
+
+    from web3 import Web3
+
+    from agentfleet.chain.session import ChainSession
+    from agentfleet.profiles import AGENT_TYPES
+
+    session = ChainSession.open(load_settings())
+    rng = random.Random(seed)
+    capabilities = [c for agent in AGENT_TYPES for c in agent.capabilities]
+    deadline = chain_now(session.client.w3) + window
+    for _ in range(count):
+        tags = rng.sample(capabilities, k=rng.choice([1, 2]))
+        session.tasks.create_task(session.requester, f"Example task: {' and '.join(tags)}", tags, deadline, 3600,
+                                  session.evaluator.address, value=Web3.to_wei(reward, "ether"))  # fmt: skip
+        console.print(
+            f"task {session.tasks.task_count()}: {', '.join(tags)}, {reward} ETH, bidding closes in {window} s"
+        )
+
+
+@app.command()
+def tasks(
+    tag: Annotated[str, typer.Option(help="Only tasks with this tag.")] = "",
+    min_reward: Annotated[float, typer.Option(help="Only tasks paying at least this (ETH).")] = 0.0,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+) -> None:
+    """Browse open tasks through TaskMarketplace (seed: browsing and filtering tasks)."""
+    from web3 import Web3
+
+    from agentfleet.chain.session import ChainSession
+
+    session = ChainSession.open(load_settings())
+    ids, _ = session.marketplace.filter_tasks(tag, Web3.to_wei(min_reward, "ether"), 0, limit)
+    table = Table("task", "tags", "reward (ETH)", "bids", "closes at")
+    for task_id in ids:
+        task = session.tasks.get_task(task_id)
+        table.add_row(str(task_id), ",".join(task.tags), f"{task.reward / 1e18:.3f}",
+                      str(session.auction.bid_count(task_id)), str(task.biddingDeadline))  # fmt: skip
+    console.print(table)
+
+
+@app.command("llm-check")
+def llm_check() -> None:
+    """Ask the configured LLM provider each of its four questions and print the answers (seed:
+    test_openai_integration.py)."""
+    from agentfleet.llm import TaskView, make_provider
+
+    provider = make_provider(load_settings())
+    console.print(f"provider: {provider.name}")
+    task = TaskView(1, "Summarise the state of research on decentralised agent coordination.", ("research",), 1.0)
+    capabilities = {"research": 90, "writing": 80}
+    fit, _ = provider.evaluate_task_fit(capabilities, task)
+    console.print(f"evaluate_task_fit: {fit.score:.0f} - {fit.reasoning}")
+    bid, _ = provider.calculate_bid_amount(capabilities, task, 50, 0)
+    console.print(f"calculate_bid_amount: {bid.fraction:.2f} of the reward - {bid.reasoning}")
+    result, _ = provider.execute_task("ResearchAgent", capabilities, task)
+    console.print(f"execute_task: {result.content[:300]}")
+    score, _ = provider.evaluate_task_result(task, result.content)
+    console.print(f"evaluate_task_result: {score.score:.0f} - {score.feedback}")
+
+
+@app.command()
+def report(agent: Annotated[str, typer.Argument(help="Agent address.")]) -> None:
+    """The learning report of an agent (from the models volume) with its reputation on chain."""
+    from trainer.integration import LearningIntegration
+
+    settings = load_settings()
+    try:
+        learning = LearningIntegration.load_state(agent, models_dir=settings.models_dir)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=1) from None
+    console.print_json(json.dumps(learning.generate_report()))
 
 
 @app.command()

@@ -25,7 +25,7 @@ from web3 import Web3
 
 from agentfleet.chain.connect import http_web3
 from agentfleet.chain.deploy import deploy_all
-from agentfleet.chain.local import advance_time, fund
+from agentfleet.chain.local import advance_time, chain_now, fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
 from agentfleet.fleet import register_fleet
@@ -131,7 +131,7 @@ def run_demo(
 
 def _create_tasks(session: ChainSession, rng: random.Random, count: int) -> list[int]:
     capabilities = [c for agent in AGENT_TYPES for c in agent.capabilities]
-    deadline = int(session.client.w3.eth.get_block("latest")["timestamp"]) + 60
+    deadline = chain_now(session.client.w3) + 60
     for number in range(count):
         tags = rng.sample(capabilities, k=rng.choice([1, 1, 2]))
         reward = Web3.to_wei(round(rng.uniform(0.5, 2.0), 2), "ether")

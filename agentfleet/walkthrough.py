@@ -18,7 +18,7 @@ from web3 import Web3
 
 from agentfleet.chain.connect import http_web3, inprocess_web3
 from agentfleet.chain.deploy import deploy_all
-from agentfleet.chain.local import advance_time, fund
+from agentfleet.chain.local import advance_time, chain_now, fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.services import AnvilNode
 from agentfleet.settings import Settings
@@ -65,7 +65,7 @@ def walk_one_task(
         names[agent.address] = name
         say(f"registered {name} {agent.address} capabilities={capabilities}")
 
-    now = int(w3.eth.get_block("latest")["timestamp"])
+    now = chain_now(w3)
     reward = 1 * ETH
     session.tasks.create_task(
         session.requester,

@@ -52,7 +52,7 @@ def test_invalid_setting_is_reported_by_name() -> None:
 @pytest.mark.anvil
 def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, artifacts_out: Path) -> None:
     def ours() -> set[str]:
-        out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+        out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
         return {line.split()[0] for line in out.splitlines() if "anvil --host 127.0.0.1" in line or
                 ("redis-server" in line and "6379" not in line)}  # fmt: skip
 

@@ -23,6 +23,7 @@ from web3 import Web3
 from agentfleet import policy
 from agentfleet.chain import bindings as b
 from agentfleet.chain.errors import ChainError
+from agentfleet.chain.local import chain_now
 from agentfleet.directory import FleetAgent
 from agentfleet.llm import LLMError, LLMOutputError, TaskView, Usage
 from agentfleet.profiles import AgentLearningConfig
@@ -139,7 +140,7 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     member = _fleet_agent(rt, args.agent)
     account = s.account(member.hd_index or 0)
     task = s.tasks.get_task(args.task_id)
-    now = int(s.client.w3.eth.get_block("latest")["timestamp"])
+    now = chain_now(s.client.w3)
     if task.status != OPEN or now >= task.biddingDeadline:
         return {"status": "closed"}
     amount, live = s.auction.bid_of(args.task_id, args.agent)
@@ -284,7 +285,7 @@ def finalize_due(self: Task, limit: int = 200) -> dict[str, Any]:
     cursor_key = "agentfleet:keeper:first_open"
     first = int(rt.redis.get(cursor_key) or 1)
     count = s.tasks.task_count()
-    now = int(s.client.w3.eth.get_block("latest")["timestamp"])
+    now = chain_now(s.client.w3)
     finalized, lowest_open = [], None
     for task_id in range(first, min(count, first + limit - 1) + 1):
         if s.tasks.status_of(task_id) != OPEN:
@@ -295,7 +296,9 @@ def finalize_due(self: Task, limit: int = 200) -> dict[str, Any]:
         try:
             s.auction.finalize(s.requester, task_id)
             finalized.append(task_id)
-        except (b.AlreadyFinalized, b.TaskNotOpen, b.BiddingStillOpen):
+        except b.BiddingStillOpen:
+            lowest_open = lowest_open or task_id  # the chain's clock lags ours: try again next sweep
+        except (b.AlreadyFinalized, b.TaskNotOpen):
             pass
     rt.redis.set(cursor_key, lowest_open or min(count + 1, first + limit))
     return {"finalized": finalized}

@@ -100,7 +100,8 @@ class ChainClient:
             "data": fn._encode_transaction_data(),
         }
         try:  # estimating first makes a revert surface by name before any nonce is taken
-            tx["gas"] = int(self.w3.eth.estimate_gas(tx) * self.gas_multiplier)  # type: ignore[arg-type]
+            # against the pending block: its timestamp is the one the transaction will see
+            tx["gas"] = int(self.w3.eth.estimate_gas(tx, "pending") * self.gas_multiplier)  # type: ignore[arg-type]
         except Exception as exc:
             if errors.is_revert(exc):
                 raise errors.translate(exc) from exc

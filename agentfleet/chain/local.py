@@ -36,12 +36,17 @@ def fund(w3: Web3, address: str, wei: int) -> None:
         w3.provider.make_request("anvil_setBalance", [address, hex(wei)])  # type: ignore[arg-type]
 
 
+def chain_now(w3: Web3) -> int:
+    """The time the next block will carry: the pending block's timestamp. The latest block may be minutes
+    old on an idle chain, so deadlines computed from it can already be in the past."""
+    return max(int(w3.eth.get_block(tag)["timestamp"]) for tag in ("latest", "pending"))
+
+
 def advance_time(w3: Web3, seconds: int) -> int:
     """Move the chain's clock forward and mine a block; returns the new block timestamp."""
     require_local(w3)
     if is_inprocess(w3):
-        # The pending block can be ahead of the latest (after a snapshot revert): travel from the later.
-        now = max(int(w3.eth.get_block(tag)["timestamp"]) for tag in ("latest", "pending"))
+        now = chain_now(w3)  # the pending block can be ahead of the latest (after a snapshot revert)
         tester = w3.provider.ethereum_tester  # type: ignore[attr-defined]
         tester.time_travel(now + seconds)
         tester.mine_blocks(1)
