@@ -70,3 +70,43 @@ def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, art
     assert png.read_bytes()[:4] == b"\x89PNG"
     (artifacts_out / "demo-learning-curves.png").write_bytes(png.read_bytes())
     assert ours() <= before  # no redis-server or anvil left running
+
+
+def test_llm_check_reports_each_operation_offline() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    result = run("llm-check", env=env)
+    assert result.returncode == 0, result.stderr
+    for line in ("provider: offline", "evaluate_task_fit:", "calculate_bid_amount:", "execute_task:",
+                 "evaluate_task_result:"):  # fmt: skip
+        assert line in result.stdout
+
+
+@pytest.mark.anvil
+def test_tasks_lists_and_filters_open_tasks(tmp_path: Path) -> None:
+    from tests.chain_helpers import create_task, deployed_market
+
+    with deployed_market("anvil", tmp_path) as s:
+        create_task(s, tags=["research"])
+        create_task(s, tags=["coding"], reward=3 * 10**18)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AGENTFLEET_")},
+               "AGENTFLEET_RPC_URLS": s.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+               "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(s.settings.contract_addresses_path)}  # fmt: skip
+        coding = run("tasks", "--tag", "coding", env=env)
+        rich = run("tasks", "--min-reward", "2", env=env)
+    assert coding.returncode == 0, coding.stderr
+    assert "coding" in coding.stdout and "research" not in coding.stdout
+    assert "3.000" in rich.stdout and "1.000" not in rich.stdout
+
+
+def test_report_prints_the_learning_report_or_a_clear_error(tmp_path: Path) -> None:
+    from trainer.integration import LearningIntegration
+
+    agent = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+    learning = LearningIntegration(agent, {"research": 60}, models_dir=tmp_path)
+    learning.process_task_result(1, "research", 90, 1.5, ["research"])
+    learning.save_state()
+    env = {**os.environ, "AGENTFLEET_MODELS_DIR": str(tmp_path)}
+    result = run("report", agent, env=env)
+    assert result.returncode == 0 and '"tasks_processed": 1' in result.stdout
+    missing = run("report", "0x" + "ab" * 20, env=env)
+    assert missing.returncode == 1 and "cannot load learning state" in missing.stdout
