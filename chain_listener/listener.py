@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 
 from agentfleet.chain.artifacts import Deployment
 from agentfleet.directory import AgentDirectory
+from agentfleet.logs import configure_logging
 from agentfleet.settings import Settings
 from chain_listener.checkpoint import CheckpointStore
 from chain_listener.dispatch import Dispatcher
@@ -131,7 +132,7 @@ def main(settings: Settings | None = None) -> None:
     from workers import app
 
     settings = settings or Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     listener = Listener.build(settings, app=app)
     if settings.listener_metrics_port:
         start_http_server(

@@ -39,3 +39,15 @@ def test_bad_values_are_rejected_with_the_setting_named(monkeypatch: pytest.Monk
     with pytest.raises(ValidationError) as info:
         Settings()
     assert name.removeprefix("AGENTFLEET_").lower() in str(info.value)
+
+
+def test_json_log_format_emits_one_json_object_per_line() -> None:
+    import json
+    import subprocess
+    import sys
+
+    code = "import logging; from agentfleet.logs import configure_logging; from agentfleet.settings import Settings; "
+    code += "configure_logging(Settings(log_format='json')); logging.getLogger('x').warning('hello %s', 42)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    entry = json.loads(result.stderr.strip().splitlines()[-1])
+    assert entry["message"] == "hello 42" and entry["level"] == "WARNING" and entry["logger"] == "x"
