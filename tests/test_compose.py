@@ -106,9 +106,9 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
         assert (tmp_path / "contract_addresses.json").exists()
         listener = start("listener")
         wait_for(lambda: b"agentfleet_listener" in _get(f"http://127.0.0.1:{metrics_port}/metrics"), listener)
-        from workers.app import app
+        from tests.listener_helpers import celery_app
 
-        app.conf.broker_url = env["AGENTFLEET_REDIS_URL"]
+        app = celery_app(env["AGENTFLEET_REDIS_URL"])  # its own app: the shared one stays on the suite's Redis
         worker, trainer = start("worker"), start("trainer")
         wait_for(lambda: len(app.control.ping(timeout=1.0)) >= 2, worker, timeout=90)
         beat = start("beat")

@@ -20,7 +20,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import MethodUnavailable, TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
 from agentfleet.chain import errors
@@ -60,6 +60,7 @@ class ChainClient:
         self.chain_id: int = w3.eth.chain_id
         self._contracts: dict[str, Contract] = {}
         self._fee_cache: tuple[float, dict[str, int]] | None = None
+        self._pending_estimates = True
 
     def use_deployment(self, deployment: Deployment) -> None:
         """Point the client at another deployment (drops cached contract objects)."""
@@ -100,8 +101,7 @@ class ChainClient:
             "data": fn._encode_transaction_data(),
         }
         try:  # estimating first makes a revert surface by name before any nonce is taken
-            # against the pending block: its timestamp is the one the transaction will see
-            tx["gas"] = int(self.w3.eth.estimate_gas(tx, "pending") * self.gas_multiplier)  # type: ignore[arg-type]
+            tx["gas"] = int(self._estimate(tx) * self.gas_multiplier)
         except Exception as exc:
             if errors.is_revert(exc):
                 raise errors.translate(exc) from exc
@@ -110,6 +110,16 @@ class ChainClient:
         if receipt["status"] != 1:
             raise self._explain_failure(account, fn, value, receipt)
         return receipt
+
+    def _estimate(self, tx: dict[str, Any]) -> int:
+        """Estimate against the pending block (its timestamp is the one the transaction will see); nodes
+        without pending-block estimates (eth-tester) are asked for the latest instead, once and for all."""
+        if self._pending_estimates:
+            try:
+                return int(self.w3.eth.estimate_gas(cast(TxParams, tx), "pending"))
+            except MethodUnavailable:
+                self._pending_estimates = False
+        return int(self.w3.eth.estimate_gas(cast(TxParams, tx)))
 
     def send(self, account: LocalAccount, params: Mapping[str, Any]) -> TxReceipt:
         """Allocate a nonce, sign and send a transaction, then wait for its receipt."""
