@@ -11,6 +11,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from typing import Annotated
+
+from pydantic import AfterValidator
+from web3 import Web3
 
 MIN_BID_FRACTION = 0.05  # of the reward
 MAX_BID_FRACTION = 1.0  # the contract refuses more than the reward anyway
@@ -66,3 +70,13 @@ def limit_result(text: str) -> str:
     if len(data) <= MAX_RESULT_BYTES:
         return text
     return data[:MAX_RESULT_BYTES].decode("utf-8", errors="ignore")
+
+
+def checksum_address(value: str) -> str:
+    """An address from a message or a CLI argument, checksummed; anything else is a clear error."""
+    if not isinstance(value, str) or not Web3.is_address(value):
+        raise ValueError(f"not an Ethereum address: {value!r}")
+    return Web3.to_checksum_address(value)
+
+
+Address = Annotated[str, AfterValidator(checksum_address)]

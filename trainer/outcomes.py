@@ -12,9 +12,9 @@ import json
 from typing import Any, Literal
 
 import redis
-from pydantic import BaseModel, Field, field_validator
-from web3 import Web3
+from pydantic import BaseModel, Field
 
+from agentfleet.policy import Address
 from trainer.state import BID_LEVELS, STATE_SIZE
 
 FAILURE_REWARD = -0.3
@@ -22,17 +22,10 @@ BIDSTATE_TTL = 30 * 24 * 3600  # seconds
 
 
 class Outcome(BaseModel):
-    agent: str
+    agent: Address
     task_id: int = Field(ge=1)
     outcome: Literal["won", "lost", "failed"]
     event: dict[str, Any] | None = None
-
-    @field_validator("agent")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        if not Web3.is_address(value):
-            raise ValueError(f"not an Ethereum address: {value!r}")
-        return Web3.to_checksum_address(value)
 
 
 def bidstate_key(task_id: int, agent: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 from celery import Task
 from celery.signals import task_failure
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 from web3 import Web3
 
 from agentfleet import policy
@@ -47,16 +47,9 @@ OPEN, ASSIGNED, SUBMITTED = 1, 2, 3
 
 
 class AgentTaskArgs(BaseModel):
-    agent: str
+    agent: policy.Address
     task_id: int = Field(ge=1)
     event: dict[str, Any] | None = None
-
-    @field_validator("agent")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        if not Web3.is_address(value):
-            raise ValueError(f"not an Ethereum address: {value!r}")
-        return Web3.to_checksum_address(value)
 
 
 class TaskArgs(BaseModel):
