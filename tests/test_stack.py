@@ -1,12 +1,19 @@
-"""`agentfleet up`: the fleet as local processes; tasks flow to completion; Ctrl-C leaves nothing running."""
+"""`agentfleet up`: the fleet as local processes; Flower shows it in a real browser; tasks flow to completion;
+Ctrl-C leaves nothing running. One stack serves the module (starting it is the slow part); the Ctrl-C test
+runs last and stops it."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,6 +24,17 @@ from agentfleet.settings import Settings
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "agentfleet.cli"]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--virtual-time-budget=5000", "--window-size=1400,900"]  # fmt: skip
+
+
+@dataclass
+class RunningStack:
+    proc: subprocess.Popen[str]
+    run_dir: Path
+    env: dict[str, str]  # the caller's environment plus the fleet's (run/env)
+    flower_url: str
 
 
 def leftovers(run_dir: Path) -> list[str]:
@@ -24,8 +42,9 @@ def leftovers(run_dir: Path) -> list[str]:
     return [line for line in out.splitlines() if str(run_dir) in line]
 
 
-def test_up_with_three_workers_completes_tasks_and_stops_cleanly(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    run_dir = tmp_path_factory.mktemp("up") / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
     up = subprocess.Popen([*CLI, "up", "--workers", "3", "--run-dir", str(run_dir)], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
@@ -36,20 +55,60 @@ def test_up_with_three_workers_completes_tasks_and_stops_cleanly(tmp_path: Path)
             assert time.monotonic() < deadline, "the stack did not start"
             time.sleep(0.2)
         fleet_env = dict(line.split("=", 1) for line in (run_dir / "env").read_text().splitlines())
-        created = subprocess.run([*CLI, "create-tasks", "--count", "3", "--window", "6"], cwd=ROOT,
-                                 env={**env, **fleet_env}, capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert created.returncode == 0, created.stderr
-        settings = Settings(**{k.removeprefix("AGENTFLEET_").lower(): v for k, v in fleet_env.items()})
-        session = ChainSession.open(settings)
+        yield RunningStack(up, run_dir, {**env, **fleet_env}, fleet_env["FLOWER_URL"])
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)
+            up.wait(timeout=60)
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "Debian's chromium is not installed: run scripts/setup.sh (it installs it with apt-get)"
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_flower_in_chromium_lists_the_workers_and_the_profile_queues(stack: RunningStack, artifacts_out: Path) -> None:
+    expected = {"worker1@", "worker2@", "worker3@", "trainer@"}
+    deadline = time.monotonic() + 60
+    while True:  # workers announce themselves to Flower through events a few seconds after they start
+        page = chromium("--dump-dom", f"{stack.flower_url}/workers").stdout
+        seen = {name for name in expected if name in page}
+        if seen == expected:
+            break
+        assert time.monotonic() < deadline, f"Flower lists {seen}, expected {expected}"
+        time.sleep(2)
+    assert re.search(r"Online workers</p>\s*<p[^>]*>4<", page), "Flower does not count 4 online workers"
+    shot = artifacts_out / "flower-workers.png"
+    done = chromium(f"--screenshot={shot}", f"{stack.flower_url}/workers")
+    assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]
+
+    broker = chromium("--dump-dom", f"{stack.flower_url}/broker").stdout
+    for queue in ("agent.research", "agent.development", "agent.analytics", "agent.creative", "agent.blockchain",
+                  "evaluation", "training", "keeper"):  # fmt: skip
+        assert f"<td>{queue}</td>" in broker, f"queue {queue} missing from Flower's broker page"
+    assert "redis://:**@" in broker or "redis://127.0.0.1" in broker  # a password would be masked
+    chromium(f"--screenshot={artifacts_out / 'flower-broker.png'}", f"{stack.flower_url}/broker")
+
+
+def test_tasks_flow_to_completion_and_ctrl_c_stops_everything(stack: RunningStack) -> None:
+    created = subprocess.run([*CLI, "create-tasks", "--count", "3", "--window", "6"], cwd=ROOT, env=stack.env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    fleet = {k.removeprefix("AGENTFLEET_").lower(): v for k, v in stack.env.items() if k.startswith("AGENTFLEET_")}
+    session = ChainSession.open(Settings(**fleet))
+    try:
         deadline = time.monotonic() + 120
         while not all(session.tasks.status_of(t) == 4 for t in (1, 2, 3)):
-            assert up.poll() is None, "the stack died"
+            assert stack.proc.poll() is None, "the stack died"
             assert time.monotonic() < deadline, [session.tasks.status_of(t) for t in (1, 2, 3)]
             time.sleep(0.5)
-        assert leftovers(run_dir)  # the fleet's processes are running
+        assert leftovers(stack.run_dir)  # the fleet's processes are running
     finally:
-        up.send_signal(signal.SIGINT)
-        code = up.wait(timeout=60)
+        stack.proc.send_signal(signal.SIGINT)
+        code = stack.proc.wait(timeout=60)
     assert code == 0
     time.sleep(0.5)
-    assert leftovers(run_dir) == []
+    assert leftovers(stack.run_dir) == []
