@@ -61,7 +61,12 @@ def demo(
             text = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
             progress.update(bar, completed=final, description=text)
 
-        result = run_demo(tasks=tasks, out_dir=out, on_progress=show, base_settings=settings)
+        try:
+            result = run_demo(tasks=tasks, out_dir=out, on_progress=show, base_settings=settings)
+        except KeyboardInterrupt:  # run_demo has stopped everything it started on the way out
+            progress.stop()
+            console.print("interrupted: the demo stopped every process it started (nothing is left running)")
+            raise typer.Exit(code=0) from None
     table = Table(title=f"{len(result.rows)} tasks, provider: {result.provider}")
     for column in ("task", "tags", "status", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
         table.add_column(column)

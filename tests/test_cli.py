@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,49 @@ def test_report_prints_the_learning_report_or_a_clear_error(tmp_path: Path) -> N
     assert result.returncode == 0 and '"tasks_processed": 1' in result.stdout
     missing = run("report", "0x" + "ab" * 20, env=env)
     assert missing.returncode == 1 and "cannot load learning state" in missing.stdout
+
+
+def descendants(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout.split("\n")[1:]
+    children: dict[int, list[int]] = {}
+    for line in filter(None, out):
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid,stat"], capture_output=True, text=True).stdout.split("\n")[1:]
+    return {int(p) for p, stat in (line.split() for line in out if line.strip()) if int(p) in pids and "Z" not in stat}
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("target", ["group", "process"])
+def test_demo_ctrl_c_exits_0_and_leaves_no_process(tmp_path: Path, target: str) -> None:
+    """A terminal's Ctrl-C signals the whole foreground group; `kill -INT` only the demo itself."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    args = [*CLI, "demo", "--tasks", "30", "--out", str(tmp_path)]
+    demo = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    started: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(started) < 2:  # redis-server and anvil are up: the fleet is being built or running
+        assert demo.poll() is None, demo.stdout.read() if demo.stdout else ""
+        assert time.monotonic() < deadline, "the demo did not start its services"
+        started |= descendants(demo.pid)
+        time.sleep(0.2)
+    time.sleep(4)  # into the run: contracts deployed, worker and listener threads busy
+    started |= descendants(demo.pid)
+    if target == "group":
+        os.killpg(demo.pid, signal.SIGINT)
+    else:
+        demo.send_signal(signal.SIGINT)
+    out, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, out[-3000:]
+    assert "interrupted" in out
+    assert alive(started) == set(), "processes left behind after Ctrl-C"
