@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     listener_stream_maxlen: int = Field(default=100_000, ge=100, description="Approximate cap of the event stream.")
     listener_metrics_port: int | None = Field(default=None, description="Prometheus port of the listener (unset: off).")
     metrics_address: str = Field(default="127.0.0.1", description="Address metrics endpoints bind to.")
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Prometheus port of a Celery worker or the trainer (unset: off)."
+    )
 
     # --- workers ---------------------------------------------------------------------------------------
     bidding_strategy: str = Field(

@@ -31,6 +31,8 @@ from agentfleet.services import AnvilNode, RedisServer, free_port
 from agentfleet.settings import Settings
 
 ETH = 10**18
+LISTENER_METRICS = "AGENTFLEET_LISTENER_METRICS_PORT"
+WORKER_METRICS = "AGENTFLEET_WORKER_METRICS_PORT"
 AGENT_QUEUES = "agent.research,agent.development,agent.analytics,agent.creative,agent.blockchain,evaluation,keeper"
 
 
@@ -40,10 +42,17 @@ class Stack:
     env: dict[str, str]
     flower_port: int
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # process name -> its Prometheus URL
 
-    def spawn(self, name: str, args: list[str]) -> None:
+    def spawn(self, name: str, args: list[str], *, metrics_setting: str | None = None) -> None:
+        """Start one process (own session, log file); with ``metrics_setting``, on a free metrics port."""
+        env = dict(self.env)
+        if metrics_setting:
+            port = free_port()
+            env[metrics_setting] = str(port)
+            self.metrics[name] = f"http://127.0.0.1:{port}/metrics"
         log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        self.procs[name] = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)  # fmt: skip
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -118,12 +127,13 @@ def run_stack(*, workers: int, run_dir: Path, settings: Settings, ready: threadi
             env["OPENAI_API_KEY"] = settings.openai_api_key.get_secret_value()
         stack = Stack(run_dir, env, free_port())
         services.callback(stack.stop)
-        stack.spawn("listener", [sys.executable, "-m", "chain_listener"])
+        stack.spawn("listener", [sys.executable, "-m", "chain_listener"], metrics_setting=LISTENER_METRICS)
         for i in range(workers):
             stack.spawn(f"worker{i + 1}", [bin_path("celery"), "-A", "workers", "worker", "-Q", AGENT_QUEUES,
-                                           "-c", "1", "-n", f"worker{i + 1}@%h", "--loglevel", "INFO"])  # fmt: skip
+                                           "-c", "1", "-n", f"worker{i + 1}@%h", "--loglevel", "INFO"],
+                        metrics_setting=WORKER_METRICS)  # fmt: skip
         stack.spawn("trainer", [bin_path("celery"), "-A", "workers", "worker", "-Q", "training", "-P", "solo",
-                                "-n", "trainer@%h", "--loglevel", "INFO"])  # fmt: skip
+                                "-n", "trainer@%h", "--loglevel", "INFO"], metrics_setting=WORKER_METRICS)  # fmt: skip
         stack.spawn("beat", [bin_path("celery"), "-A", "workers", "beat", "--schedule",
                              str(run_dir / "beat-schedule"), "--loglevel", "INFO"])  # fmt: skip
         stack.spawn("flower", [bin_path("celery"), "-A", "workers", "flower", "--address=127.0.0.1",
@@ -131,10 +141,12 @@ def run_stack(*, workers: int, run_dir: Path, settings: Settings, ready: threadi
         say(f"chain    {node.url}  (contracts: {local.contract_addresses_path})")
         say(f"redis    {server.url}")
         say(f"flower   http://127.0.0.1:{stack.flower_port}")
+        say(f"metrics  {', '.join(f'{name} {url}' for name, url in stack.metrics.items())}")
         say(f"logs     {run_dir}/*.log")
         say(f"processes: {', '.join(stack.procs)}; Ctrl-C stops them all")
         shareable = {k: v for k, v in env.items() if k.startswith("AGENTFLEET_") and k != "AGENTFLEET_MNEMONIC"}
         shareable["FLOWER_URL"] = f"http://127.0.0.1:{stack.flower_port}"
+        shareable["METRICS_URLS"] = ",".join(f"{name}={url}" for name, url in stack.metrics.items())
         (run_dir / "env").write_text("".join(f"{k}={v}\n" for k, v in shareable.items()))  # no secrets
         ticking = threading.Thread(target=_tick, args=(node.url, stop), name="clock", daemon=True)
         ticking.start()

@@ -51,3 +51,16 @@ def test_json_log_format_emits_one_json_object_per_line() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     entry = json.loads(result.stderr.strip().splitlines()[-1])
     assert entry["message"] == "hello 42" and entry["level"] == "WARNING" and entry["logger"] == "x"
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = []
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = [f"AGENTFLEET_{name.upper()}", *(str(c) for c in getattr(alias, "choices", []))]
+        if not any(f"`{n}`" in readme for n in names):
+            missing.append(names[0])
+    assert missing == []

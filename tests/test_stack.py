@@ -12,11 +12,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from agentfleet.chain.session import ChainSession
 from agentfleet.settings import Settings
@@ -93,6 +95,38 @@ def test_flower_in_chromium_lists_the_workers_and_the_profile_queues(stack: Runn
     chromium(f"--screenshot={artifacts_out / 'flower-broker.png'}", f"{stack.flower_url}/broker")
 
 
+def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}  # fmt: skip
+
+
+def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, lab), v in samples.items() if n == name and set(labels.items()) <= lab)
+
+
+def check_metrics(urls: dict[str, str]) -> None:
+    """Each process serves its own endpoint; together they tell what the fleet did."""
+    assert set(urls) == {"listener", "worker1", "worker2", "worker3", "trainer"}
+    deadline = time.monotonic() + 30
+    while True:  # the trainer's outcomes arrive shortly after the tasks complete
+        workers = [scrape(urls[f"worker{i}"]) for i in (1, 2, 3)]
+        trainer, listener = scrape(urls["trainer"]), scrape(urls["listener"])
+        trained = total(
+            trainer, "agentfleet_worker_tasks_total", task="trainer.tasks.record_outcome", outcome="success"
+        )
+        if trained >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    consider = "workers.tasks.consider"
+    assert sum(total(w, "agentfleet_worker_results_total", task=consider, status="bid") for w in workers) >= 3
+    assert sum(total(w, "agentfleet_worker_task_seconds_count", task=consider) for w in workers) >= 3
+    assert sum(total(w, "agentfleet_worker_results_total", task="workers.tasks.evaluate", status="completed")
+               for w in workers) == 3  # fmt: skip
+    assert trained >= 3, trainer
+    assert total(listener, "agentfleet_listener_events_total", event="TaskCreated") == 3
+
+
 def test_tasks_flow_to_completion_and_ctrl_c_stops_everything(stack: RunningStack) -> None:
     created = subprocess.run([*CLI, "create-tasks", "--count", "3", "--window", "6"], cwd=ROOT, env=stack.env,
                              capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -106,6 +140,7 @@ def test_tasks_flow_to_completion_and_ctrl_c_stops_everything(stack: RunningStac
             assert time.monotonic() < deadline, [session.tasks.status_of(t) for t in (1, 2, 3)]
             time.sleep(0.5)
         assert leftovers(stack.run_dir)  # the fleet's processes are running
+        check_metrics(dict(item.split("=", 1) for item in stack.env["METRICS_URLS"].split(",")))
     finally:
         stack.proc.send_signal(signal.SIGINT)
         code = stack.proc.wait(timeout=60)

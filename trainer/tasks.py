@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from trainer.outcomes import Outcome, load_bid_state, reward_of
+from workers import metrics
 from workers.app import app
 from workers.runtime import runtime
 
@@ -51,6 +52,8 @@ def record_outcome(
         pushed = _learn_capabilities(rt, learning, parsed)
     learning.save_state()  # writes {agent}_state.json and {agent}_rl_model.pt, both atomically
     rt.redis.set(done_key, model.version)
+    metrics.record_training(parsed.agent, version=model.version, loss=losses[-1] if losses else None,
+                            replay_size=model.memory.size)  # fmt: skip
     return {"status": "trained", "reward": reward, "version": model.version, "memory": model.memory.size,
             "loss": losses[-1] if losses else None, "capabilities_pushed": pushed}  # fmt: skip
 

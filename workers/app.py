@@ -13,6 +13,8 @@ from agentfleet.settings import get_settings
 app = Celery("agentfleet", include=["workers.tasks", "trainer.tasks"])
 app.config_from_object("celeryconfig")
 
+import workers.metrics  # noqa: E402,F401  - signal handlers: metrics endpoint and task counters
+
 
 @setup_logging.connect
 def _logging(**_kwargs: Any) -> None:

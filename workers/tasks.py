@@ -28,6 +28,7 @@ from agentfleet.directory import FleetAgent
 from agentfleet.llm import LLMError, LLMOutputError, TaskView, Usage
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext, BiddingStrategy
+from workers import metrics
 from workers.app import app
 from workers.idempotency import Claimed, WorkLedger
 from workers.runtime import Runtime, runtime
@@ -85,6 +86,7 @@ def _record_usage(rt: Runtime, agent: str, task_id: int, usage: Usage) -> None:
         pipe.hincrby(key, "completion_tokens", usage.completion_tokens)
         pipe.hincrbyfloat(key, "cost_usd", usage.cost_usd)
     pipe.execute()
+    metrics.record_llm_usage(usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
 
 
 def _log_action(rt: Runtime, account: Any, task_id: int, action: str, data: bytes) -> None:

@@ -1,0 +1,115 @@
+"""Prometheus metrics of the Celery workers and the trainer, on ``AGENTFLEET_WORKER_METRICS_PORT``.
+
+Why prometheus_client's multiprocess mode: with the prefork pool, tasks run in pool children that cannot
+each serve the port. Every process writes its values to files in one folder (``PROMETHEUS_MULTIPROC_DIR``)
+and the worker's main process serves their sum. prometheus_client decides on that mode when it is first
+imported, so ``workers.metrics_dir`` prepares the folder in ``workers/__init__.py``, before anything imports
+it (``celery -A workers`` imports that package first). With the port unset nothing changes: metrics are plain
+in-process values nobody serves, which costs next to nothing.
+
+The trainer is a Celery worker of the same app: it serves the same families (its ``record_outcome``
+results, model versions, losses) on the port its own environment sets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from typing import Any
+
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    task_success,
+    worker_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
+
+from agentfleet.settings import get_settings
+from workers.metrics_dir import OWNED_DIR_ENV
+
+log = logging.getLogger(__name__)
+
+TASKS = Counter("agentfleet_worker_tasks", "Finished Celery tasks by name and outcome", ["task", "outcome"])
+RESULTS = Counter(
+    "agentfleet_worker_results", "Task results by the status they report (bid, refused, trained...)", ["task", "status"]
+)
+SECONDS = Histogram(
+    "agentfleet_worker_task_seconds", "Task run time", ["task"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+)
+LLM_TOKENS = Counter("agentfleet_llm_tokens", "LLM tokens used, by kind", ["kind"])
+LLM_COST = Counter("agentfleet_llm_cost_usd", "Estimated LLM cost (USD)")
+MODEL_VERSION = Gauge(
+    "agentfleet_trainer_model_version", "Version of the agent's RL model on disk", ["agent"], multiprocess_mode="max"
+)
+TRAIN_LOSS = Gauge(
+    "agentfleet_trainer_loss", "Last training loss of the agent's model", ["agent"], multiprocess_mode="mostrecent"
+)
+REPLAY_SIZE = Gauge(
+    "agentfleet_trainer_replay_size", "Transitions in the agent's replay memory", ["agent"], multiprocess_mode="max"
+)
+_started: dict[str, float] = {}
+
+
+@worker_init.connect
+def _serve(**_kwargs: Any) -> None:
+    settings = get_settings()
+    if settings.worker_metrics_port is None:
+        return
+    registry = REGISTRY  # without the folder: this process's own values (a solo or threads worker)
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    start_http_server(settings.worker_metrics_port, addr=settings.metrics_address, registry=registry)
+    log.info("worker metrics on %s:%s/metrics", settings.metrics_address, settings.worker_metrics_port)
+
+
+@worker_process_shutdown.connect
+def _child_gone(pid: int | None = None, **_kwargs: Any) -> None:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+
+@worker_shutdown.connect
+def _cleanup(**_kwargs: Any) -> None:
+    if os.environ.get(OWNED_DIR_ENV) and "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+@task_prerun.connect
+def _begin(task_id: str | None = None, **_kwargs: Any) -> None:
+    if task_id:
+        _started[task_id] = time.monotonic()
+
+
+@task_postrun.connect
+def _end(sender: Any = None, task_id: str | None = None, state: str | None = None, **_kwargs: Any) -> None:
+    name = getattr(sender, "name", "?")
+    began = _started.pop(task_id or "", None)
+    if began is not None:
+        SECONDS.labels(task=name).observe(time.monotonic() - began)
+    TASKS.labels(task=name, outcome=(state or "unknown").lower()).inc()
+
+
+@task_success.connect
+def _result(sender: Any = None, result: Any = None, **_kwargs: Any) -> None:
+    if isinstance(result, dict) and isinstance(result.get("status"), str):
+        RESULTS.labels(task=getattr(sender, "name", "?"), status=result["status"][:40]).inc()
+
+
+def record_llm_usage(prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:
+    LLM_TOKENS.labels(kind="prompt").inc(prompt_tokens)
+    LLM_TOKENS.labels(kind="completion").inc(completion_tokens)
+    LLM_COST.inc(max(0.0, cost_usd))
+
+
+def record_training(agent: str, *, version: int, loss: float | None, replay_size: int) -> None:
+    agent = agent.lower()
+    MODEL_VERSION.labels(agent=agent).set(version)
+    REPLAY_SIZE.labels(agent=agent).set(replay_size)
+    if loss is not None:
+        TRAIN_LOSS.labels(agent=agent).set(loss)
