@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +15,11 @@ from rich.table import Table
 
 from agentfleet.chain.local import chain_now
 from agentfleet.settings import Settings
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from agentfleet.chain.session import ChainSession
 
 app = typer.Typer(
     help="agentfleet: LLM agents competing for on-chain tasks, as a Celery worker fleet.", no_args_is_help=True
@@ -258,6 +263,67 @@ def accounts(count: Annotated[int, typer.Option(min=1, max=1000, help="Agents to
     for number in range(count):
         index = settings.agent_index_offset + number
         table.add_row(f"agent {number}", str(index), derive_account(secret, index).address)
+    console.print(table)
+
+
+message_app = typer.Typer(help="Agent messages through MessageHub, encrypted to the recipient.", no_args_is_help=True)
+app.add_typer(message_app, name="message")
+
+
+def _agent_account(session: ChainSession, who: str) -> LocalAccount:
+    """An agent number (0-based, the fleet's HD keys) -> its account; the CLI signs for it."""
+    if not who.isdigit():
+        raise typer.BadParameter(f"{who!r}: use the agent's number (0, 1, ...); the CLI signs with its HD key")
+    return session.agent(int(who))
+
+
+@message_app.command("send")
+def message_send(
+    sender: Annotated[str, typer.Argument(help="Sending agent's number (0-based).")],
+    to: Annotated[str, typer.Argument(help="Recipient: agent number or address.")],
+    text: Annotated[str, typer.Argument(help="The message (sealed to the recipient's key).")],
+    topic: Annotated[str, typer.Option(help="Public topic (not encrypted).")] = "",
+    task: Annotated[int, typer.Option(min=0, help="Task the message is about (0: none).")] = 0,
+) -> None:
+    """Send an encrypted message from one of the fleet's agents (seed: MessageHub send)."""
+    from agentfleet.chain.session import ChainSession
+    from agentfleet.messaging import MessagingError, send
+
+    session = ChainSession.open(load_settings())
+    account = _agent_account(session, sender)
+    recipient = _agent_account(session, to).address if to.isdigit() else to
+    try:
+        message_id = send(session, account, recipient, text, topic=topic, task_id=task)
+    except MessagingError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=1) from None
+    console.print(f"message {message_id} sent to {recipient} (payload encrypted to its key)")
+
+
+@message_app.command("read")
+def message_read(
+    agent: Annotated[str, typer.Argument(help="Reading agent's number (0-based).")],
+    source: Annotated[str, typer.Option(help="'inbox' (delivered by the fleet, Redis) or 'chain' (logs).")] = "inbox",
+) -> None:
+    """Decrypt and list an agent's messages (seed: MessageHub read)."""
+    import redis as redis_lib
+
+    from agentfleet.chain.session import ChainSession
+    from agentfleet.messaging import read_chain, read_inbox
+
+    if source not in {"inbox", "chain"}:
+        raise typer.BadParameter("use 'inbox' or 'chain'", param_hint="--source")
+    settings = load_settings()
+    session = ChainSession.open(settings)
+    account = _agent_account(session, agent)
+    if source == "inbox":
+        messages = read_inbox(redis_lib.Redis.from_url(settings.redis_url.get_secret_value()), account)
+    else:
+        messages = read_chain(session, account)
+    table = Table("id", "from", "topic", "task", "message", title=f"messages to {account.address}")
+    for m in messages:
+        body = m.text if m.text is not None else f"[red]{m.error}[/red]"
+        table.add_row(str(m.message_id), m.sender, m.topic, str(m.task_id or "-"), body)
     console.print(table)
 
 

@@ -305,8 +305,9 @@ def deliver_message(self: Task, agent: str, event: dict[str, Any]) -> dict[str, 
     if not Web3.is_address(agent) or not isinstance(event, dict) or "args" not in event:
         raise ValueError("invalid arguments: need an agent address and a MessageSent event")
     rt = runtime()
-    entry = {"id": event.get("id"), "from": event["args"].get("from"), "topic": event["args"].get("topic"),
-             "payload": event["args"].get("payload"), "task_id": event["args"].get("taskId")}  # fmt: skip
+    args = event["args"]
+    entry = {"id": event.get("id"), "message_id": args.get("messageId"), "from": args.get("from"),
+             "topic": args.get("topic"), "payload": args.get("payload"), "task_id": args.get("taskId")}  # fmt: skip
     rt.redis.rpush(f"agentfleet:inbox:{agent.lower()}", json.dumps(entry))
     return {"status": "delivered"}
 

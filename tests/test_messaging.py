@@ -1,0 +1,96 @@
+"""Agent messages through MessageHub: sealed to the recipient's key on chain, delivered by the fleet,
+read back by the CLI; what cannot be opened is reported, never dropped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from agentfleet.messaging import MAX_TEXT_BYTES, MessagingError, open_payload, publish_key, read_chain, send
+from agentfleet.services import RedisServer
+from tests.chain_helpers import deployed_market
+from tests.fleet_helpers import pump, running_fleet
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "agentfleet.cli"]
+
+
+def test_sealed_on_chain_opened_only_by_the_recipient(tmp_path: Path) -> None:
+    with deployed_market("inprocess", tmp_path, register=3) as s:
+        alice, bob, carol = s.agent(0), s.agent(1), s.agent(2)
+        assert publish_key(s, alice) and publish_key(s, bob)
+        assert not publish_key(s, bob)  # already there: no second transaction
+        secret = "meet at task 7: the reviewer is strict about citations"
+        message_id = send(s, alice, bob.address, secret, topic="coordination", task_id=7)
+
+        payload = bytes(s.messages.contract.events.MessageSent().get_logs(from_block=0)[0]["args"]["payload"])
+        assert secret.encode() not in payload  # the chain carries ciphertext only
+        with pytest.raises(ValueError, match="cannot decrypt"):
+            open_payload(alice, payload)  # the sender's own key does not open it
+        [message] = read_chain(s, bob)
+        assert (message.message_id, message.sender, message.topic, message.task_id, message.text) == (
+            message_id, alice.address, "coordination", 7, secret
+        )  # fmt: skip
+        assert read_chain(s, carol) == []
+
+
+def test_bad_sends_are_refused_and_bad_payloads_reported(tmp_path: Path) -> None:
+    with deployed_market("inprocess", tmp_path, register=3) as s:
+        alice, bob, carol = s.agent(0), s.agent(1), s.agent(2)
+        publish_key(s, bob)
+        with pytest.raises(MessagingError, match="published no encryption key"):
+            send(s, bob, carol.address, "hello")  # carol never published a key
+        with pytest.raises(MessagingError, match="at most"):
+            send(s, alice, bob.address, "x" * (MAX_TEXT_BYTES + 1))
+        with pytest.raises(MessagingError, match="not a registered agent"):
+            send(s, alice, s.requester.address, "hello")
+        with pytest.raises(MessagingError, match="not an address"):
+            send(s, alice, "bob", "hello")
+        with pytest.raises(MessagingError, match="empty"):
+            send(s, alice, bob.address, "")
+        assert s.messages.message_count() == 0  # nothing was sent by the refused calls
+
+        send(s, alice, bob.address, "first")
+        s.messages.send_message(alice, bob.address, "raw", b"plain text anyone can read", 0)  # not sealed
+        sealed = bytearray(s.messages.contract.events.MessageSent().get_logs(from_block=0)[0]["args"]["payload"])
+        sealed[-1] ^= 1  # one flipped bit: the GCM tag no longer matches
+        s.messages.send_message(alice, bob.address, "tampered", bytes(sealed), 0)
+        send(s, alice, bob.address, "last")
+        messages = read_chain(s, bob)
+        assert [m.text for m in messages] == ["first", None, None, "last"]
+        assert all("cannot decrypt" in (m.error or "") for m in messages[1:3])
+
+
+@pytest.mark.anvil
+def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path, redis_server: RedisServer) -> None:
+    with running_fleet(tmp_path, redis_server) as (s, listener, client):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+        env |= {"AGENTFLEET_RPC_URLS": s.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+                "AGENTFLEET_REDIS_URL": redis_server.url,
+                "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(s.settings.contract_addresses_path)}  # fmt: skip
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*CLI, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+        sent = cli("message", "send", "0", "1", "can you review my solidity?", "--topic", "review", "--task", "3")
+        assert sent.returncode == 0, sent.stderr
+        assert "message 1 sent" in sent.stdout
+        inbox = f"agentfleet:inbox:{s.agent(1).address.lower()}"
+        pump(listener, lambda: client.llen(inbox) == 1)  # listener -> recipient's queue -> deliver_message
+        assert b"can you review" not in redis.Redis.from_url(redis_server.url).lindex(inbox, 0)  # type: ignore[operator]
+
+        read = cli("message", "read", "1")
+        assert read.returncode == 0, read.stderr
+        assert "can you review my solidity?" in read.stdout and "review" in read.stdout
+        assert "can you review" not in cli("message", "read", "2").stdout  # not delivered to anyone else
+
+        bad = cli("message", "send", "zero", "1", "hi")
+        assert bad.returncode == 2 and "agent's number" in bad.stderr
+        assert cli("message", "read", "1", "--source", "mempool").returncode == 2
+        with_chain = cli("message", "read", "1", "--source", "chain")
+        assert "can you review my solidity?" in with_chain.stdout
