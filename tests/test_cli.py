@@ -158,3 +158,26 @@ def test_demo_ctrl_c_exits_0_and_leaves_no_process(tmp_path: Path, target: str) 
     assert demo.returncode == 0, out[-3000:]
     assert "interrupted" in out
     assert alive(started) == set(), "processes left behind after Ctrl-C"
+
+
+def test_readme_seed_table_names_commands_that_exist_with_those_options() -> None:
+    """Each `agentfleet ...` in the README's seed table is a real (sub)command accepting the options shown;
+    the commands themselves run in test_stack (up, create-tasks), test_messaging, test_cli and test_trainer."""
+    import re
+    import shlex
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("The seed's commands and ours:", 1)[1].lstrip().split("\n\n", 1)[0]
+    snippets = [s for s in re.findall(r"`([^`]+)`", table) if "agentfleet " in s]
+    assert len(snippets) >= 7
+    for snippet in snippets:
+        words = shlex.split(snippet[snippet.index("agentfleet ") :])[1:]
+        path = []
+        for word in words:
+            if word.startswith("-") or not re.fullmatch(r"[a-z][a-z-]*", word):
+                break
+            path.append(word)
+        shown = run(*path, "--help")
+        assert shown.returncode == 0, (snippet, shown.stderr)
+        for option in (w for w in words if w.startswith("--")):
+            assert option in shown.stdout, f"{snippet}: {option} is not an option of agentfleet {' '.join(path)}"
