@@ -27,7 +27,8 @@ class BidContext(BaseModel):
     reputation: int = Field(ge=0, le=100)
     workload: int = Field(default=0, ge=0, description="tasks the agent is executing now")
     seconds_to_deadline: int = Field(default=0, ge=0)
-    competing_bids: int = Field(default=0, ge=0)
+    competing_bids: int = Field(default=0, ge=0, description="bids already placed on this task")
+    recent_win_rate: float = Field(default=0.0, ge=0, le=1, description="share of the agent's recent bids it won")
     llm_fraction: float | None = Field(default=None, description="the LLM's bid advice (untrusted)")
 
 

@@ -123,9 +123,12 @@ def test_workers_pick_up_new_versions_and_survive_corrupt_ones(tmp_path: Path) -
     (tmp_path / f"{AGENT}_rl_model.pt").write_bytes(b"truncated")
     assert cache.get(AGENT).version == 2  # a corrupt file keeps the last good model
 
-    strategy = RLBiddingStrategy(AGENT, AgentLearningConfig.get_profile("explorer"), cache)
+    explorer = AgentLearningConfig.get_profile("explorer")
+    strategy = RLBiddingStrategy(AGENT, explorer, cache)
     for fit in range(0, 101, 5):
         ctx = BidContext(task_id=1, reward_wei=10**18, tags=["research"], fit_score=fit,
                          capability_weights={"research": 70}, reputation=50)  # fmt: skip
         decision = strategy.decide(ctx)
         assert not decision.bid or policy.MIN_BID_FRACTION * 10**18 <= decision.amount_wei <= 10**18
+        if fit < explorer.min_fit_to_bid:  # the profile's risk bar holds whatever the model says
+            assert not decision.bid and "bar" in decision.reason

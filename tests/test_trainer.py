@@ -10,6 +10,7 @@ from agentfleet.chain.local import advance_time
 from agentfleet.services import RedisServer
 from tests.chain_helpers import ETH, now
 from tests.fleet_helpers import QUEUES, pump, running_fleet
+from trainer.outcomes import recent_key, recent_win_rate
 from trainer.rl import ReinforcementLearning
 from workers.app import app
 
@@ -44,6 +45,12 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
         with pytest.raises(ValueError, match="invalid outcome"):
             bad.get(timeout=30)
         assert client.exists("agentfleet:trainer:done:1:" + s.tasks.get_task(1).assignee.lower())
+        for winner in winners():  # the next bid's state carries the agent's recent win rate
+            assert recent_win_rate(client, winner) > 0
+        bidders = {b.agent for t in (1, 2) for b in s.auction.get_bids(t)}
+        for loser in bidders - winners():
+            pump(listener, lambda a=loser: client.llen(recent_key(a)) >= 1, timeout=30)  # type: ignore[misc]
+            assert recent_win_rate(client, loser) < 1
 
 
 def test_rl_strategy_bids_inside_bounds_in_the_fleet(tmp_path: Path, redis_server: RedisServer) -> None:

@@ -43,6 +43,26 @@ def store_bid_state(client: redis.Redis, task_id: int, agent: str, vector: list[
     client.set(bidstate_key(task_id, agent), json.dumps(record), ex=BIDSTATE_TTL)
 
 
+RECENT_BIDS = 20  # the win rate in the RL state covers this many of the agent's last settled bids
+
+
+def recent_key(agent: str) -> str:
+    return f"agentfleet:recent:{agent.lower()}"
+
+
+def record_recent(client: redis.Redis, agent: str, won: bool) -> None:
+    """One settled bid of the agent (1 won, 0 lost), newest first, capped at RECENT_BIDS."""
+    pipe = client.pipeline()
+    pipe.lpush(recent_key(agent), int(won))
+    pipe.ltrim(recent_key(agent), 0, RECENT_BIDS - 1)
+    pipe.execute()
+
+
+def recent_win_rate(client: redis.Redis, agent: str) -> float:
+    values = [int(v) for v in client.lrange(recent_key(agent), 0, -1)]
+    return sum(values) / len(values) if values else 0.0
+
+
 def load_bid_state(client: redis.Redis, task_id: int, agent: str) -> dict[str, Any] | None:
     raw = client.get(bidstate_key(task_id, agent))
     if raw is None:

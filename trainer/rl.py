@@ -30,7 +30,7 @@ from trainer.state import ACTIONS, STATE_SIZE
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: 17 bid levels (18 actions)
 
 
 class ModelLoadError(ValueError):

@@ -6,6 +6,12 @@ The market follows the contracts' rules: the winner is the lowest amount*100/(re
 plus noise; executing a task costs ``EXECUTION_COST`` x reward (the LLM bill), so winning a task you then
 fail loses money.
 
+The learner (``rl_focal``) is the fleet's DQN with what makes it safe in this market: it never bids below
+its learning profile's fit bar (one early run of failures sinks reputation so far that no bid can win
+again: with the auction dividing by reputation+1, an agent at 6 cannot undercut one at 100), and its reward
+counts the reputation a task moved (``REPUTATION_WEIGHT`` per point) besides the profit, because
+reputation is what wins the next auctions.
+
 ``compare(seed)`` runs the same market (same competitors, same tasks, same noise) once with the focal
 agent learning (DQN) and once per learning profile with the focal agent on the fixed
 AdaptiveBiddingStrategy of that profile. Only the focal agent's strategy changes between runs.
@@ -14,6 +20,7 @@ AdaptiveBiddingStrategy of that profile. Only the focal agent's strategy changes
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +31,8 @@ from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext
 TAGS = ("research", "coding", "data_analysis", "creative_writing", "blockchain")
 EXECUTION_COST = 0.1  # of the reward
 TRAIN_STEPS = 2  # gradient steps per task
+REPUTATION_WEIGHT = 0.05  # reward per reputation point gained or lost (profit is in units of the reward)
+RECENT_BIDS = 20  # window of the win rate in the state (as trainer.outcomes.RECENT_BIDS)
 
 
 @dataclass
@@ -33,6 +42,7 @@ class SimAgent:
     weights: dict[str, int]  # what the agent (and its fit score) believes, 0..100
     decide: Callable[[BidContext], tuple[float | None, int | None]]  # -> (fraction or None, RL action)
     reputation: int = 50
+    recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_BIDS))  # 1 won, 0 lost, per bid
     profit: list[float] = field(default_factory=list)  # per task (0 when not winning)
     wins: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
@@ -51,6 +61,10 @@ def _weights(skill: dict[str, float], rng: random.Random) -> dict[str, int]:
     return {t: int(policy.clamp_score(100 * s + rng.gauss(0, 8))) for t, s in skill.items()}
 
 
+def _win_rate(agent: SimAgent) -> float:
+    return sum(agent.recent) / len(agent.recent) if agent.recent else 0.0
+
+
 def _fixed(profile: str) -> Callable[[BidContext], tuple[float | None, int | None]]:
     strategy = AdaptiveBiddingStrategy(AgentLearningConfig.get_profile(profile))
 
@@ -66,7 +80,7 @@ def run_market(
     *,
     seed: int,
     tasks: int,
-    learn: Callable[[BidContext, int, float], None] | None = None,
+    learn: Callable[[BidContext, int, float], None] | None = None,  # (context, action, reward)
     progress: Callable[[int], None] | None = None,
 ) -> list[SimAgent]:
     """One market run; returns every agent, the focal agent first."""
@@ -84,13 +98,14 @@ def run_market(
         for order, agent in enumerate(agents):
             ctx = BidContext(task_id=step + 1, reward_wei=int(reward * 1e18), tags=[tag], fit_score=agent.weights[tag],
                              capability_weights=agent.weights, reputation=agent.reputation,
-                             competing_bids=len(agents) - 1)  # fmt: skip
+                             competing_bids=len(agents) - 1, recent_win_rate=_win_rate(agent))  # fmt: skip
             contexts[agent.name] = ctx
             fraction, action = agent.decide(ctx)
             if fraction is not None:
                 fraction = policy.clamp_fraction(fraction)
                 bids.append((fraction * reward * 100 / (agent.reputation + 1), order, agent, fraction, action))
         winner = min(bids, key=lambda b: (b[0], b[1])) if bids else None
+        reputation_before = agents[0].reputation
         for agent in agents:
             won = winner is not None and winner[2] is agent
             gain, score = 0.0, float("nan")
@@ -102,43 +117,47 @@ def run_market(
                 else:
                     agent.reputation = max(0, agent.reputation - 10)
                 agent.scores.append(score)
+            if any(b[2] is agent for b in bids):
+                agent.recent.append(int(won))
             agent.profit.append(gain)
             agent.wins.append(int(won))
         if learn is not None:
             focal_bid = next((b for b in bids if b[2] is agents[0]), None)
             action = focal_bid[4] if focal_bid else 0
-            learn(contexts["focal"], action if action is not None else 0, agents[0].profit[-1] / reward)
+            moved = agents[0].reputation - reputation_before
+            learn(contexts["focal"], action if action is not None else 0,
+                  agents[0].profit[-1] / reward + REPUTATION_WEIGHT * moved)  # fmt: skip
         if progress is not None:
             progress(step)
     return agents
 
 
-def rl_focal(seed: int) -> tuple[Callable[[BidContext], tuple[float | None, int | None]],
-                                 Callable[[BidContext, int, float], None]]:  # fmt: skip
-    """A learning focal agent: the fleet's DQN, trained after every task (a contextual bandit)."""
+def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext], tuple[float | None, int | None]],
+                                                             Callable[[BidContext, int, float], None]]:  # fmt: skip
+    """A learning focal agent: the fleet's DQN, trained after every task (a contextual bandit), behind its
+    learning profile's fit bar like ``RLBiddingStrategy``."""
     import torch
 
     from trainer.rl import ReinforcementLearning
-    from trainer.state import BidState, action_fraction
+    from trainer.state import action_fraction, state_of
 
     torch.set_num_threads(1)
+    bar = AgentLearningConfig.get_profile(profile).min_fit_to_bid
     model = ReinforcementLearning("focal", seed=seed, batch_size=32, exploration_rate=0.3, learning_rate=0.003)
     decisions = {"n": 0}
 
-    def vector(ctx: BidContext) -> list[float]:
-        weight = ctx.capability_weights.get(ctx.tags[0], 0)
-        return BidState(fit=ctx.fit_score, capability=weight, reputation=ctx.reputation, workload=0,
-                        reward_eth=ctx.reward_wei / 1e18, deadline_s=0, win_rate=0,
-                        competition=ctx.competing_bids).vector()  # fmt: skip
-
     def decide(ctx: BidContext) -> tuple[float | None, int | None]:
+        if ctx.fit_score < bar:
+            return None, None
         decisions["n"] += 1
         model.exploration_rate = max(0.02, 0.3 * (1 - decisions["n"] / 1200))  # linear schedule (cleanrl)
-        action = model.act(vector(ctx))
+        action = model.act(state_of(ctx).vector())
         return action_fraction(action), action
 
     def learn(ctx: BidContext, action: int, reward: float) -> None:
-        state = vector(ctx)
+        if ctx.fit_score < bar:
+            return  # nothing was decided: nothing to learn
+        state = state_of(ctx).vector()
         model.remember(state, action, reward, state, True)
         for _ in range(TRAIN_STEPS):
             model.train_step()

@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-BID_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+from agentfleet.strategy import BidContext
+
+# Fine steps where winning auctions are priced (measured in the simulator: 0.1 steps left money on the
+# table against fixed strategies), coarse ones at the bottom to win back reputation.
+BID_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85,
+                                 0.9, 0.95, 1.0)  # fmt: skip
 ACTIONS = 1 + len(BID_LEVELS)  # 0 = abstain
 STATE_SIZE = 8
 
@@ -46,3 +51,14 @@ def action_fraction(action: int) -> float | None:
     if not 0 <= action < ACTIONS:
         raise ValueError(f"action {action} outside 0..{ACTIONS - 1}")
     return None if action == 0 else BID_LEVELS[action - 1]
+
+
+def state_of(ctx: BidContext) -> BidState:
+    """The one way a bid context becomes an RL state: the worker that decides and the record the trainer
+    learns from must see the same numbers."""
+    relevant = [ctx.capability_weights[t] for t in ctx.tags if t in ctx.capability_weights]
+    return BidState(
+        fit=ctx.fit_score, capability=sum(relevant) / len(relevant) if relevant else 0.0,
+        reputation=float(ctx.reputation), workload=float(ctx.workload), reward_eth=ctx.reward_wei / 1e18,
+        deadline_s=float(ctx.seconds_to_deadline), win_rate=ctx.recent_win_rate, competition=float(ctx.competing_bids),
+    )  # fmt: skip

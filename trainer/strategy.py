@@ -15,7 +15,7 @@ from agentfleet import policy
 from agentfleet.profiles import LearningProfile
 from agentfleet.strategy import BidContext, BidDecision
 from trainer.rl import ModelLoadError, ReinforcementLearning
-from trainer.state import BidState, action_fraction
+from trainer.state import action_fraction, state_of
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,11 @@ class RLBiddingStrategy:
     def decide(self, ctx: BidContext) -> BidDecision:
         model = self.cache.get(self.agent)
         model.exploration_rate = self.profile.exploration_rate
-        relevant = [ctx.capability_weights[t] for t in ctx.tags if t in ctx.capability_weights]
-        state = BidState(
-            fit=ctx.fit_score, capability=sum(relevant) / len(relevant) if relevant else 0.0,
-            reputation=float(ctx.reputation), workload=float(ctx.workload), reward_eth=ctx.reward_wei / 1e18,
-            deadline_s=float(ctx.seconds_to_deadline), win_rate=0.0, competition=float(ctx.competing_bids),
-        )  # fmt: skip
+        if ctx.fit_score < self.profile.min_fit_to_bid:  # risk follows the profile: no bets on tasks it cannot do
+            bar = self.profile.min_fit_to_bid
+            reason = f"RL v{model.version}: fit {ctx.fit_score:.0f} below the profile's bar {bar:.0f}"
+            return BidDecision(bid=False, amount_fraction=0.0, amount_wei=0, reason=reason)
+        state = state_of(ctx)
         action = model.act(state.vector())
         fraction = action_fraction(action)
         if fraction is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trainer.outcomes import Outcome, load_bid_state, reward_of
+from trainer.outcomes import Outcome, load_bid_state, record_recent, reward_of
 from workers import metrics
 from workers.app import app
 from workers.runtime import runtime
@@ -35,6 +35,7 @@ def record_outcome(
     if rt.redis.exists(done_key):
         return {"status": "duplicate"}
     record = load_bid_state(rt.redis, parsed.task_id, parsed.agent)
+    record_recent(rt.redis, parsed.agent, won=parsed.outcome != "lost")  # the win rate in the next bid's state
     if record is None:
         rt.redis.set(done_key, "no-state")
         return {"status": "no_bid_state"}  # the bid was not placed by this fleet's strategy: nothing to learn

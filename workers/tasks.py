@@ -28,6 +28,8 @@ from agentfleet.directory import FleetAgent
 from agentfleet.llm import LLMError, LLMOutputError, TaskView, Usage
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext, BiddingStrategy
+from trainer.outcomes import nearest_action, recent_win_rate, store_bid_state
+from trainer.state import state_of
 from workers import metrics
 from workers.app import app
 from workers.idempotency import Claimed, WorkLedger
@@ -159,13 +161,13 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
             advice = bid_advice.fraction
         except LLMOutputError:
             advice = None  # advice is optional; the strategy prices alone
-    decision = _strategy(rt, member).decide(
-        BidContext(
+    ctx = BidContext(
             task_id=args.task_id, reward_wei=task.reward, tags=list(task.tags), fit_score=fit_score,
             capability_weights=capabilities, reputation=chain_agent.reputation,
             seconds_to_deadline=max(0, task.biddingDeadline - now), llm_fraction=advice,
-        )
+            competing_bids=s.auction.bid_count(args.task_id), recent_win_rate=recent_win_rate(rt.redis, args.agent),
     )  # fmt: skip
+    decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:
         return {"status": "refused", "reason": decision.reason, "fit": fit_score}
     try:
@@ -174,8 +176,8 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         pass  # an earlier attempt of ours landed after all
     except (b.BiddingClosed, b.TaskNotOpen):
         return {"status": "closed"}
-    _remember_bid_state(rt, args, task, decision.amount_fraction, decision.amount_wei, fit_score, capabilities,
-                        chain_agent.reputation, now)  # fmt: skip
+    store_bid_state(rt.redis, args.task_id, args.agent, state_of(ctx).vector(),
+                    nearest_action(decision.amount_fraction), task.reward, decision.amount_wei)  # fmt: skip
     _log_action(rt, account, args.task_id, "bid", str(decision.amount_wei).encode())
     return {"status": "bid", "amount": decision.amount_wei, "fraction": decision.amount_fraction, "fit": fit_score}
 
@@ -189,22 +191,6 @@ def _strategy(rt: Runtime, member: FleetAgent) -> BiddingStrategy:
             rt.models = ModelCache(rt.settings.models_dir)
         return RLBiddingStrategy(member.address, profile, rt.models)  # type: ignore[arg-type]
     return AdaptiveBiddingStrategy(profile)
-
-
-def _remember_bid_state(rt: Runtime, args: AgentTaskArgs, task: Any, fraction: float, amount: int, fit: float,
-                        capabilities: dict[str, int], reputation: int, now: int) -> None:  # fmt: skip
-    """What the agent saw when it bid, for the trainer (plain floats: no torch in a worker)."""
-    from trainer.outcomes import nearest_action, store_bid_state
-    from trainer.state import BidState
-
-    relevant = [capabilities[t] for t in task.tags if t in capabilities]
-    state = BidState(
-        fit=fit, capability=sum(relevant) / len(relevant) if relevant else 0.0, reputation=float(reputation),
-        workload=0.0, reward_eth=float(Web3.from_wei(task.reward, "ether")),
-        deadline_s=float(max(0, task.biddingDeadline - now)), win_rate=0.0,
-        competition=float(rt.session.auction.bid_count(args.task_id)),
-    )  # fmt: skip
-    store_bid_state(rt.redis, args.task_id, args.agent, state.vector(), nearest_action(fraction), task.reward, amount)
 
 
 @app.task(name="workers.tasks.execute", bind=True, **RETRY)
