@@ -120,3 +120,21 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
         model = ReinforcementLearning(agent)
         model.load(models)  # a complete model on disk
         assert count <= model.memory.size <= count + 1  # at most the one update in flight at the kill repeats
+
+
+def test_reward_counts_profit_and_the_reputation_the_task_moved() -> None:
+    from trainer.outcomes import Outcome, reward_of
+
+    agent = "0x" + "ab" * 20
+    record = {"amount_wei": 6 * 10**17, "reward_wei": 10**18}
+
+    def reward(outcome: str, args: dict[str, object] | None = None) -> float:
+        event = None if args is None else {"args": args}
+        return reward_of(Outcome(agent=agent, task_id=1, outcome=outcome, event=event), record)  # type: ignore[arg-type]
+
+    assert reward("won", {"score": 90, "passed": True}) == pytest.approx(0.6 + 0.05 * 8)
+    assert reward("won", {"score": 50, "passed": True}) == pytest.approx(0.6)
+    assert reward("won") == pytest.approx(0.6)  # no score in the message: the price alone
+    assert reward("won", {"score": "ninety"}) == pytest.approx(0.6)  # a malformed score is ignored
+    assert reward("failed", {"score": 20, "passed": False}) == pytest.approx(-0.5)
+    assert reward("lost") == 0.0

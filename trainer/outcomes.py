@@ -1,9 +1,8 @@
 """From an outcome message to a training transition: validation, the bid-time state, the reward.
 
 The worker that bid stored what it saw (``agentfleet:bidstate:{task}:{agent}``: state vector, action,
-reward in wei); the listener's outcome message says what happened. The reward is the profit relative to
-the task's reward for a passed task, a fixed loss for a failed one (the reputation penalty), 0 for a lost
-auction (nothing spent).
+reward in wei); the listener's outcome message says what happened; :func:`reward_of` turns it into the
+reward (profit relative to the task's reward plus the reputation it moved).
 """
 
 from __future__ import annotations
@@ -17,7 +16,9 @@ from pydantic import BaseModel, Field
 from agentfleet.policy import Address
 from trainer.state import BID_LEVELS, STATE_SIZE
 
-FAILURE_REWARD = -0.3
+REPUTATION_WEIGHT = 0.05  # reward per reputation point (profit is in units of the task's reward)
+FAILURE_PENALTY = 10  # reputation points a failed or expired task costs (Limits.FAILURE_PENALTY)
+FAILURE_REWARD = -REPUTATION_WEIGHT * FAILURE_PENALTY
 BIDSTATE_TTL = 30 * 24 * 3600  # seconds
 
 
@@ -74,8 +75,17 @@ def load_bid_state(client: redis.Redis, task_id: int, agent: str) -> dict[str, A
 
 
 def reward_of(outcome: Outcome, record: dict[str, Any]) -> float:
+    """Profit relative to the reward, plus the reputation the task moved (it wins the next auctions).
+
+    Passed: price / reward + REPUTATION_WEIGHT x (score - 50) // 5 (the IncentiveEngine's rule, from the
+    TaskCompleted event's score when the message carries it). Failed or expired: the 10-point penalty.
+    Lost: 0, nothing was spent. The simulator uses the same weights."""
     if outcome.outcome == "lost":
         return 0.0
     if outcome.outcome == "failed":
         return FAILURE_REWARD
-    return float(record["amount_wei"]) / max(1, int(record["reward_wei"]))
+    reward = float(record["amount_wei"]) / max(1, int(record["reward_wei"]))
+    score = ((outcome.event or {}).get("args") or {}).get("score")
+    if isinstance(score, int) and 50 <= score <= 100:
+        reward += REPUTATION_WEIGHT * ((score - 50) // 5)
+    return reward

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from agentfleet import policy
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext
+from trainer.outcomes import REPUTATION_WEIGHT
 
 TAGS = ("research", "coding", "data_analysis", "creative_writing", "blockchain")
 EXECUTION_COST = 0.1  # of the reward
 TRAIN_STEPS = 2  # gradient steps per task
-REPUTATION_WEIGHT = 0.05  # reward per reputation point gained or lost (profit is in units of the reward)
 RECENT_BIDS = 20  # window of the win rate in the state (as trainer.outcomes.RECENT_BIDS)
 
 
