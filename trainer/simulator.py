@@ -32,6 +32,7 @@ from trainer.outcomes import REPUTATION_WEIGHT
 TAGS = ("research", "coding", "data_analysis", "creative_writing", "blockchain")
 EXECUTION_COST = 0.1  # of the reward
 TRAIN_STEPS = 2  # gradient steps per task
+EXPLORATION = (0.3, 0.02, 1200)  # epsilon: start, floor, decisions to go from one to the other (linear)
 RECENT_BIDS = 20  # window of the win rate in the state (as trainer.outcomes.RECENT_BIDS)
 
 
@@ -150,7 +151,8 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext
         if ctx.fit_score < bar:
             return None, None
         decisions["n"] += 1
-        model.exploration_rate = max(0.02, 0.3 * (1 - decisions["n"] / 1200))  # linear schedule (cleanrl)
+        start, floor, span = EXPLORATION
+        model.exploration_rate = max(floor, start * (1 - decisions["n"] / span))  # linear schedule (cleanrl)
         action = model.act(state_of(ctx).vector())
         return action_fraction(action), action
 

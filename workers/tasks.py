@@ -162,10 +162,10 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         except LLMOutputError:
             advice = None  # advice is optional; the strategy prices alone
     ctx = BidContext(
-            task_id=args.task_id, reward_wei=task.reward, tags=list(task.tags), fit_score=fit_score,
-            capability_weights=capabilities, reputation=chain_agent.reputation,
-            seconds_to_deadline=max(0, task.biddingDeadline - now), llm_fraction=advice,
-            competing_bids=s.auction.bid_count(args.task_id), recent_win_rate=recent_win_rate(rt.redis, args.agent),
+        task_id=args.task_id, reward_wei=task.reward, tags=list(task.tags), fit_score=fit_score,
+        capability_weights=capabilities, reputation=chain_agent.reputation,
+        seconds_to_deadline=max(0, task.biddingDeadline - now), llm_fraction=advice,
+        competing_bids=s.auction.bid_count(args.task_id), recent_win_rate=recent_win_rate(rt.redis, args.agent),
     )  # fmt: skip
     decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:
