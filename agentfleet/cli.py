@@ -136,18 +136,38 @@ def simulate(
     tasks: Annotated[int, typer.Option(min=100, max=100_000, help="Tasks in the market.")] = 3000,
     seed: Annotated[int, typer.Option(help="Seed of the market and the learner.")] = 11,
     out: Annotated[str, typer.Option(help="PNG of the learning curves.")] = "simulation.png",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds: one summary row per market, no plot.")] = "",
 ) -> None:
     """Market simulator (no chain, no Celery): a learning agent against fixed learning profiles."""
     from rich.progress import Progress
 
-    from trainer.simulator import compare, plot, summary
+    from trainer.simulator import compare, plot, summary, sweep
 
+    if seeds:
+        try:
+            chosen = [int(part) for part in seeds.split(",") if part.strip()]
+        except ValueError:
+            raise typer.BadParameter("use comma-separated integers, e.g. 1,2,3", param_hint="--seeds") from None
+        with Progress(console=console) as progress:
+            bar = progress.add_task("markets", total=len(chosen))
+            rows = sweep(chosen, tasks, progress=lambda: progress.advance(bar))
+        table = Table("seed", "learner, first 500", "learner, last 500", "best fixed profile", "its last 500")
+        for r in rows:
+            table.add_row(str(r["seed"]), f"{r['rl_first']:.0f}", f"{r['rl_last']:.0f}", str(r["best_fixed"]),
+                          f"{r['best_last']:.0f}")  # fmt: skip
+        ahead = sum(r["rl_last"] > r["best_last"] for r in rows)
+        totals = {key: f"{sum(r[key] for r in rows):.0f}" for key in ("rl_first", "rl_last", "best_last")}
+        table.add_row("all", totals["rl_first"], totals["rl_last"], f"learner ahead on {ahead} of {len(rows)}",
+                      totals["best_last"])  # fmt: skip
+        console.print(table)
+        return
     with Progress(console=console) as progress:
         bar = progress.add_task("learning agent", total=tasks)
         results = compare(seed, tasks, progress=lambda _step: progress.advance(bar))
-    table = Table("strategy of the focal agent", "profit, first 500", "profit, last 500", "total")
+    table = Table("strategy of the focal agent", "profit, first 500", "profit, last 500", "wins, last 500", "total")
     for row in summary(results):
-        table.add_row(str(row["strategy"]), f"{row['first']:.1f}", f"{row['last']:.1f}", f"{row['total']:.1f}")
+        table.add_row(str(row["strategy"]), f"{row['first']:.1f}", f"{row['last']:.1f}", str(row["last_wins"]),
+                      f"{row['total']:.1f}")  # fmt: skip
     console.print(table)
     console.print(f"learning curves: {plot(results, out)}")
 

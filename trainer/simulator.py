@@ -23,6 +23,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from agentfleet import policy
 from agentfleet.profiles import AgentLearningConfig
@@ -167,25 +168,53 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext
     return decide, learn
 
 
-def compare(seed: int = 7, tasks: int = 2000, progress: Callable[[int], None] | None = None) -> dict[str, list[float]]:
-    """Focal agent's per-task profit: learning, and with each fixed learning profile (same market)."""
+def compare(seed: int = 11, tasks: int = 3000, progress: Callable[[int], None] | None = None) -> dict[str, SimAgent]:
+    """The focal agent after the run: learning ("rl"), and with each fixed learning profile (same market)."""
     decide, learn = rl_focal(seed)
-    results = {"rl": run_market(decide, seed=seed, tasks=tasks, learn=learn, progress=progress)[0].profit}
+    results = {"rl": run_market(decide, seed=seed, tasks=tasks, learn=learn, progress=progress)[0]}
     for profile in AgentLearningConfig.PROFILES:
-        results[profile] = run_market(_fixed(profile), seed=seed, tasks=tasks)[0].profit
+        results[profile] = run_market(_fixed(profile), seed=seed, tasks=tasks)[0]
     return results
 
 
-def summary(results: dict[str, list[float]], window: int = 500) -> list[dict[str, float | str]]:
-    """Rows for a table: profit over the first and last ``window`` tasks, and in total."""
-    return [
-        {"strategy": name, "first": sum(p[:window]), "last": sum(p[-window:]), "total": sum(p)}
-        for name, p in results.items()
-    ]
+def summary(results: dict[str, SimAgent], window: int = 500) -> list[dict[str, float | str]]:
+    """Rows for a table: profit over the first and last ``window`` tasks, in total, and the last wins."""
+    rows: list[dict[str, float | str]] = []
+    for name, a in results.items():
+        first, last = sum(a.profit[:window]), sum(a.profit[-window:])
+        rows.append({"strategy": name, "first": first, "last": last, "total": sum(a.profit),
+                     "last_wins": sum(a.wins[-window:])})  # fmt: skip
+    return rows
 
 
-def plot(results: dict[str, list[float]], path: str) -> str:
-    """Cumulative profit per strategy of the focal agent (PNG, matplotlib Agg)."""
+def sweep(seeds: list[int], tasks: int = 3000, progress: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """Per seed: the learner's first and last ``500`` against the best fixed profile in hindsight."""
+    rows = []
+    for seed in seeds:
+        table = {row["strategy"]: row for row in summary(compare(seed, tasks))}
+        learner = table.pop("rl")
+        best = max(table.values(), key=lambda row: float(row["last"]))
+        rows.append({"seed": seed, "rl_first": learner["first"], "rl_last": learner["last"],
+                     "best_fixed": best["strategy"], "best_last": best["last"]})  # fmt: skip
+        if progress is not None:
+            progress()
+    return rows
+
+
+def _rolling(values: list[float], window: int = 100) -> list[float]:
+    out, total, seen = [], 0.0, deque[float]()
+    for value in values:
+        seen.append(value)
+        total += value
+        if len(seen) > window:
+            total -= seen.popleft()
+        out.append(total / len(seen))
+    return out
+
+
+def plot(results: dict[str, SimAgent], path: str) -> str:
+    """Learning curves of the focal agent per strategy: cumulative profit, win rate and average score
+    (rolling over 100 tasks / 100 wins). PNG, matplotlib Agg."""
     import itertools
 
     import matplotlib
@@ -193,13 +222,18 @@ def plot(results: dict[str, list[float]], path: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for name, profits in results.items():
-        ax.plot(list(itertools.accumulate(profits)), label=name, linewidth=2.5 if name == "rl" else 1.2)
-    ax.set_xlabel("task")
-    ax.set_ylabel("cumulative profit (ETH)")
-    ax.set_title("focal agent: learning (rl) vs fixed learning profiles, same market")
-    ax.legend()
+    fig, (profit, wins, scores) = plt.subplots(1, 3, figsize=(16, 4.8))
+    for name, agent in results.items():
+        width = 2.5 if name == "rl" else 1.0
+        profit.plot(list(itertools.accumulate(agent.profit)), label=name, linewidth=width)
+        wins.plot(_rolling([float(w) for w in agent.wins]), label=name, linewidth=width)
+        if agent.scores:
+            scores.plot(_rolling(agent.scores), label=name, linewidth=width)
+    profit.set(title="cumulative profit", xlabel="task", ylabel="ETH")
+    wins.set(title="win rate (last 100 tasks)", xlabel="task", ylim=(0, 1))
+    scores.set(title="average score (last 100 wins)", xlabel="win", ylim=(0, 100))
+    profit.legend(fontsize=8)
+    fig.suptitle("focal agent: learning (rl) vs each fixed learning profile, same market")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
