@@ -132,3 +132,15 @@ def test_workers_pick_up_new_versions_and_survive_corrupt_ones(tmp_path: Path) -
         assert not decision.bid or policy.MIN_BID_FRACTION * 10**18 <= decision.amount_wei <= 10**18
         if fit < explorer.min_fit_to_bid:  # the profile's risk bar holds whatever the model says
             assert not decision.bid and "bar" in decision.reason
+
+
+def test_exploration_decays_with_experience_and_follows_the_profile() -> None:
+    from agentfleet.profiles import AgentLearningConfig
+    from trainer.state import exploration_rate
+
+    for profile in AgentLearningConfig.PROFILES.values():
+        rates = [exploration_rate(profile.exploration_rate, n) for n in range(0, 3000, 100)]
+        assert rates == sorted(rates, reverse=True) and 0 < rates[-1] < rates[0] <= 1
+        assert rates[-1] == pytest.approx(profile.exploration_rate / 5)
+    explorer, conservative = (AgentLearningConfig.get_profile(n).exploration_rate for n in ("explorer", "conservative"))
+    assert all(exploration_rate(explorer, n) > exploration_rate(conservative, n) for n in range(0, 3000, 100))

@@ -33,7 +33,6 @@ from trainer.outcomes import REPUTATION_WEIGHT
 TAGS = ("research", "coding", "data_analysis", "creative_writing", "blockchain")
 EXECUTION_COST = 0.1  # of the reward
 TRAIN_STEPS = 2  # gradient steps per task
-EXPLORATION = (0.3, 0.02, 1200)  # epsilon: start, floor, decisions to go from one to the other (linear)
 RECENT_BIDS = 20  # window of the win rate in the state (as trainer.outcomes.RECENT_BIDS)
 
 
@@ -141,10 +140,11 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext
     import torch
 
     from trainer.rl import ReinforcementLearning
-    from trainer.state import action_fraction, state_of
+    from trainer.state import action_fraction, exploration_rate, state_of
 
     torch.set_num_threads(1)
-    bar = AgentLearningConfig.get_profile(profile).min_fit_to_bid
+    learning = AgentLearningConfig.get_profile(profile)
+    bar = learning.min_fit_to_bid
     model = ReinforcementLearning("focal", seed=seed, batch_size=32, exploration_rate=0.3, learning_rate=0.003)
     decisions = {"n": 0}
 
@@ -152,8 +152,7 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext
         if ctx.fit_score < bar:
             return None, None
         decisions["n"] += 1
-        start, floor, span = EXPLORATION
-        model.exploration_rate = max(floor, start * (1 - decisions["n"] / span))  # linear schedule (cleanrl)
+        model.exploration_rate = exploration_rate(learning.exploration_rate, decisions["n"])
         action = model.act(state_of(ctx).vector())
         return action_fraction(action), action
 

@@ -62,3 +62,14 @@ def state_of(ctx: BidContext) -> BidState:
         reputation=float(ctx.reputation), workload=float(ctx.workload), reward_eth=ctx.reward_wei / 1e18,
         deadline_s=float(ctx.seconds_to_deadline), win_rate=ctx.recent_win_rate, competition=float(ctx.competing_bids),
     )  # fmt: skip
+
+
+EXPLORATION_SPAN = 1200  # transitions over which exploration decays from its start to its floor
+
+
+def exploration_rate(profile_rate: float, experience: int) -> float:
+    """Epsilon for a model that has learned from ``experience`` transitions: a linear decay (cleanrl's
+    schedule) from three times the learning profile's rate to a fifth of it, so a profile that explores
+    more keeps exploring more, and a fresh model explores most."""
+    start, floor = min(1.0, 3 * profile_rate), profile_rate / 5
+    return max(floor, start * (1 - experience / EXPLORATION_SPAN))

@@ -15,7 +15,7 @@ from agentfleet import policy
 from agentfleet.profiles import LearningProfile
 from agentfleet.strategy import BidContext, BidDecision
 from trainer.rl import ModelLoadError, ReinforcementLearning
-from trainer.state import action_fraction, state_of
+from trainer.state import action_fraction, exploration_rate, state_of
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class RLBiddingStrategy:
 
     def decide(self, ctx: BidContext) -> BidDecision:
         model = self.cache.get(self.agent)
-        model.exploration_rate = self.profile.exploration_rate
+        model.exploration_rate = exploration_rate(self.profile.exploration_rate, model.memory.size)
         if ctx.fit_score < self.profile.min_fit_to_bid:  # risk follows the profile: no bets on tasks it cannot do
             bar = self.profile.min_fit_to_bid
             reason = f"RL v{model.version}: fit {ctx.fit_score:.0f} below the profile's bar {bar:.0f}"
