@@ -337,7 +337,11 @@ def message_read(
     session = ChainSession.open(settings)
     account = _agent_account(session, agent)
     if source == "inbox":
-        messages = read_inbox(redis_lib.Redis.from_url(settings.redis_url.get_secret_value()), account)
+        try:
+            messages = read_inbox(redis_lib.Redis.from_url(settings.redis_url.get_secret_value()), account)
+        except redis_lib.ConnectionError as exc:
+            console.print(f"[red]cannot reach Redis for the inbox ({exc}); try --source chain[/red]")
+            raise typer.Exit(code=1) from None
     else:
         messages = read_chain(session, account)
     table = Table("id", "from", "topic", "task", "message", title=f"messages to {account.address}")

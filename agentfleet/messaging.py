@@ -83,6 +83,8 @@ def send(session: ChainSession, sender: LocalAccount, to: str, text: str, *, top
     to = Web3.to_checksum_address(to)
     if len(topic.encode()) > MAX_TOPIC_BYTES:
         raise MessagingError(f"topic is longer than {MAX_TOPIC_BYTES} bytes")
+    if not session.registry.is_registered(sender.address):
+        raise MessagingError(f"the sender {sender.address} is not a registered agent")
     if not session.registry.is_registered(to):
         raise MessagingError(f"{to} is not a registered agent")
     recipient_key = bytes(session.messages.encryption_key_of(to))

@@ -49,6 +49,8 @@ def test_bad_sends_are_refused_and_bad_payloads_reported(tmp_path: Path) -> None
             send(s, alice, bob.address, "x" * (MAX_TEXT_BYTES + 1))
         with pytest.raises(MessagingError, match="not a registered agent"):
             send(s, alice, s.requester.address, "hello")
+        with pytest.raises(MessagingError, match=r"sender .* is not a registered agent"):
+            send(s, s.agent(5), bob.address, "hello")
         with pytest.raises(MessagingError, match="not an address"):
             send(s, alice, "bob", "hello")
         with pytest.raises(MessagingError, match="empty"):
@@ -92,5 +94,10 @@ def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path,
         bad = cli("message", "send", "zero", "1", "hi")
         assert bad.returncode == 2 and "agent's number" in bad.stderr
         assert cli("message", "read", "1", "--source", "mempool").returncode == 2
+        unregistered = cli("message", "send", "7", "1", "hi")
+        assert unregistered.returncode == 1 and "not a registered agent" in unregistered.stdout
+        env["AGENTFLEET_REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
+        down = cli("message", "read", "1")
+        assert down.returncode == 1 and "try --source chain" in down.stdout, down.stderr[-2000:]
         with_chain = cli("message", "read", "1", "--source", "chain")
         assert "can you review my solidity?" in with_chain.stdout

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
 from agentfleet.fleet import register_fleet
 from agentfleet.profiles import AGENT_TYPES
-from agentfleet.services import RedisServer
+from agentfleet.services import RedisServer, free_port
 from tests.chain_helpers import ETH, create_task, deployed_market
 from workers.app import app
 
@@ -61,7 +62,10 @@ def market(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[ChainSes
         yield session, env, client
 
 
-def worker(env: dict[str, str], name: str, queues: str = "agent.research,agent.development") -> subprocess.Popen[bytes]:
+def worker(env: dict[str, str], name: str, queues: str = "agent.research,agent.development",
+           metrics_port: int | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+    if metrics_port is not None:
+        env = {**env, "AGENTFLEET_WORKER_METRICS_PORT": str(metrics_port)}
     return subprocess.Popen(
         [CELERY, "-A", "workers", "worker", "-P", "solo", "-Q", queues, "-n", f"{name}@%h", "--without-gossip",
          "--without-mingle", "--loglevel", "WARNING"],
@@ -113,7 +117,10 @@ def test_three_workers_for_one_agent_bid_once_without_nonce_errors(
 ) -> None:
     s, env, client = market
     task_ids = [create_task(s, tags=["research"]) for _ in range(4)]
-    procs = [worker(env, f"w{i}") for i in range(3)]
+    port = free_port()  # w0 serves metrics on it; w1 is given the same (taken) port and must work regardless
+    procs = [worker(env, "w0", metrics_port=port)]
+    wait_until(lambda: _serves(port))
+    procs += [worker(env, "w1", metrics_port=port), worker(env, "w2")]
     try:
         ids = [
             app.send_task("workers.tasks.consider", kwargs={"agent": s.agent(0).address, "task_id": t},
@@ -121,12 +128,24 @@ def test_three_workers_for_one_agent_bid_once_without_nonce_errors(
             for t in task_ids for _ in range(3)  # every message three times: duplicates race each other
         ]  # fmt: skip
         results = [app.AsyncResult(i).get(timeout=120) for i in ids]
+        assert all(proc.poll() is None for proc in procs)  # a metrics port conflict costs metrics, not the worker
+        assert (
+            "agentfleet_worker_tasks_total"
+            in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        )
     finally:
         stop(*procs)
     assert all(r["status"] == "bid" for r in results)
     for task_id in task_ids:
         assert s.auction.bid_count(task_id) == 1
     assert client.xlen("agentfleet:failures") == 0
+
+
+def _serves(port: int) -> bool:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).status == 200
+    except OSError:
+        return False
 
 
 class SlowLLM:

@@ -64,7 +64,12 @@ def _serve(**_kwargs: Any) -> None:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    start_http_server(settings.worker_metrics_port, addr=settings.metrics_address, registry=registry)
+    try:
+        start_http_server(settings.worker_metrics_port, addr=settings.metrics_address, registry=registry)
+    except OSError as exc:  # the worker's tasks matter more than its metrics: say so loudly and go on
+        log.error("worker metrics endpoint not started on %s:%s: %s", settings.metrics_address,
+                  settings.worker_metrics_port, exc)  # fmt: skip
+        return
     log.info("worker metrics on %s:%s/metrics", settings.metrics_address, settings.worker_metrics_port)
 
 
