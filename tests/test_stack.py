@@ -94,6 +94,12 @@ def test_flower_in_chromium_lists_the_workers_and_the_profile_queues(stack: Runn
     assert "redis://:**@" in broker or "redis://127.0.0.1" in broker  # a password would be masked
     chromium(f"--screenshot={artifacts_out / 'flower-broker.png'}", f"{stack.flower_url}/broker")
 
+    deadline = time.monotonic() + 30
+    while "workers.tasks.finalize_due" not in (tasks := chromium("--dump-dom", f"{stack.flower_url}/tasks").stdout):
+        assert time.monotonic() < deadline, "Flower's tasks page shows no task by name"  # beat sends it every 2 s
+        time.sleep(2)
+    chromium(f"--screenshot={artifacts_out / 'flower-tasks.png'}", f"{stack.flower_url}/tasks")
+
 
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     text = urllib.request.urlopen(url, timeout=10).read().decode()
