@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agentfleet.chain.local import chain_now
 from agentfleet.settings import Settings
@@ -345,9 +346,9 @@ def message_read(
     else:
         messages = read_chain(session, account)
     table = Table("id", "from", "topic", "task", "message", title=f"messages to {account.address}")
-    for m in messages:
-        body = m.text if m.text is not None else f"[red]{m.error}[/red]"
-        table.add_row(str(m.message_id), m.sender, m.topic, str(m.task_id or "-"), body)
+    for m in messages:  # texts and topics come from other agents: shown as plain text, never as markup
+        body = Text(m.text) if m.text is not None else Text(m.error or "", style="red")
+        table.add_row(str(m.message_id), m.sender, Text(m.topic), str(m.task_id or "-"), body)
     console.print(table)
 
 

@@ -79,7 +79,8 @@ def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path,
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run([*CLI, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
-        sent = cli("message", "send", "0", "1", "can you review my solidity?", "--topic", "review", "--task", "3")
+        sent = cli("message", "send", "0", "1", "can you review my solidity? [bold]really[/bold]", "--topic", "review",
+                   "--task", "3")  # fmt: skip
         assert sent.returncode == 0, sent.stderr
         assert "message 1 sent" in sent.stdout
         inbox = f"agentfleet:inbox:{s.agent(1).address.lower()}"
@@ -88,7 +89,7 @@ def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path,
 
         read = cli("message", "read", "1")
         assert read.returncode == 0, read.stderr
-        assert "can you review my solidity?" in read.stdout and "review" in read.stdout
+        assert "can you review my solidity? [bold]really[/bold]" in read.stdout  # shown as sent, not as markup
         assert "can you review" not in cli("message", "read", "2").stdout  # not delivered to anyone else
 
         bad = cli("message", "send", "zero", "1", "hi")

@@ -95,7 +95,7 @@ def test_flower_in_chromium_lists_the_workers_and_the_profile_queues(stack: Runn
     chromium(f"--screenshot={artifacts_out / 'flower-broker.png'}", f"{stack.flower_url}/broker")
 
     deadline = time.monotonic() + 30
-    while "workers.tasks.finalize_due" not in (tasks := chromium("--dump-dom", f"{stack.flower_url}/tasks").stdout):
+    while "workers.tasks.finalize_due" not in chromium("--dump-dom", f"{stack.flower_url}/tasks").stdout:
         assert time.monotonic() < deadline, "Flower's tasks page shows no task by name"  # beat sends it every 2 s
         time.sleep(2)
     chromium(f"--screenshot={artifacts_out / 'flower-tasks.png'}", f"{stack.flower_url}/tasks")
