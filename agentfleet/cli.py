@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -35,7 +36,7 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         for error in exc.errors():
             name = "AGENTFLEET_" + "_".join(str(p) for p in error["loc"]).upper()
-            console.print(f"[red]invalid setting {name}[/red]: {error['msg']}")
+            console.print(f"[red]invalid setting {name}[/red]: {escape(str(error['msg']))}")
         raise typer.Exit(code=2) from None
 
 
@@ -77,7 +78,7 @@ def demo(
     for column in ("task", "tags", "status", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
         table.add_column(column)
     for r in result.rows:
-        table.add_row(str(r.task_id), ",".join(r.tags), r.status, r.winner, f"{r.bid_eth:.3f}",
+        table.add_row(str(r.task_id), Text(",".join(r.tags)), r.status, r.winner, f"{r.bid_eth:.3f}",
                       "-" if r.score is None else str(r.score), f"{r.payment_eth:.3f}", r.reputation)  # fmt: skip
     console.print(table)
     console.print(f"learning curves: {result.png}")
@@ -95,7 +96,7 @@ def walkthrough(
     if chain not in {"inprocess", "anvil"}:
         raise typer.BadParameter("use 'inprocess' or 'anvil'", param_hint="--chain")
     console.rule("[bold]agentfleet walkthrough[/bold] (offline: no LLM is called)")
-    result = run_embedded(chain=chain, say=lambda line: console.print(f"  {line}"))
+    result = run_embedded(chain=chain, say=lambda line: console.print(Text(f"  {line}")))
     table = Table(title="task outcome")
     for column in ("task", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
         table.add_column(column)
@@ -228,7 +229,7 @@ def tasks(
     table = Table("task", "tags", "reward (ETH)", "bids", "closes at")
     for task_id in ids:
         task = session.tasks.get_task(task_id)
-        table.add_row(str(task_id), ",".join(task.tags), f"{task.reward / 1e18:.3f}",
+        table.add_row(str(task_id), Text(",".join(task.tags)), f"{task.reward / 1e18:.3f}",
                       str(session.auction.bid_count(task_id)), str(task.biddingDeadline))  # fmt: skip
     console.print(table)
 
@@ -244,13 +245,13 @@ def llm_check() -> None:
     task = TaskView(1, "Summarise the state of research on decentralised agent coordination.", ("research",), 1.0)
     capabilities = {"research": 90, "writing": 80}
     fit, _ = provider.evaluate_task_fit(capabilities, task)
-    console.print(f"evaluate_task_fit: {fit.score:.0f} - {fit.reasoning}")
+    console.print(f"evaluate_task_fit: {fit.score:.0f} - {escape(fit.reasoning)}")
     bid, _ = provider.calculate_bid_amount(capabilities, task, 50, 0)
-    console.print(f"calculate_bid_amount: {bid.fraction:.2f} of the reward - {bid.reasoning}")
+    console.print(f"calculate_bid_amount: {bid.fraction:.2f} of the reward - {escape(bid.reasoning)}")
     result, _ = provider.execute_task("ResearchAgent", capabilities, task)
-    console.print(f"execute_task: {result.content[:300]}")
+    console.print(f"execute_task: {escape(result.content[:300])}")
     score, _ = provider.evaluate_task_result(task, result.content)
-    console.print(f"evaluate_task_result: {score.score:.0f} - {score.feedback}")
+    console.print(f"evaluate_task_result: {score.score:.0f} - {escape(score.feedback)}")
 
 
 @app.command()
@@ -262,7 +263,7 @@ def report(agent: Annotated[str, typer.Argument(help="Agent address.")]) -> None
     try:
         learning = LearningIntegration.load_state(agent, models_dir=settings.models_dir)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(code=1) from None
     console.print_json(json.dumps(learning.generate_report()))
 
@@ -316,7 +317,7 @@ def message_send(
     try:
         message_id = send(session, account, recipient, text, topic=topic, task_id=task)
     except MessagingError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(code=1) from None
     console.print(f"message {message_id} sent to {recipient} (payload encrypted to its key)")
 
@@ -341,7 +342,7 @@ def message_read(
         try:
             messages = read_inbox(redis_lib.Redis.from_url(settings.redis_url.get_secret_value()), account)
         except redis_lib.ConnectionError as exc:
-            console.print(f"[red]cannot reach Redis for the inbox ({exc}); try --source chain[/red]")
+            console.print(f"[red]cannot reach Redis for the inbox ({escape(str(exc))}); try --source chain[/red]")
             raise typer.Exit(code=1) from None
     else:
         messages = read_chain(session, account)
@@ -356,7 +357,7 @@ def message_read(
 def show_settings() -> None:
     """Print the effective settings (secrets masked)."""
     for name, value in load_settings().model_dump().items():
-        console.print(f"{name} = {value}")
+        console.print(Text(f"{name} = {value}"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "agentfleet.cli"]
@@ -181,3 +183,23 @@ def test_readme_seed_table_names_commands_that_exist_with_those_options() -> Non
         assert shown.returncode == 0, (snippet, shown.stderr)
         for option in (w for w in words if w.startswith("--")):
             assert option in shown.stdout, f"{snippet}: {option} is not an option of agentfleet {' '.join(path)}"
+
+
+def test_llm_check_prints_hostile_answers_as_plain_text(httpserver: HTTPServer) -> None:
+    """What a real OpenAI-compatible server answers is shown as text: rich markup in it (even malformed,
+    which would make rich raise) neither styles the terminal nor crashes the command."""
+    hostile = "[/] [bold red]trust me[/bold red] [link=http://evil]x[/link]"
+    body = {"score": 70, "reasoning": hostile, "fraction": 0.5, "content": hostile, "feedback": hostile}
+    completion = {
+        "id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": json.dumps(body)},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }  # fmt: skip
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(completion)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    env |= {"OPENAI_API_KEY": "sk-local-test-0000", "OPENAI_BASE_URL": httpserver.url_for("/v1")}
+    result = run("llm-check", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("[bold red]trust me[/bold red]") == 4  # all four answers, verbatim
+    assert "sk-local-test-0000" not in result.stdout + result.stderr
