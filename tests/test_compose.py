@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -79,7 +80,9 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
     redis_server = RedisServer.start(password="change-me")
     anvil_port = free_port()
     flower_port, metrics_port = free_port(), free_port()
+    worker_metrics, trainer_metrics = free_port(), free_port()
     replacements = {"0.0.0.0": "127.0.0.1", "8545": str(anvil_port), "5555": str(flower_port),
+                    "9102": str(worker_metrics), "9103": str(trainer_metrics),
                     "/tmp/celerybeat-schedule": str(tmp_path / "beat-schedule"),
                     "${FLOWER_AUTH:-admin:change-me}": "admin:change-me"}  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
@@ -93,7 +96,12 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(name: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(local(spec[name]["command"], replacements), cwd=ROOT, env=env,
+        own = {
+            k: replacements.get(str(v), str(v))
+            for k, v in (spec[name].get("environment") or {}).items()
+            if k == "AGENTFLEET_WORKER_METRICS_PORT"
+        }  # the service's own port, moved to a free one
+        proc = subprocess.Popen(local(spec[name]["command"], replacements), cwd=ROOT, env={**env, **own},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         procs.append(proc)
         return proc
@@ -111,10 +119,14 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
         app = celery_app(env["AGENTFLEET_REDIS_URL"])  # its own app: the shared one stays on the suite's Redis
         worker, trainer = start("worker"), start("trainer")
         wait_for(lambda: len(app.control.ping(timeout=1.0)) >= 2, worker, timeout=90)
+        for port in (worker_metrics, trainer_metrics):  # each serves its own endpoint (empty until a task ran)
+            wait_for(lambda port=port: isinstance(_get(f"http://127.0.0.1:{port}/metrics"), bytes), worker)  # type: ignore[misc]
         beat = start("beat")
         flower = start("flower")
         auth = {"Authorization": "Basic " + base64.b64encode(b"admin:change-me").decode()}
         wait_for(lambda: _get(f"http://127.0.0.1:{flower_port}/healthcheck", auth) == b"OK", flower)
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            _get(f"http://127.0.0.1:{flower_port}/workers")  # basic auth guards the pages
         time.sleep(2)
         assert beat.poll() is None and trainer.poll() is None and listener.poll() is None
     finally:
