@@ -10,8 +10,20 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agentfleet.messaging import MAX_TEXT_BYTES, MessagingError, open_payload, publish_key, read_chain, send
+from agentfleet.chain.keys import derive_account
+from agentfleet.messaging import (
+    MAX_TEXT_BYTES,
+    MessagingError,
+    open_payload,
+    public_key,
+    publish_key,
+    read_chain,
+    seal,
+    send,
+)
 from agentfleet.services import RedisServer
 from tests.chain_helpers import deployed_market
 from tests.fleet_helpers import pump, running_fleet
@@ -102,3 +114,16 @@ def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path,
         assert down.returncode == 1 and "try --source chain" in down.stdout, down.stderr[-2000:]
         with_chain = cli("message", "read", "1", "--source", "chain")
         assert "can you review my solidity?" in with_chain.stdout
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(min_size=1, max_size=300).filter(lambda t: len(t.encode()) <= MAX_TEXT_BYTES),
+       flip=st.integers(min_value=0))  # fmt: skip
+def test_seal_open_round_trip_and_any_flipped_bit_is_refused(text: str, flip: int) -> None:
+    account = derive_account("test test test test test test test test test test test junk", 3)
+    sealed = seal(public_key(account), text)
+    assert open_payload(account, sealed) == text
+    damaged = bytearray(sealed)
+    damaged[flip % len(damaged)] ^= 1 << (flip % 8)
+    with pytest.raises(ValueError, match="cannot decrypt"):
+        open_payload(account, bytes(damaged))
