@@ -83,6 +83,7 @@ def demo(
     console.print(table)
     console.print(f"learning curves: {result.png}")
     console.print(f"models: {result.models_dir}")
+    console.print(f"logs: {result.log}")
     console.print(f"done in {result.seconds:.1f} s; every service the demo started has been stopped")
 
 

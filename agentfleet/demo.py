@@ -22,6 +22,7 @@ from pathlib import Path
 import redis
 from pydantic import SecretStr
 from web3 import Web3
+from web3.logs import DISCARD
 
 from agentfleet.chain.connect import http_web3
 from agentfleet.chain.deploy import deploy_all
@@ -29,6 +30,7 @@ from agentfleet.chain.local import advance_time, chain_now, fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
 from agentfleet.fleet import register_fleet
+from agentfleet.logs import configure_logging, log_to_file
 from agentfleet.profiles import AGENT_TYPES
 from agentfleet.services import AnvilNode, RedisServer
 from agentfleet.settings import Settings
@@ -59,6 +61,7 @@ class DemoResult:
     png: Path
     out_dir: Path
     models_dir: Path
+    log: Path
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -89,6 +92,8 @@ def run_demo(
 
     began = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
+    log_to_file(out_dir / "demo.log")  # the Celery worker configures logging as it starts: it will use the file
+    configure_logging(base_settings or Settings())
     rng = random.Random(seed)
     with embedded_services() as (server, node), tempfile.TemporaryDirectory(prefix="agentfleet-demo-") as tmp:
         base = base_settings or Settings()
@@ -122,10 +127,11 @@ def run_demo(
             listener.stop()
             listener_thread.join(timeout=10)
             use_runtime(None)
+            log_to_file(None)
         rows = _rows(session, ids, names)
         png = _plot(session, ids, names, out_dir / "learning-curves.png")
         counts = {status: sum(1 for r in rows if r.status == status) for status in STATUS.values()}
-        return DemoResult(rows, runtime.provider.name, png, out_dir, settings.models_dir,
+        return DemoResult(rows, runtime.provider.name, png, out_dir, settings.models_dir, out_dir / "demo.log",
                           time.monotonic() - began, counts)  # fmt: skip
 
 
@@ -182,7 +188,7 @@ def _rows(session: ChainSession, ids: list[int], names: dict[str, str]) -> list[
             event = completed[task_id]
             row.score, row.payment_eth = event["args"]["score"], event["args"]["payment"] / ETH
             receipt = session.client.w3.eth.get_transaction_receipt(event["transactionHash"])
-            changes = registry.events.ReputationChanged().process_receipt(receipt)
+            changes = registry.events.ReputationChanged().process_receipt(receipt, errors=DISCARD)
             if changes:
                 row.reputation = f"{changes[0]['args']['oldValue']} -> {changes[0]['args']['newValue']}"
         rows.append(row)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 
 from agentfleet.settings import Settings
+
+_log_file: Path | None = None  # set by the demo: its console belongs to the progress view and the table
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,12 +25,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def log_to_file(path: Path | None) -> None:
+    """Send this process's logs to ``path`` from the next ``configure_logging`` on (errors still reach
+    stderr); None goes back to stderr."""
+    global _log_file
+    _log_file = path
+
+
 def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler()
+    handler: logging.Handler = logging.FileHandler(_log_file) if _log_file else logging.StreamHandler()
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handlers = [handler]
+    if _log_file:
+        errors = logging.StreamHandler()
+        errors.setLevel(logging.ERROR)
+        errors.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handlers.append(errors)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(settings.log_level.upper())

@@ -22,6 +22,7 @@ import redis
 from eth_account.signers.local import LocalAccount
 from eth_keys import keys
 from web3 import Web3
+from web3.logs import DISCARD
 
 from agentfleet.chain.session import ChainSession
 
@@ -92,7 +93,7 @@ def send(session: ChainSession, sender: LocalAccount, to: str, text: str, *, top
         raise MessagingError(f"{to} has published no encryption key: nothing can be sent to it privately")
     payload = seal(recipient_key, text)
     receipt = session.messages.send_message(sender, to, topic, payload, task_id)
-    events = session.messages.contract.events.MessageSent().process_receipt(receipt)
+    events = session.messages.contract.events.MessageSent().process_receipt(receipt, errors=DISCARD)
     return int(events[0]["args"]["messageId"])
 
 

@@ -73,6 +73,8 @@ def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, art
     png = tmp_path / "learning-curves.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
     (artifacts_out / "demo-learning-curves.png").write_bytes(png.read_bytes())
+    assert "INFO" not in result.stdout + result.stderr and "Warning" not in result.stderr  # the console stays clean
+    assert "workers.tasks.consider" in (tmp_path / "demo.log").read_text()  # the fleet's logs went to the file
     assert ours() <= before  # no redis-server or anvil left running
 
 
