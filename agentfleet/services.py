@@ -70,7 +70,10 @@ def wait_for_port(port: int, *, timeout: float, proc: subprocess.Popen[bytes] | 
 
 @dataclass
 class LocalProcess:
-    """A child process we started; ``stop`` terminates it and waits, killing it if it lingers."""
+    """A child process we started; ``stop`` terminates it and waits, killing it if it lingers.
+
+    It runs in its own session: a terminal's Ctrl-C reaches only our process, which then stops its own
+    work first and its services last, instead of every process dying at once mid-request."""
 
     name: str
     port: int
@@ -108,7 +111,7 @@ class RedisServer(LocalProcess):
         ]  # fmt: skip
         if password:
             args += ["--requirepass", password]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         server = cls(name="redis", port=port, proc=proc, workdir=workdir)
         try:
             wait_for_port(port, timeout=timeout, proc=proc)
@@ -147,7 +150,7 @@ class AnvilNode(LocalProcess):
         if block_time:
             args += ["--block-time", str(block_time)]
         args += extra_args or []
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         node = cls(name="anvil", port=port, proc=proc)
         try:
             wait_for_port(port, timeout=timeout, proc=proc)

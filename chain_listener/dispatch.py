@@ -207,7 +207,12 @@ class Dispatcher:
                 for work, key in todo:  # mark each send at once: a crash re-sends at most one message
                     self.redis.set(key, "pending", ex=KEY_TTL)
                     self.app.send_task(
-                        work.task, kwargs=work.kwargs, queue=work.queue, task_id=work.key, producer=producer
+                        work.task,
+                        kwargs=work.kwargs,
+                        queue=work.queue,
+                        task_id=work.key,
+                        producer=producer,
+                        ignore_result=True,
                     )
                     self.redis.set(key, "sent", ex=KEY_TTL)
                     self.metrics.dispatched.labels(task=work.task).inc()

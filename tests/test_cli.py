@@ -142,7 +142,7 @@ def alive(pids: set[int]) -> set[int]:
 def test_demo_ctrl_c_exits_0_and_leaves_no_process(tmp_path: Path, target: str) -> None:
     """A terminal's Ctrl-C signals the whole foreground group; `kill -INT` only the demo itself."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
-    args = [*CLI, "demo", "--tasks", "30", "--out", str(tmp_path)]
+    args = [*CLI, "demo", "--tasks", "80", "--out", str(tmp_path)]  # well over 4 s of work
     demo = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
     started: set[int] = set()
