@@ -27,6 +27,9 @@ broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout,  # seconds
     "unacked_restore_interval": _settings.unacked_restore_interval,  # seconds
     "unacked_restore_throttle": 1,  # sweep on every interval, not every 10th
+    # The sweep holds a Redis mutex; a worker killed inside it left the mutex for kombu's default 300 s, and no
+    # other worker could restore anything (a SIGKILLed trainer's message waited 5 minutes). A sweep takes ms.
+    "unacked_mutex_expire": 10,  # seconds
     "polling_interval": 0.1,  # seconds: BRPOP timeout when idle
 }
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout}
