@@ -15,7 +15,6 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from agentfleet.chain.local import chain_now
 from agentfleet.settings import Settings
 
 if TYPE_CHECKING:
@@ -196,22 +195,13 @@ def create_tasks(
     """Create example tasks as the requester (seed: run_agents.py --create-tasks)."""
     import random
 
-    from web3 import Web3
-
     from agentfleet.chain.session import ChainSession
-    from agentfleet.profiles import AGENT_TYPES
+    from agentfleet.fleet import create_example_tasks
 
     session = ChainSession.open(load_settings())
-    rng = random.Random(seed)
-    capabilities = [c for agent in AGENT_TYPES for c in agent.capabilities]
-    deadline = chain_now(session.client.w3) + window
-    for _ in range(count):
-        tags = rng.sample(capabilities, k=rng.choice([1, 2]))
-        session.tasks.create_task(session.requester, f"Example task: {' and '.join(tags)}", tags, deadline, 3600,
-                                  session.evaluator.address, value=Web3.to_wei(reward, "ether"))  # fmt: skip
-        console.print(
-            f"task {session.tasks.task_count()}: {', '.join(tags)}, {reward} ETH, bidding closes in {window} s"
-        )
+    for task_id in create_example_tasks(session, random.Random(seed), count, window=window, reward_eth=reward):
+        tags = session.tasks.get_task(task_id).tags
+        console.print(Text(f"task {task_id}: {', '.join(tags)}, {reward} ETH, bidding closes in {window} s"))
 
 
 @app.command()

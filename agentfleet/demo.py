@@ -14,28 +14,24 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 from pydantic import SecretStr
-from web3 import Web3
 from web3.logs import DISCARD
 
 from agentfleet.chain.connect import http_web3
-from agentfleet.chain.deploy import deploy_all
-from agentfleet.chain.local import advance_time, chain_now, fund
+from agentfleet.chain.local import advance_time
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
-from agentfleet.fleet import register_fleet
+from agentfleet.fleet import ETH, bootstrap_local_fleet, create_example_tasks
 from agentfleet.logs import configure_logging, log_to_file
 from agentfleet.profiles import AGENT_TYPES
-from agentfleet.services import AnvilNode, RedisServer
+from agentfleet.services import local_services
 from agentfleet.settings import Settings
 
-ETH = 10**18
 STATUS = {1: "open", 2: "assigned", 3: "submitted", 4: "completed", 5: "failed", 6: "cancelled", 7: "expired"}
 FINAL = {4, 5, 6, 7}
 QUEUES = ["agent.research", "agent.development", "agent.analytics", "agent.creative", "agent.blockchain",
@@ -66,16 +62,6 @@ class DemoResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-@contextmanager
-def embedded_services() -> Iterator[tuple[RedisServer, AnvilNode]]:
-    with ExitStack() as stack:
-        server = RedisServer.start()
-        stack.callback(server.stop)
-        node = AnvilNode.start()
-        stack.callback(node.stop)
-        yield server, node
-
-
 def run_demo(
     *,
     tasks: int = 24,
@@ -95,7 +81,7 @@ def run_demo(
     log_to_file(out_dir / "demo.log")  # the Celery worker configures logging as it starts: it will use the file
     configure_logging(base_settings or Settings())
     rng = random.Random(seed)
-    with embedded_services() as (server, node), tempfile.TemporaryDirectory(prefix="agentfleet-demo-") as tmp:
+    with local_services() as (server, node), tempfile.TemporaryDirectory(prefix="agentfleet-demo-") as tmp:
         base = base_settings or Settings()
         settings = base.model_copy(update={
             "rpc_urls": [node.url], "redis_url": SecretStr(server.url), "confirmations": 0,
@@ -104,14 +90,9 @@ def run_demo(
         })  # fmt: skip
         client = redis.Redis.from_url(server.url)
         session = ChainSession.open(settings, w3=http_web3(node.url), redis_client=client)
-        w3 = session.client.w3
-        for account in (session.deployer, session.requester, session.evaluator):
-            fund(w3, account.address, 10_000 * ETH)
-        for number in range(len(AGENT_TYPES)):
-            fund(w3, session.agent(number).address, 100 * ETH)
-        deploy_all(session.client, session.deployer, record_path=settings.contract_addresses_path)
-        session.reset_contracts()
-        names = {m.address: m.name for m in register_fleet(session, AgentDirectory(client), AGENT_TYPES)}
+        members = bootstrap_local_fleet(session, AgentDirectory(client), AGENT_TYPES,
+                                        record_path=settings.contract_addresses_path)  # fmt: skip
+        names = {m.address: m.name for m in members}
         runtime = Runtime.build(settings)
         use_runtime(runtime)
         app.conf.broker_url = server.url
@@ -121,7 +102,7 @@ def run_demo(
         try:
             with start_worker(app, pool="solo", queues=QUEUES, perform_ping_check=False, shutdown_timeout=30):
                 listener_thread.start()
-                ids = _create_tasks(session, rng, tasks)
+                ids = create_example_tasks(session, rng, tasks, window=60, tag_counts=(1, 1, 2))
                 _drive(session, app, ids, on_progress)
         finally:
             listener.stop()
@@ -133,18 +114,6 @@ def run_demo(
         counts = {status: sum(1 for r in rows if r.status == status) for status in STATUS.values()}
         return DemoResult(rows, runtime.provider.name, png, out_dir, settings.models_dir, out_dir / "demo.log",
                           time.monotonic() - began, counts)  # fmt: skip
-
-
-def _create_tasks(session: ChainSession, rng: random.Random, count: int) -> list[int]:
-    capabilities = [c for agent in AGENT_TYPES for c in agent.capabilities]
-    deadline = chain_now(session.client.w3) + 60
-    for number in range(count):
-        tags = rng.sample(capabilities, k=rng.choice([1, 1, 2]))
-        reward = Web3.to_wei(round(rng.uniform(0.5, 2.0), 2), "ether")
-        session.tasks.create_task(session.requester, f"Demo task {number + 1}: deliver {' and '.join(tags)}", tags,
-                                  deadline, 3600, session.evaluator.address, value=reward)  # fmt: skip
-    total = session.tasks.task_count()
-    return list(range(total - count + 1, total + 1))
 
 
 def _drive(

@@ -1,13 +1,22 @@
-"""Registering the fleet's agents: on chain (idempotent) and in the fleet directory."""
+"""The fleet's agents on a chain: registering them (idempotent, on chain and in the fleet directory),
+making a fresh local chain ready for them, and example tasks they can do."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from pathlib import Path
 
+from web3 import Web3
+
+from agentfleet.chain.deploy import deploy_all
+from agentfleet.chain.local import chain_now, fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory, FleetAgent
 from agentfleet.messaging import publish_key
-from agentfleet.profiles import AgentDefinition
+from agentfleet.profiles import AGENT_TYPES, AgentDefinition
+
+ETH = 10**18
 
 
 def register_fleet(
@@ -35,3 +44,36 @@ def register_fleet(
         directory.put(member)
         members.append(member)
     return members
+
+
+def bootstrap_local_fleet(
+    session: ChainSession, directory: AgentDirectory, definitions: Sequence[AgentDefinition], *, record_path: Path
+) -> list[FleetAgent]:
+    """A fresh local chain made ready (what the demo and ``agentfleet up`` start from): the deployer,
+    requester, evaluator and agents funded, the contracts deployed (record at ``record_path``), the agents
+    registered."""
+    w3 = session.client.w3
+    for account in (session.deployer, session.requester, session.evaluator):
+        fund(w3, account.address, 10_000 * ETH)
+    for number in range(len(definitions)):
+        fund(w3, session.agent(number).address, 100 * ETH)
+    deploy_all(session.client, session.deployer, record_path=record_path)
+    session.reset_contracts()
+    return register_fleet(session, directory, definitions)
+
+
+def create_example_tasks(
+    session: ChainSession, rng: random.Random, count: int, *, window: int, reward_eth: float | None = None,
+    tag_counts: Sequence[int] = (1, 2),
+) -> list[int]:  # fmt: skip
+    """``count`` tasks the agent types can do (tags drawn from their capabilities), each escrowing
+    ``reward_eth`` (None: a random 0.5..2 ETH), bidding open for ``window`` seconds of chain time."""
+    capabilities = [c for agent in AGENT_TYPES for c in agent.capabilities]
+    deadline = chain_now(session.client.w3) + window
+    for _ in range(count):
+        tags = rng.sample(capabilities, k=rng.choice(tag_counts))
+        reward = reward_eth if reward_eth is not None else round(rng.uniform(0.5, 2.0), 2)
+        session.tasks.create_task(session.requester, f"Example task: deliver {' and '.join(tags)}", tags, deadline,
+                                  3600, session.evaluator.address, value=Web3.to_wei(reward, "ether"))  # fmt: skip
+    total = session.tasks.task_count()
+    return list(range(total - count + 1, total + 1))

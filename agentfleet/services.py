@@ -167,3 +167,14 @@ def running(service: LocalProcess) -> Iterator[LocalProcess]:
         yield service
     finally:
         service.stop()
+
+
+@contextlib.contextmanager
+def local_services() -> Iterator[tuple[RedisServer, AnvilNode]]:
+    """A redis-server and an anvil on free ports, stopped (anvil first) when the block ends."""
+    with contextlib.ExitStack() as stack:
+        server = RedisServer.start()
+        stack.callback(server.stop)
+        node = AnvilNode.start()
+        stack.callback(node.stop)
+        yield server, node

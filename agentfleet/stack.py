@@ -21,16 +21,13 @@ import redis
 from pydantic import SecretStr
 
 from agentfleet.chain.connect import http_web3
-from agentfleet.chain.deploy import deploy_all
-from agentfleet.chain.local import fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
-from agentfleet.fleet import register_fleet
+from agentfleet.fleet import bootstrap_local_fleet
 from agentfleet.profiles import AGENT_TYPES
-from agentfleet.services import AnvilNode, RedisServer, free_port
+from agentfleet.services import free_port, local_services
 from agentfleet.settings import Settings
 
-ETH = 10**18
 LISTENER_METRICS = "AGENTFLEET_LISTENER_METRICS_PORT"
 WORKER_METRICS = "AGENTFLEET_WORKER_METRICS_PORT"
 AGENT_QUEUES = "agent.research,agent.development,agent.analytics,agent.creative,agent.blockchain,evaluation,keeper"
@@ -97,23 +94,14 @@ def run_stack(*, workers: int, run_dir: Path, settings: Settings, ready: threadi
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     with ExitStack() as services:
-        server = RedisServer.start()
-        services.callback(server.stop)
-        node = AnvilNode.start()
-        services.callback(node.stop)
+        server, node = services.enter_context(local_services())
         local = settings.model_copy(update={
             "rpc_urls": [node.url], "redis_url": SecretStr(server.url), "confirmations": 0,
             "contract_addresses_path": run_dir / "contract_addresses.json", "models_dir": run_dir / "models",
         })  # fmt: skip
         client = redis.Redis.from_url(server.url)
         session = ChainSession.open(local, w3=http_web3(node.url), redis_client=client)
-        for account in (session.deployer, session.requester, session.evaluator):
-            fund(session.client.w3, account.address, 10_000 * ETH)
-        for number in range(len(AGENT_TYPES)):
-            fund(session.client.w3, session.agent(number).address, 100 * ETH)
-        deploy_all(session.client, session.deployer, record_path=local.contract_addresses_path)
-        session.reset_contracts()
-        register_fleet(session, AgentDirectory(client), AGENT_TYPES)
+        bootstrap_local_fleet(session, AgentDirectory(client), AGENT_TYPES, record_path=local.contract_addresses_path)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFLEET_")}
         env.update({

@@ -27,6 +27,7 @@ from agentfleet.chain.local import advance_time
 from agentfleet.services import RedisServer, free_port
 from tests.chain_helpers import ETH, create_task, deployed_market, now
 from tests.fleet_helpers import pump, running_fleet
+from tests.llm_helpers import completion
 from workers.app import app
 from workers.runtime import runtime
 
@@ -96,11 +97,7 @@ class DelayedLLM(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         time.sleep(self.delay)
-        content = json.dumps({"score": 90, "reasoning": "fits", "fraction": 0.6})
-        reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                              "finish_reason": "stop"}]}  # fmt: skip
-        data = json.dumps(reply).encode()
+        data = json.dumps(completion({"score": 90, "reasoning": "fits", "fraction": 0.6})).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

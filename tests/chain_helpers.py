@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from agentfleet.chain.connect import http_web3, inprocess_web3
 from agentfleet.chain.deploy import deploy_all
-from agentfleet.chain.local import fund
+from agentfleet.chain.local import chain_now, fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.services import AnvilNode
 from agentfleet.settings import Settings
@@ -43,9 +44,26 @@ def deployed_market(kind: str, tmp: Path, *, register: int = 3) -> Iterator[Chai
 
 
 def now(session: ChainSession) -> int:
-    """The chain's clock: the later of the latest and pending blocks (they differ after a revert)."""
-    w3 = session.client.w3
-    return max(int(w3.eth.get_block(tag)["timestamp"]) for tag in ("latest", "pending"))
+    """The chain's clock (``chain_now``: the later of the latest and pending blocks)."""
+    return chain_now(session.client.w3)
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without agentfleet or OpenAI settings: a child starts from the defaults
+    (offline provider) plus what the test sets."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+
+
+def fleet_env(session: ChainSession, redis_url: str | None = None, **settings: object) -> dict[str, str]:
+    """A clean environment pointing a child process at this session's chain and deployment (and Redis);
+    ``settings`` become AGENTFLEET_* variables (``confirmations=0`` -> ``AGENTFLEET_CONFIRMATIONS=0``)."""
+    env = clean_env()
+    env["AGENTFLEET_RPC_URLS"] = session.client.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    env["AGENTFLEET_CONTRACT_ADDRESSES_PATH"] = str(session.settings.contract_addresses_path)
+    if redis_url is not None:
+        env["AGENTFLEET_REDIS_URL"] = redis_url
+    env.update({f"AGENTFLEET_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
 
 
 def create_task(session: ChainSession, *, reward: int = ETH, tags: list[str] | None = None, window: int = 300) -> int:

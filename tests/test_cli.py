@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
+
+from tests.chain_helpers import clean_env, fleet_env
+from tests.llm_helpers import completion
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "agentfleet.cli"]
@@ -61,7 +63,7 @@ def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, art
                 ("redis-server" in line and "6379" not in line)}  # fmt: skip
 
     before = ours()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    env = clean_env()
     result = run("demo", "--tasks", "8", "--out", str(tmp_path), env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "provider: offline" in result.stdout
@@ -79,7 +81,7 @@ def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, art
 
 
 def test_llm_check_reports_each_operation_offline() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    env = clean_env()
     result = run("llm-check", env=env)
     assert result.returncode == 0, result.stderr
     for line in ("provider: offline", "evaluate_task_fit:", "calculate_bid_amount:", "execute_task:",
@@ -94,9 +96,7 @@ def test_tasks_lists_and_filters_open_tasks(tmp_path: Path) -> None:
     with deployed_market("anvil", tmp_path) as s:
         create_task(s, tags=["research"])
         create_task(s, tags=["coding"], reward=3 * 10**18)
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AGENTFLEET_")},
-               "AGENTFLEET_RPC_URLS": s.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
-               "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(s.settings.contract_addresses_path)}  # fmt: skip
+        env = fleet_env(s)
         coding = run("tasks", "--tag", "coding", env=env)
         rich = run("tasks", "--min-reward", "2", env=env)
     assert coding.returncode == 0, coding.stderr
@@ -141,7 +141,7 @@ def alive(pids: set[int]) -> set[int]:
 @pytest.mark.parametrize("target", ["group", "process"])
 def test_demo_ctrl_c_exits_0_and_leaves_no_process(tmp_path: Path, target: str) -> None:
     """A terminal's Ctrl-C signals the whole foreground group; `kill -INT` only the demo itself."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    env = clean_env()
     args = [*CLI, "demo", "--tasks", "80", "--out", str(tmp_path)]  # well over 4 s of work
     demo = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
@@ -192,15 +192,8 @@ def test_llm_check_prints_hostile_answers_as_plain_text(httpserver: HTTPServer) 
     which would make rich raise) neither styles the terminal nor crashes the command."""
     hostile = "[/] [bold red]trust me[/bold red] [link=http://evil]x[/link]"
     body = {"score": 70, "reasoning": hostile, "fraction": 0.5, "content": hostile, "feedback": hostile}
-    completion = {
-        "id": "c1", "object": "chat.completion", "created": 0, "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": json.dumps(body)},
-                     "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-    }  # fmt: skip
-    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(completion)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
-    env |= {"OPENAI_API_KEY": "sk-local-test-0000", "OPENAI_BASE_URL": httpserver.url_for("/v1")}
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(completion(body))
+    env = clean_env() | {"OPENAI_API_KEY": "sk-local-test-0000", "OPENAI_BASE_URL": httpserver.url_for("/v1")}
     result = run("llm-check", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("[bold red]trust me[/bold red]") == 4  # all four answers, verbatim

@@ -4,7 +4,6 @@ service, and every service's command started as a local process against local re
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from agentfleet.services import RedisServer, free_port
+from tests.chain_helpers import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -85,7 +85,7 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
                     "9102": str(worker_metrics), "9103": str(trainer_metrics),
                     "/tmp/celerybeat-schedule": str(tmp_path / "beat-schedule"),
                     "${FLOWER_AUTH:-admin:change-me}": "admin:change-me"}  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    env = clean_env()
     env.update({
         "AGENTFLEET_RPC_URLS": f"http://127.0.0.1:{anvil_port}",
         "AGENTFLEET_REDIS_URL": f"redis://:change-me@127.0.0.1:{redis_server.port}/0",

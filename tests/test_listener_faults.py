@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from agentfleet.services import RedisServer, free_port
 from agentfleet.settings import Settings
 from chain_listener.listener import Listener
 from chain_listener.rpc import RpcPool
-from tests.chain_helpers import deployed_market
+from tests.chain_helpers import deployed_market, fleet_env
 from tests.listener_helpers import add_fleet_agents, celery_app, emit_tasks, queued, stream
 
 pytestmark = pytest.mark.anvil
@@ -36,16 +35,8 @@ def market(tmp_path: Path) -> Iterator[ChainSession]:
 
 
 def listener_process(session: ChainSession, server: RedisServer, **extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **extra,
-        **os.environ,
-        "AGENTFLEET_RPC_URLS": session.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
-        "AGENTFLEET_REDIS_URL": server.url,
-        "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(session.settings.contract_addresses_path),
-        "AGENTFLEET_CONFIRMATIONS": "0",
-        "AGENTFLEET_LISTENER_BATCH_BLOCKS": "20",
-        "AGENTFLEET_LISTENER_MAX_BATCH_BLOCKS": "20",
-    }
+    env = {**fleet_env(session, server.url, confirmations=0, listener_batch_blocks=20, listener_max_batch_blocks=20),
+           **extra}  # fmt: skip
     return subprocess.Popen([sys.executable, "-m", "chain_listener"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
 
 

@@ -16,19 +16,9 @@ from agentfleet import policy
 from agentfleet.llm.base import LLMError, LLMOutputError, TaskView
 from agentfleet.llm.offline import LABEL, OfflineProvider
 from agentfleet.llm.openai_provider import OpenAIProvider
+from tests.llm_helpers import completion
 
 TASK = TaskView(task_id=7, description="Summarise research on agent auctions", tags=("research",), reward_eth=1.0)
-
-
-def completion(content: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-    }
 
 
 def provider(server: HTTPServer, **kwargs: Any) -> OpenAIProvider:

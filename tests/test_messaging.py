@@ -3,7 +3,6 @@ read back by the CLI; what cannot be opened is reported, never dropped."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from agentfleet.messaging import (
     send,
 )
 from agentfleet.services import RedisServer
-from tests.chain_helpers import deployed_market
+from tests.chain_helpers import deployed_market, fleet_env
 from tests.fleet_helpers import pump, running_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,10 +82,7 @@ def test_bad_sends_are_refused_and_bad_payloads_reported(tmp_path: Path) -> None
 @pytest.mark.anvil
 def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path, redis_server: RedisServer) -> None:
     with running_fleet(tmp_path, redis_server) as (s, listener, client):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
-        env |= {"AGENTFLEET_RPC_URLS": s.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
-                "AGENTFLEET_REDIS_URL": redis_server.url,
-                "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(s.settings.contract_addresses_path)}  # fmt: skip
+        env = fleet_env(s, redis_server.url)
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run([*CLI, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

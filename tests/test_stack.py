@@ -4,7 +4,6 @@ runs last and stops it."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agentfleet.chain.session import ChainSession
 from agentfleet.settings import Settings
+from tests.chain_helpers import clean_env
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def leftovers(run_dir: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     run_dir = tmp_path_factory.mktemp("up") / "run"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))}
+    env = clean_env()
     up = subprocess.Popen([*CLI, "up", "--workers", "3", "--run-dir", str(run_dir)], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:

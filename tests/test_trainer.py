@@ -69,7 +69,6 @@ def test_rl_strategy_bids_inside_bounds_in_the_fleet(tmp_path: Path, redis_serve
 
 @pytest.mark.slow
 def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server: RedisServer) -> None:
-    import os
     import signal
     import subprocess
     import sys
@@ -77,7 +76,7 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
 
     import redis as redis_lib
 
-    from tests.chain_helpers import deployed_market
+    from tests.chain_helpers import deployed_market, fleet_env
     from trainer.outcomes import store_bid_state
 
     client = redis_lib.Redis.from_url(redis_server.url)
@@ -85,11 +84,7 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
     models = tmp_path / "models"
     with deployed_market("anvil", tmp_path, register=1) as s:
         agent = s.agent(0).address
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AGENTFLEET_")},
-               "AGENTFLEET_RPC_URLS": s.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
-               "AGENTFLEET_REDIS_URL": redis_server.url, "AGENTFLEET_MODELS_DIR": str(models),
-               "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(s.settings.contract_addresses_path),
-               "AGENTFLEET_VISIBILITY_TIMEOUT": "10", "AGENTFLEET_UNACKED_RESTORE_INTERVAL": "1"}  # fmt: skip
+        env = fleet_env(s, redis_server.url, models_dir=models, visibility_timeout=10, unacked_restore_interval=1)
         app.conf.broker_url = redis_server.url
         app.conf.result_backend = redis_server.url
         count = 40

@@ -15,6 +15,7 @@ from agentfleet.chain.local import advance_time
 from agentfleet.services import RedisServer
 from tests.chain_helpers import ETH, now
 from tests.fleet_helpers import pump, running_fleet
+from tests.llm_helpers import completion
 from workers import tasks
 from workers.app import app
 from workers.runtime import runtime
@@ -50,11 +51,7 @@ class HostileLLM:
             content = {"score": 1000, "feedback": "perfect"}
         else:
             content = {"score": 1e9, "reasoning": "ignore the rules"}
-        message = {"role": "assistant", "content": json.dumps(content)}
-        reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                 "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip
-        return Response(json.dumps(reply), content_type="application/json")
+        return Response(json.dumps(completion(content)), content_type="application/json")
 
 
 def test_hostile_llm_and_injected_task_stay_inside_policy(

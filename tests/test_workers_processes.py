@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from agentfleet.directory import AgentDirectory
 from agentfleet.fleet import register_fleet
 from agentfleet.profiles import AGENT_TYPES
 from agentfleet.services import RedisServer, free_port
-from tests.chain_helpers import ETH, create_task, deployed_market
+from tests.chain_helpers import ETH, create_task, deployed_market, fleet_env
+from tests.llm_helpers import completion
 from workers.app import app
 
 pytestmark = pytest.mark.anvil
@@ -48,15 +48,8 @@ def market(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[ChainSes
         for number in range(2):
             fund(session.client.w3, session.agent(number).address, 100 * ETH)
         register_fleet(session, AgentDirectory(client), AGENT_TYPES[:2])
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLEET_", "OPENAI_"))},
-            "AGENTFLEET_RPC_URLS": session.client.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
-            "AGENTFLEET_REDIS_URL": redis_server.url,
-            "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(session.settings.contract_addresses_path),
-            "AGENTFLEET_CONFIRMATIONS": "0",
-            "AGENTFLEET_VISIBILITY_TIMEOUT": "10",
-            "AGENTFLEET_UNACKED_RESTORE_INTERVAL": "1",
-        }
+        env = fleet_env(session, redis_server.url, confirmations=0, visibility_timeout=10,
+                        unacked_restore_interval=1)  # fmt: skip
         app.conf.broker_url = redis_server.url
         app.conf.result_backend = redis_server.url
         yield session, env, client
@@ -167,10 +160,7 @@ class SlowLLM:
             content = '{"content": "the deliverable"}'
         else:
             content = '{"score": 90, "reasoning": "fits"}'
-        message = {"role": "assistant", "content": content}
-        reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
-        return Response(json.dumps(reply), content_type="application/json")
+        return Response(json.dumps(completion(content)), content_type="application/json")
 
 
 @pytest.mark.slow

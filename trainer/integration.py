@@ -9,12 +9,11 @@ next to ``{agent}_rl_model.pt``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trainer.rl import ReinforcementLearning, load_or_fresh
+from trainer.rl import ReinforcementLearning, load_or_fresh, write_atomically
 
 WEIGHT_STEP = 0.25  # fraction of the gap to the score a weight moves per task, as on chain
 HISTORY = 1000  # processed task ids kept for deduplication and reports
@@ -24,7 +23,7 @@ class LearningIntegration:
     def __init__(
         self,
         agent_address: str,
-        initial_capabilities: dict[str, float],
+        initial_capabilities: Mapping[str, float],
         rl_model: ReinforcementLearning | None = None,
         reputation: float = 50,
         confidence_factor: float = 80,
@@ -68,16 +67,12 @@ class LearningIntegration:
 
     def save_state(self) -> Path:
         path = self.models_dir / f"{self.agent_address}_state.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "agent_address": self.agent_address, "capabilities": self.capabilities, "reputation": self.reputation,
             "confidence_factor": self.confidence_factor, "risk_tolerance": self.risk_tolerance,
             "history": self.history, "model_version": self.rl_model.version,
         }  # fmt: skip
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(state, indent=2, sort_keys=True).encode())
         self.rl_model.save(self.models_dir)
         return path
 

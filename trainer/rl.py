@@ -33,6 +33,22 @@ log = logging.getLogger(__name__)
 FORMAT = 2  # 2: 17 bid levels (18 actions)
 
 
+def model_path(models_dir: Path, agent: str) -> Path:
+    return Path(models_dir) / f"{agent}_rl_model.pt"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never part of one: a temp file in the same folder,
+    flushed to disk, then renamed over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 class ModelLoadError(ValueError):
     """A model file that cannot be trusted (truncated, corrupt, another format)."""
 
@@ -154,7 +170,7 @@ class ReinforcementLearning:
 
     # --- persistence ----------------------------------------------------------------------------------
     def model_path(self, models_dir: Path) -> Path:
-        return Path(models_dir) / f"{self.agent_address}_rl_model.pt"
+        return model_path(models_dir, self.agent_address)
 
     def save(self, models_dir: Path) -> Path:
         """Write atomically (temp file + rename); bumps the version number."""
@@ -173,13 +189,7 @@ class ReinforcementLearning:
         torch.save({"format": torch.tensor(FORMAT), "sha256": torch.tensor(list(hashlib.sha256(body).digest())),
                     "body": torch.frombuffer(bytearray(body), dtype=torch.uint8)}, envelope)  # fmt: skip
         path = self.model_path(models_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(envelope.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, envelope.getvalue())
         return path
 
     def load(self, models_dir: Path) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from agentfleet import policy
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext
-from trainer.outcomes import REPUTATION_WEIGHT
+from trainer.outcomes import REPUTATION_WEIGHT, nearest_action
 
 TAGS = ("research", "coding", "data_analysis", "creative_writing", "blockchain")
 EXECUTION_COST = 0.1  # of the reward
@@ -135,26 +135,25 @@ def run_market(
 
 def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext], tuple[float | None, int | None]],
                                                              Callable[[BidContext, int, float], None]]:  # fmt: skip
-    """A learning focal agent: the fleet's DQN, trained after every task (a contextual bandit), behind its
-    learning profile's fit bar like ``RLBiddingStrategy``."""
+    """A learning focal agent: the workers' ``RLBiddingStrategy`` itself (profile fit bar, exploration
+    schedule, state), its DQN kept in memory and trained after every task (a contextual bandit)."""
     import torch
 
     from trainer.rl import ReinforcementLearning
-    from trainer.state import action_fraction, exploration_rate, state_of
+    from trainer.state import state_of
+    from trainer.strategy import RLBiddingStrategy
 
     torch.set_num_threads(1)
     learning = AgentLearningConfig.get_profile(profile)
     bar = learning.min_fit_to_bid
     model = ReinforcementLearning("focal", seed=seed, batch_size=32, exploration_rate=0.3, learning_rate=0.003)
-    decisions = {"n": 0}
+    strategy = RLBiddingStrategy("focal", learning, _OneModel(model))  # the workers' strategy, model in memory
 
     def decide(ctx: BidContext) -> tuple[float | None, int | None]:
-        if ctx.fit_score < bar:
+        decision = strategy.decide(ctx)
+        if not decision.bid:
             return None, None
-        decisions["n"] += 1
-        model.exploration_rate = exploration_rate(learning.exploration_rate, decisions["n"])
-        action = model.act(state_of(ctx).vector())
-        return action_fraction(action), action
+        return decision.amount_fraction, nearest_action(decision.amount_fraction)
 
     def learn(ctx: BidContext, action: int, reward: float) -> None:
         if ctx.fit_score < bar:
@@ -165,6 +164,16 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext
             model.train_step()
 
     return decide, learn
+
+
+class _OneModel:
+    """The learner's model where the workers pass their file-backed ``ModelCache``."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def get(self, _agent: str) -> Any:
+        return self.model
 
 
 def compare(seed: int = 11, tasks: int = 3000, progress: Callable[[int], None] | None = None) -> dict[str, SimAgent]:

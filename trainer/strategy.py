@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Protocol
 
 from agentfleet import policy
 from agentfleet.profiles import LearningProfile
 from agentfleet.strategy import BidContext, BidDecision
-from trainer.rl import ModelLoadError, ReinforcementLearning
+from trainer.rl import ModelLoadError, ReinforcementLearning, model_path
 from trainer.state import action_fraction, exploration_rate, state_of
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class ModelCache:
         self._models: dict[str, tuple[tuple[int, int], ReinforcementLearning]] = {}
 
     def get(self, agent: str) -> ReinforcementLearning:
-        path = self.models_dir / f"{agent}_rl_model.pt"
+        path = model_path(self.models_dir, agent)
         try:
             stat = os.stat(path)
             stamp = (stat.st_mtime_ns, stat.st_size)
@@ -47,15 +48,22 @@ class ModelCache:
         return model
 
 
+class ModelSource(Protocol):
+    def get(self, agent: str) -> ReinforcementLearning: ...
+
+
 class RLBiddingStrategy:
-    def __init__(self, agent: str, profile: LearningProfile, cache: ModelCache) -> None:
+    """Workers pass a ``ModelCache`` (the trainer's files); the simulator its one model in memory."""
+
+    def __init__(self, agent: str, profile: LearningProfile, cache: ModelSource) -> None:
         self.agent = agent
         self.profile = profile
         self.cache = cache
 
     def decide(self, ctx: BidContext) -> BidDecision:
         model = self.cache.get(self.agent)
-        model.exploration_rate = exploration_rate(self.profile.exploration_rate, model.memory.size)
+        decisions = model.memory.size + 1  # this one included: each earlier decision left one transition
+        model.exploration_rate = exploration_rate(self.profile.exploration_rate, decisions)
         if ctx.fit_score < self.profile.min_fit_to_bid:  # risk follows the profile: no bets on tasks it cannot do
             bar = self.profile.min_fit_to_bid
             reason = f"RL v{model.version}: fit {ctx.fit_score:.0f} below the profile's bar {bar:.0f}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agentfleet.chain.session import capability_weights
 from trainer.outcomes import Outcome, load_bid_state, record_recent, reward_of
 from workers import metrics
 from workers.app import app
@@ -43,14 +44,15 @@ def record_outcome(
     import torch
 
     torch.set_num_threads(1)
-    learning = _learning(rt, parsed.agent)
+    chain_agent = rt.session.registry.get_agent(parsed.agent)  # one read: weights and reputation
+    learning = _learning(rt, parsed.agent, chain_agent)
     model = learning.rl_model
     reward = reward_of(parsed, record)
     model.remember(record["state"], int(record["action"]), reward, record["state"], True)
     losses = [loss for _ in range(TRAIN_STEPS_PER_OUTCOME) if (loss := model.train_step()) is not None]
     pushed = False
     if parsed.outcome != "lost" and parsed.event is not None:
-        pushed = _learn_capabilities(rt, learning, parsed)
+        pushed = _learn_capabilities(rt, learning, parsed, capability_weights(chain_agent))
     learning.save_state()  # writes {agent}_state.json and {agent}_rl_model.pt, both atomically
     rt.redis.set(done_key, model.version)
     metrics.record_training(parsed.agent, version=model.version, loss=losses[-1] if losses else None,
@@ -59,28 +61,25 @@ def record_outcome(
             "loss": losses[-1] if losses else None, "capabilities_pushed": pushed}  # fmt: skip
 
 
-def _learning(rt: Any, agent: str) -> Any:
+def _learning(rt: Any, agent: str, chain_agent: Any) -> Any:
     from trainer.integration import LearningIntegration
     from trainer.rl import load_or_fresh
 
     try:
         learning = LearningIntegration.load_state(agent, models_dir=rt.settings.models_dir)
     except ValueError:
-        chain_agent = rt.session.registry.get_agent(agent)
-        capabilities = dict(zip(chain_agent.capabilities, chain_agent.weights, strict=False))
-        learning = LearningIntegration(agent, capabilities, load_or_fresh(agent, rt.settings.models_dir),
-                                       chain_agent.reputation, models_dir=rt.settings.models_dir)  # fmt: skip
-    learning.reputation = float(rt.session.registry.reputation_of(agent))  # reputation follows the chain
+        models = rt.settings.models_dir
+        learning = LearningIntegration(agent, capability_weights(chain_agent), load_or_fresh(agent, models),
+                                       chain_agent.reputation, models_dir=models)  # fmt: skip
+    learning.reputation = float(chain_agent.reputation)  # reputation follows the chain
     return learning
 
 
-def _learn_capabilities(rt: Any, learning: Any, outcome: Outcome) -> bool:
+def _learn_capabilities(rt: Any, learning: Any, outcome: Outcome, on_chain: dict[str, int]) -> bool:
     """Move local weights with the score; push them on chain only when they drifted beyond the threshold."""
     task = rt.session.tasks.get_task(outcome.task_id)
     learning.process_task_result(outcome.task_id, task.tags[0] if task.tags else "general", task.score,
                                  task.price / 1e18, list(task.tags))  # fmt: skip
-    chain_agent = rt.session.registry.get_agent(outcome.agent)
-    on_chain = dict(zip(chain_agent.capabilities, chain_agent.weights, strict=False))
     if not learning.moved_beyond(on_chain, rt.settings.capability_push_threshold):
         return False
     member = rt.directory.get(outcome.agent)
@@ -88,7 +87,6 @@ def _learn_capabilities(rt: Any, learning: Any, outcome: Outcome) -> bool:
         return False
     weights = learning.get_capabilities()
     rt.session.registry.update_capabilities(
-        rt.session.account(member.hd_index), list(chain_agent.capabilities),
-        [weights.get(c, on_chain[c]) for c in chain_agent.capabilities],
-    )  # fmt: skip
+        rt.session.account(member.hd_index), list(on_chain), [weights.get(c, on_chain[c]) for c in on_chain]
+    )
     return True

@@ -24,6 +24,7 @@ from agentfleet import policy
 from agentfleet.chain import bindings as b
 from agentfleet.chain.errors import ChainError
 from agentfleet.chain.local import chain_now
+from agentfleet.chain.session import capability_weights
 from agentfleet.directory import FleetAgent
 from agentfleet.llm import LLMError, LLMOutputError, TaskView, Usage
 from agentfleet.profiles import AgentLearningConfig
@@ -68,10 +69,6 @@ def _parse(model: type[BaseModel], **kwargs: Any) -> Any:
         raise ValueError(f"invalid arguments: {problems}") from None
 
 
-def _reverted(rt: Runtime, event: dict[str, Any] | None) -> bool:
-    return bool(event and rt.redis.exists(f"agentfleet:reverted:{event.get('id')}"))
-
-
 def _fleet_agent(rt: Runtime, address: str) -> FleetAgent:
     agent = rt.directory.get(address)
     if agent is None or agent.hd_index is None:
@@ -113,6 +110,16 @@ def _once(task: Task, rt: Runtime, key: str, work: Callable[[], dict[str, Any]])
         ledger.release(key, token)
 
 
+def _guarded(task: Task, args: Any, key: str, work: Callable[[Runtime, Any], dict[str, Any]]) -> dict[str, Any]:
+    """What every chain-effect task does around its work: skip an event a reorg reverted, then run
+    ``work`` at most once for ``key``."""
+    rt = runtime()
+    event = args.event
+    if event and rt.redis.exists(f"agentfleet:reverted:{event.get('id')}"):
+        return {"status": "reverted"}
+    return _once(task, rt, key, lambda: work(rt, args))
+
+
 def _view(rt: Runtime, task_id: int, task: Any) -> TaskView:
     return TaskView(
         task_id=task_id,
@@ -126,10 +133,7 @@ def _view(rt: Runtime, task_id: int, task: Any) -> TaskView:
 def consider(self: Task, agent: str, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate a new task for one agent and, if its profile says so, bid inside policy bounds."""
     args = _parse(AgentTaskArgs, agent=agent, task_id=task_id, event=event)
-    rt = runtime()
-    if _reverted(rt, args.event):
-        return {"status": "reverted"}
-    return _once(self, rt, f"consider:{args.task_id}:{args.agent.lower()}", lambda: _consider(rt, args))
+    return _guarded(self, args, f"consider:{args.task_id}:{args.agent.lower()}", _consider)
 
 
 def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
@@ -144,7 +148,7 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     if live:
         return {"status": "bid", "amount": amount, "note": "already on chain"}
     chain_agent = s.registry.get_agent(args.agent)
-    capabilities = dict(zip(chain_agent.capabilities, chain_agent.weights, strict=False))
+    capabilities = capability_weights(chain_agent)
     view = _view(rt, args.task_id, task)
     try:
         fit, usage = rt.provider.evaluate_task_fit(capabilities, view)
@@ -197,10 +201,7 @@ def _strategy(rt: Runtime, member: FleetAgent) -> BiddingStrategy:
 def execute(self: Task, agent: str, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a won task with the LLM, store the result content-addressed, submit its hash on chain."""
     args = _parse(AgentTaskArgs, agent=agent, task_id=task_id, event=event)
-    rt = runtime()
-    if _reverted(rt, args.event):
-        return {"status": "reverted"}
-    return _once(self, rt, f"execute:{args.task_id}", lambda: _execute(rt, args))
+    return _guarded(self, args, f"execute:{args.task_id}", _execute)
 
 
 def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
@@ -213,7 +214,7 @@ def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     if task.status != ASSIGNED:
         return {"status": "already_submitted" if task.status > ASSIGNED else "not_assigned"}
     chain_agent = s.registry.get_agent(args.agent)
-    capabilities = dict(zip(chain_agent.capabilities, chain_agent.weights, strict=False))
+    capabilities = capability_weights(chain_agent)
     result, usage = rt.provider.execute_task(member.name, capabilities, _view(rt, args.task_id, task))
     _record_usage(rt, args.agent, args.task_id, usage)
     content = policy.limit_result(policy.scrub(result.content, rt.secrets()))
@@ -230,10 +231,7 @@ def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
 def evaluate(self: Task, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a submitted result as the requester's evaluator and complete the task on chain."""
     args = _parse(TaskArgs, task_id=task_id, event=event)
-    rt = runtime()
-    if _reverted(rt, args.event):
-        return {"status": "reverted"}
-    return _once(self, rt, f"evaluate:{args.task_id}", lambda: _evaluate(rt, args))
+    return _guarded(self, args, f"evaluate:{args.task_id}", _evaluate)
 
 
 def _evaluate(rt: Runtime, args: TaskArgs) -> dict[str, Any]:

@@ -8,6 +8,7 @@ stored, only the derived accounts are) and makes "connect like the workers do" a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from eth_account.signers.local import LocalAccount
@@ -112,3 +113,8 @@ class ChainSession:
     @property
     def actions(self) -> bindings.ActionLogger:
         return self._get(bindings.ActionLogger)  # type: ignore[return-value]
+
+
+def capability_weights(chain_agent: Any) -> dict[str, int]:
+    """An AgentRegistry agent's capabilities with their weights (0..100), as one mapping."""
+    return dict(zip(chain_agent.capabilities, chain_agent.weights, strict=False))
