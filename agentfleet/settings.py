@@ -56,10 +56,10 @@ class Settings(BaseSettings):
     )
 
     visibility_timeout: int = Field(
-        default=900, ge=10, description="Seconds before an unacked message is redelivered (> longest task)."
+        default=45, ge=10, description="Seconds before an unacked message of a dead worker is redelivered."
     )
     unacked_restore_interval: int = Field(
-        default=10, ge=1, description="Seconds between sweeps that redeliver messages of dead workers."
+        default=5, ge=1, description="Seconds between sweeps that redeliver messages of dead workers."
     )
     task_time_limit: int = Field(default=600, ge=5, description="Hard time limit of one task (seconds).")
 
@@ -83,7 +83,17 @@ class Settings(BaseSettings):
     )
     action_logging: bool = Field(default=True, description="Workers log bids and results to ActionLogger.")
     keeper_interval: float = Field(default=5.0, gt=0, description="Seconds between keeper finalize sweeps.")
-    claim_ttl: int = Field(default=300, ge=5, description="Seconds a worker holds a task's in-progress claim.")
+    claim_ttl: int = Field(
+        default=30, ge=5, description="Seconds a claim outlives its holder's last heartbeat (ttl/3 beats)."
+    )
+    reconcile_interval: float = Field(default=10.0, gt=0, description="Seconds between reconciler sweeps (beat).")
+    reconcile_batch: int = Field(default=200, ge=1, description="Tasks the reconciler reads per sweep.")
+    execute_attempts: int = Field(
+        default=3, ge=1, description="Executions of one won task (LLM answers unusable) before it is given up."
+    )
+    score_attempts: int = Field(
+        default=3, ge=1, description="Scoring attempts before a result waits for a human decision."
+    )
 
     # --- LLM ------------------------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
@@ -104,6 +114,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=2, ge=0, description="SDK retries on 408/429/5xx/connection errors.")
     llm_rate_per_second: float = Field(default=5.0, gt=0, description="LLM calls per second, whole fleet.")
     llm_burst: int = Field(default=10, ge=1, description="LLM calls allowed in a burst, whole fleet.")
+    llm_output_attempts: int = Field(
+        default=3, ge=1, le=10, description="Asks per LLM call when the answer does not validate (re-asks)."
+    )
 
     # --- paths ------------------------------------------------------------------------------------------
     project_root: Path = Field(default=PROJECT_ROOT, description="Where contracts/ and node_modules/ live.")
