@@ -4,8 +4,11 @@ Why these choices (see also ../shared/stack-facts.md):
 - JSON only: messages are data, never pickles; anyone with broker access could otherwise run code.
 - acks_late + reject_on_worker_lost + prefetch 1: a task whose worker dies is redelivered, and one slow
   LLM call never holds other messages hostage.
-- visibility_timeout longer than the longest task (else a running task is delivered twice), and kombu's
-  unacked restore sweep set to follow it (its default sweep runs only every 10 x 10 s).
+- visibility_timeout short (45 s) so a dead worker's message comes back within a minute, and kombu's unacked
+  restore sweep set to follow it (its default sweep runs only every 10 x 10 s). A task that runs longer is
+  delivered a second time while it runs: harmless, because the first holds a heartbeat claim (the copy backs
+  off) and every effect is checked against the chain. Retry countdowns stay below it for the same reason.
+- A reconciler (beat) reads chain state and re-drives stuck work: the slow path that always converges.
 - Routing by task name; consider/execute go to the agent's profile queue chosen by the sender.
 """
 
@@ -54,10 +57,13 @@ task_queues = tuple(Queue(f"agent.{p}", routing_key=f"agent.{p}") for p in PROFI
 )
 beat_schedule = {
     "finalize-due-auctions": {"task": "workers.tasks.finalize_due", "schedule": _settings.keeper_interval},
+    "reconcile": {"task": "workers.tasks.reconcile", "schedule": _settings.reconcile_interval},
 }
 task_routes = {
     "workers.tasks.evaluate": {"queue": "evaluation"},
     "workers.tasks.finalize_due": {"queue": "keeper"},
     "workers.tasks.finalize": {"queue": "keeper"},
+    "workers.tasks.expire": {"queue": "keeper"},
+    "workers.tasks.reconcile": {"queue": "keeper"},
     "trainer.tasks.*": {"queue": "training"},
 }

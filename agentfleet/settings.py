@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     claim_ttl: int = Field(
         default=30, ge=5, description="Seconds a claim outlives its holder's last heartbeat (ttl/3 beats)."
     )
+    training_confirmations: int = Field(
+        default=6, ge=0, description="Blocks an outcome's event must be buried under before the trainer learns."
+    )
     reconcile_interval: float = Field(default=10.0, gt=0, description="Seconds between reconciler sweeps (beat).")
     reconcile_batch: int = Field(default=200, ge=1, description="Tasks the reconciler reads per sweep.")
     execute_attempts: int = Field(

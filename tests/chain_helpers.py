@@ -62,6 +62,7 @@ def fleet_env(session: ChainSession, redis_url: str | None = None, **settings: o
     env["AGENTFLEET_CONTRACT_ADDRESSES_PATH"] = str(session.settings.contract_addresses_path)
     if redis_url is not None:
         env["AGENTFLEET_REDIS_URL"] = redis_url
+    settings = {"training_confirmations": 0, **settings}  # automine: no block comes after the last event
     env.update({f"AGENTFLEET_{name.upper()}": str(value) for name, value in settings.items()})
     return env
 

@@ -45,7 +45,7 @@ def running_fleet(
             redis_url=redis_server.url,
             confirmations=0,
             contract_addresses_path=session.settings.contract_addresses_path,
-            **overrides,
+            **{"training_confirmations": 0, **overrides},
         )
         for number in range(len(AGENT_TYPES)):
             fund(session.client.w3, session.agent(number).address, 100 * ETH)

@@ -39,9 +39,17 @@ def nearest_action(fraction: float) -> int:
 
 
 def store_bid_state(client: redis.Redis, task_id: int, agent: str, vector: list[float], action: int,
-                    reward_wei: int, amount_wei: int) -> None:  # fmt: skip
-    record = {"state": vector, "action": action, "reward_wei": reward_wei, "amount_wei": amount_wei}
+                    reward_wei: int, amount_wei: int, *, reconstructed: bool = False) -> None:  # fmt: skip
+    """What the agent saw when it bid. ``reconstructed``: rebuilt from the chain after the original was lost
+    (the state is unknown: counted for the win rate, never learned from)."""
+    record = {"state": vector, "action": action, "reward_wei": reward_wei, "amount_wei": amount_wei,
+              "reconstructed": reconstructed}  # fmt: skip
     client.set(bidstate_key(task_id, agent), json.dumps(record), ex=BIDSTATE_TTL)
+
+
+def drop_bid_state(client: redis.Redis, task_id: int, agent: str) -> None:
+    """Forget a learning record whose bid never reached the chain."""
+    client.delete(bidstate_key(task_id, agent))
 
 
 RECENT_BIDS = 20  # the win rate in the RL state covers this many of the agent's last settled bids

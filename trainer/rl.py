@@ -31,6 +31,7 @@ from trainer.state import ACTIONS, STATE_SIZE
 log = logging.getLogger(__name__)
 
 FORMAT = 2  # 2: 17 bid levels (18 actions)
+APPLIED_KEPT = 2_000  # outcome ids kept in the model file (far more than any redelivery window)
 
 
 def model_path(models_dir: Path, agent: str) -> Path:
@@ -138,6 +139,15 @@ class ReinforcementLearning:
         self.generator = torch.Generator().manual_seed(seed)
         self.steps = 0
         self.version = 0
+        # Ids of the outcomes this model learned from (the newest APPLIED_KEPT), saved in the same file as the
+        # weights: "learn once" survives a crash between the model write and any marker kept elsewhere.
+        self.applied: list[str] = []
+
+    def has_applied(self, outcome_id: str) -> bool:
+        return outcome_id in self.applied
+
+    def mark_applied(self, outcome_id: str) -> None:
+        self.applied = [*self.applied, outcome_id][-APPLIED_KEPT:]
 
     # --- acting ---------------------------------------------------------------------------------------
     def act(self, state: list[float], *, explore: bool = True) -> int:
@@ -181,6 +191,7 @@ class ReinforcementLearning:
                 "q": self.q.state_dict(), "target": self.target.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "memory": self.memory.state_dict(), "steps": torch.tensor(self.steps),
                 "version": torch.tensor(self.version), "generator": self.generator.get_state(),
+                "applied": list(self.applied),
             },
             payload,
         )  # fmt: skip
@@ -208,6 +219,7 @@ class ReinforcementLearning:
             self.memory.load_state_dict(data["memory"])
             self.generator.set_state(data["generator"])
             self.steps, self.version = int(data["steps"]), int(data["version"])
+            self.applied = [str(i) for i in data.get("applied", [])]
         except ModelLoadError:
             raise
         except FileNotFoundError:

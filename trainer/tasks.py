@@ -1,9 +1,10 @@
 """The trainer worker: ``celery -A workers worker -Q training -P solo`` (solo: torch never forks).
 
-``trainer.tasks.record_outcome`` validates an outcome, ignores duplicates (task + agent), adds the
-transition to the agent's replay memory, trains a few steps and writes the model atomically. The done
-marker is set only after the model file is written, so a trainer killed mid-update loses nothing: the
-message comes back (acks_late) and the last file on disk is always a complete model.
+``trainer.tasks.record_outcome`` validates an outcome, waits until its event is ``training_confirmations``
+blocks deep and still canonical (a reorg must not teach the agent something that never happened), adds the
+transition to the agent's replay memory, trains a few steps and writes the model atomically. Learning once:
+the outcome id (event + agent) is stored in the model file itself, so a trainer killed between the model
+write and the Redis marker does not learn twice when the message comes back (acks_late).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from agentfleet.chain.session import capability_weights
 from trainer.outcomes import Outcome, load_bid_state, record_recent, reward_of
 from workers import metrics
 from workers.app import app
+from workers.retry import RETRY
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
 TRAIN_STEPS_PER_OUTCOME = 4
 
 
-@app.task(name="trainer.tasks.record_outcome", bind=True, max_retries=3)
+@app.task(name="trainer.tasks.record_outcome", bind=True, **RETRY)
 def record_outcome(
     self: Any, agent: str, task_id: int, outcome: str, event: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -32,14 +34,20 @@ def record_outcome(
     except ValidationError as exc:
         raise ValueError(f"invalid outcome: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
     rt = runtime()
-    done_key = f"agentfleet:trainer:done:{parsed.task_id}:{parsed.agent.lower()}"
+    outcome_id = _outcome_id(parsed)
+    done_key = f"agentfleet:trainer:done:{outcome_id}"
     if rt.redis.exists(done_key):
         return {"status": "duplicate"}
+    settled = _settled(rt, parsed)
+    if settled is not None:
+        if settled == "reverted":
+            return {"status": "reverted"}  # the listener dispatches the outcome again if it is re-included
+        raise self.retry(countdown=settled, max_retries=60)  # not deep enough yet: learn from final facts only
     record = load_bid_state(rt.redis, parsed.task_id, parsed.agent)
-    record_recent(rt.redis, parsed.agent, won=parsed.outcome != "lost")  # the win rate in the next bid's state
-    if record is None:
+    if record is None or record.get("reconstructed"):
+        _count_recent(rt, parsed, outcome_id)
         rt.redis.set(done_key, "no-state")
-        return {"status": "no_bid_state"}  # the bid was not placed by this fleet's strategy: nothing to learn
+        return {"status": "no_bid_state"}  # no state the agent saw: nothing to learn, the win rate still counts
 
     import torch
 
@@ -47,18 +55,53 @@ def record_outcome(
     chain_agent = rt.session.registry.get_agent(parsed.agent)  # one read: weights and reputation
     learning = _learning(rt, parsed.agent, chain_agent)
     model = learning.rl_model
+    if model.has_applied(outcome_id):  # learned before a crash that lost the Redis marker
+        _count_recent(rt, parsed, outcome_id)
+        rt.redis.set(done_key, model.version)
+        return {"status": "duplicate"}
     reward = reward_of(parsed, record)
     model.remember(record["state"], int(record["action"]), reward, record["state"], True)
     losses = [loss for _ in range(TRAIN_STEPS_PER_OUTCOME) if (loss := model.train_step()) is not None]
     pushed = False
     if parsed.outcome != "lost" and parsed.event is not None:
         pushed = _learn_capabilities(rt, learning, parsed, capability_weights(chain_agent))
-    learning.save_state()  # writes {agent}_state.json and {agent}_rl_model.pt, both atomically
+    model.mark_applied(outcome_id)
+    learning.save_state()  # writes {agent}_state.json and {agent}_rl_model.pt (with outcome_id), atomically
+    _count_recent(rt, parsed, outcome_id)
     rt.redis.set(done_key, model.version)
     metrics.record_training(parsed.agent, version=model.version, loss=losses[-1] if losses else None,
                             replay_size=model.memory.size)  # fmt: skip
     return {"status": "trained", "reward": reward, "version": model.version, "memory": model.memory.size,
             "loss": losses[-1] if losses else None, "capabilities_pushed": pushed}  # fmt: skip
+
+
+def _outcome_id(outcome: Outcome) -> str:
+    """What makes an outcome unique on this chain: the event (tx hash + log index) and the agent."""
+    event_id = (outcome.event or {}).get("id") or f"task{outcome.task_id}:{outcome.outcome}"
+    return f"{event_id}:{outcome.agent.lower()}"
+
+
+def _settled(rt: Any, outcome: Outcome) -> str | int | None:
+    """None when the outcome's event is final enough to learn from; "reverted" when a reorg removed it;
+    else the seconds to wait until it is ``training_confirmations`` blocks deep."""
+    event = outcome.event or {}
+    if rt.redis.exists(f"agentfleet:reverted:{event.get('id')}"):
+        return "reverted"
+    number, block_hash = event.get("block_number"), event.get("block_hash")
+    if not isinstance(number, int) or not isinstance(block_hash, str):
+        return None  # a hand-sent outcome (celery call): nothing to check against
+    w3 = rt.session.client.w3
+    missing = number + rt.settings.training_confirmations - int(w3.eth.block_number)
+    if missing > 0:
+        return min(20, 1 + missing)  # about a block a second on the chains we know; capped below visibility
+    canonical = w3.eth.get_block(number)["hash"].to_0x_hex()
+    return None if canonical.lower() == block_hash.lower() else "reverted"
+
+
+def _count_recent(rt: Any, outcome: Outcome, outcome_id: str) -> None:
+    """The settled bid counts once in the agent's recent win rate, whichever path the outcome took."""
+    if rt.redis.set(f"agentfleet:trainer:recent:{outcome_id}", 1, nx=True, ex=30 * 24 * 3600):
+        record_recent(rt.redis, outcome.agent, won=outcome.outcome != "lost")
 
 
 def _learning(rt: Any, agent: str, chain_agent: Any) -> Any:

@@ -1,15 +1,25 @@
-"""Exactly-once effects on top of at-least-once delivery: done markers and in-progress claims in Redis.
+"""Exactly-once effects on top of at-least-once delivery: heartbeat claims and done records in Redis.
 
-A handler first asks ``done(key)``; then takes ``claim(key)`` (SET NX with a TTL, so a dead worker's claim
-expires) and, after its effect is on chain, ``finish(key, outcome)``. Redelivered or duplicated messages
-find the done marker; a message that arrives while another worker holds the claim is retried later; and
-every handler also checks chain state, which covers a crash between the transaction and ``finish``.
+The chain is the truth; Redis only remembers work in progress and what a handler concluded.
+
+- ``hold(key)`` takes the in-progress claim (SET NX with a short TTL) and renews it from a daemon thread
+  every third of the TTL while the work runs. A live claim therefore means a live holder: a message that
+  arrives meanwhile (a duplicate, a redelivery after the visibility timeout of a long task) is told
+  :class:`Claimed` and backs off. A SIGKILLed holder stops renewing and its claim expires within the TTL,
+  so redelivered work (or the reconciler) takes over without waiting for minutes.
+- ``done(key)`` / ``finish(key, outcome)`` keep what a handler concluded. A done record is a cache: callers
+  honour it only where the chain still agrees (a reorg can remove the effect it describes).
+- ``attempts(key)`` counts tries that ended without an effect (an LLM answer that never validated), so a
+  bounded number of them leads to a decision instead of a loop.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import redis
@@ -17,13 +27,17 @@ import redis
 PREFIX = "agentfleet:work"
 DONE_TTL = 30 * 24 * 3600  # seconds
 
+# Renew only our own claim (compare-and-expire), so a claim that expired and was taken over is left alone.
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
 
 class Claimed(Exception):
-    """Another worker is processing this key right now."""
+    """Another live worker is processing this key right now."""
 
 
 class WorkLedger:
-    def __init__(self, client: redis.Redis, *, claim_ttl: int = 300) -> None:
+    def __init__(self, client: redis.Redis, *, claim_ttl: int = 30) -> None:
         self.redis = client
         self.claim_ttl = claim_ttl
 
@@ -31,19 +45,48 @@ class WorkLedger:
         raw = self.redis.get(f"{PREFIX}:done:{key}")
         return json.loads(raw) if raw else None
 
-    def claim(self, key: str, *, steal: bool = False) -> str:
-        """Take the in-progress claim. ``steal`` is for a redelivered message: the broker only redelivers
-        when the worker that had it died (or outlived the visibility timeout), so its claim is void."""
-        token = uuid.uuid4().hex
-        if not self.redis.set(f"{PREFIX}:claim:{key}", token, nx=not steal, ex=self.claim_ttl):
-            raise Claimed(key)
-        return token
-
-    def release(self, key: str, token: str) -> None:
-        claim_key = f"{PREFIX}:claim:{key}"
-        if self.redis.get(claim_key) == token.encode():
-            self.redis.delete(claim_key)
-
     def finish(self, key: str, outcome: dict[str, Any]) -> dict[str, Any]:
         self.redis.set(f"{PREFIX}:done:{key}", json.dumps(outcome), ex=DONE_TTL)
         return outcome
+
+    def forget(self, key: str) -> None:
+        self.redis.delete(f"{PREFIX}:done:{key}")
+
+    def claim_ttl_left(self, key: str) -> int:
+        """Seconds until the current claim on ``key`` expires (0 if none)."""
+        return max(0, int(self.redis.ttl(f"{PREFIX}:claim:{key}")))
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[str]:
+        """Hold the claim on ``key`` for the duration of the block, renewing it in the background."""
+        claim_key = f"{PREFIX}:claim:{key}"
+        token = uuid.uuid4().hex
+        if not self.redis.set(claim_key, token, nx=True, ex=self.claim_ttl):
+            raise Claimed(key)
+        stop = threading.Event()
+        beat = threading.Thread(target=self._renew, args=(claim_key, token, stop), daemon=True, name=f"claim {key}")
+        beat.start()
+        try:
+            yield token
+        finally:
+            stop.set()
+            beat.join(timeout=1)
+            with suppress(redis.RedisError):  # Redis down: the claim expires by itself
+                self.redis.eval(_RELEASE, 1, claim_key, token)
+
+    def _renew(self, claim_key: str, token: str, stop: threading.Event) -> None:
+        while not stop.wait(max(1.0, self.claim_ttl / 3)):
+            with suppress(redis.RedisError):  # a Redis outage: keep trying; the claim may lapse meanwhile
+                self.redis.eval(_RENEW, 1, claim_key, token, self.claim_ttl)
+
+    # --- bounded attempts ------------------------------------------------------------------------------------
+    def add_attempt(self, key: str, reason: str) -> int:
+        """Count one fruitless attempt at ``key`` (with its reason); returns the count so far."""
+        pipe = self.redis.pipeline()
+        pipe.hincrby(f"{PREFIX}:attempts:{key}", "count", 1)
+        pipe.hset(f"{PREFIX}:attempts:{key}", "last_error", reason[:500])
+        pipe.expire(f"{PREFIX}:attempts:{key}", DONE_TTL)
+        return int(pipe.execute()[0])
+
+    def attempts(self, key: str) -> int:
+        return int(self.redis.hget(f"{PREFIX}:attempts:{key}", "count") or 0)

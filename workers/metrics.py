@@ -40,6 +40,7 @@ RESULTS = Counter(
 SECONDS = Histogram(
     "agentfleet_worker_task_seconds", "Task run time", ["task"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 )
+STUCK = Counter("agentfleet_stuck_work", "Work that needs a decision: execute_given_up, needs_review", ["kind"])
 LLM_TOKENS = Counter("agentfleet_llm_tokens", "LLM tokens used, by kind", ["kind"])
 LLM_COST = Counter("agentfleet_llm_cost_usd", "Estimated LLM cost (USD)")
 MODEL_VERSION = Gauge(
@@ -117,3 +118,8 @@ def record_training(agent: str, *, version: int, loss: float | None, replay_size
     REPLAY_SIZE.labels(agent=agent).set(replay_size)
     if loss is not None:
         TRAIN_LOSS.labels(agent=agent).set(loss)
+
+
+def record_stuck(kind: str) -> None:
+    """Work the fleet stopped retrying: a given-up execution (it expires) or a score for a human to decide."""
+    STUCK.labels(kind=kind).inc()

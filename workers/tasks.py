@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import requests
 from celery import Task
 from celery.signals import task_failure
 from pydantic import BaseModel, Field, ValidationError
@@ -26,27 +25,21 @@ from agentfleet.chain.errors import ChainError
 from agentfleet.chain.local import chain_now
 from agentfleet.chain.session import capability_weights
 from agentfleet.directory import FleetAgent
-from agentfleet.llm import LLMError, LLMOutputError, TaskView, Usage
+from agentfleet.llm import LLMOutputError, TaskView, Usage
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext, BiddingStrategy
-from trainer.outcomes import nearest_action, recent_win_rate, store_bid_state
+from trainer.outcomes import drop_bid_state, nearest_action, recent_win_rate, store_bid_state
 from trainer.state import state_of
-from workers import metrics
+from workers import metrics, review
+from workers import reconcile as _reconcile  # noqa: F401 - registers the reconciler and keeper tasks
 from workers.app import app
 from workers.idempotency import Claimed, WorkLedger
+from workers.retry import RETRY, TryLater
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = (LLMError, requests.ConnectionError, requests.Timeout, TimeoutError, Claimed)
-RETRY = {
-    "autoretry_for": TRANSIENT,
-    "retry_backoff": 2,
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
-    "max_retries": 5,
-    "dont_autoretry_for": (LLMOutputError,),
-}
+
 OPEN, ASSIGNED, SUBMITTED = 1, 2, 3
 
 
@@ -97,27 +90,29 @@ def _log_action(rt: Runtime, account: Any, task_id: int, action: str, data: byte
         log.warning("action log %s for task %s failed: %s", action, task_id, exc)
 
 
-def _once(task: Task, rt: Runtime, key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
-    done = ledger.done(key)
-    if done is not None:
-        return {**done, "duplicate": True}
-    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
-    token = ledger.claim(key, steal=redelivered)  # Claimed -> autoretry later
-    try:
-        return ledger.finish(key, work())
-    finally:
-        ledger.release(key, token)
+Work = Callable[[Runtime, Any], dict[str, Any]]
+StillDone = Callable[[Runtime, Any, dict[str, Any]], bool]
 
 
-def _guarded(task: Task, args: Any, key: str, work: Callable[[Runtime, Any], dict[str, Any]]) -> dict[str, Any]:
-    """What every chain-effect task does around its work: skip an event a reorg reverted, then run
-    ``work`` at most once for ``key``."""
+def _guarded(task: Task, args: Any, key: str, work: Work, *, still_done: StillDone | None = None) -> dict[str, Any]:
+    """What every chain-effect task does around its work: skip an event a reorg reverted; skip work whose
+    done record the chain still confirms (``still_done``; without it the work's own chain checks decide);
+    hold the claim on ``key`` while working. A live claim elsewhere means a live worker: back off."""
     rt = runtime()
     event = args.event
     if event and rt.redis.exists(f"agentfleet:reverted:{event.get('id')}"):
         return {"status": "reverted"}
-    return _once(task, rt, key, lambda: work(rt, args))
+    ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
+    done = ledger.done(key)
+    if done is not None and still_done is not None and still_done(rt, args, done):
+        return {**done, "duplicate": True}
+    try:
+        with ledger.hold(key):
+            return ledger.finish(key, work(rt, args))
+    except Claimed:
+        if task.request.retries >= (task.max_retries or 0):
+            return {"status": "in_progress_elsewhere"}  # the holder finishes, or the reconciler re-drives
+        raise task.retry(countdown=ledger.claim_ttl_left(key) + 1, max_retries=task.max_retries) from None
 
 
 def _view(rt: Runtime, task_id: int, task: Any) -> TaskView:
@@ -133,7 +128,16 @@ def _view(rt: Runtime, task_id: int, task: Any) -> TaskView:
 def consider(self: Task, agent: str, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate a new task for one agent and, if its profile says so, bid inside policy bounds."""
     args = _parse(AgentTaskArgs, agent=agent, task_id=task_id, event=event)
-    return _guarded(self, args, f"consider:{args.task_id}:{args.agent.lower()}", _consider)
+    return _guarded(self, args, f"consider:{args.task_id}:{args.agent.lower()}", _consider,
+                    still_done=_decision_stands)  # fmt: skip
+
+
+def _decision_stands(rt: Runtime, args: AgentTaskArgs, done: dict[str, Any]) -> bool:
+    """A refusal stands; a bid stands only while the chain still has it (a reorg may have dropped it)."""
+    if done.get("status") != "bid":
+        return True
+    _amount, live = rt.session.auction.bid_of(args.task_id, args.agent)
+    return bool(live) or rt.session.tasks.status_of(args.task_id) != OPEN
 
 
 def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
@@ -174,14 +178,17 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:
         return {"status": "refused", "reason": decision.reason, "fit": fit_score}
+    # The learning record goes first: a kill after the bid lands must not lose what the agent saw. A record
+    # whose bid never lands is dropped here or by the reconciler once the auction is over.
+    store_bid_state(rt.redis, args.task_id, args.agent, state_of(ctx).vector(),
+                    nearest_action(decision.amount_fraction), task.reward, decision.amount_wei)  # fmt: skip
     try:
         s.auction.place_bid(account, args.task_id, decision.amount_wei)
     except b.AlreadyBid:
         pass  # an earlier attempt of ours landed after all
     except (b.BiddingClosed, b.TaskNotOpen):
+        drop_bid_state(rt.redis, args.task_id, args.agent)
         return {"status": "closed"}
-    store_bid_state(rt.redis, args.task_id, args.agent, state_of(ctx).vector(),
-                    nearest_action(decision.amount_fraction), task.reward, decision.amount_wei)  # fmt: skip
     _log_action(rt, account, args.task_id, "bid", str(decision.amount_wei).encode())
     return {"status": "bid", "amount": decision.amount_wei, "fraction": decision.amount_fraction, "fit": fit_score}
 
@@ -213,9 +220,23 @@ def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         return {"status": "not_assignee"}
     if task.status != ASSIGNED:
         return {"status": "already_submitted" if task.status > ASSIGNED else "not_assigned"}
+    if chain_now(s.client.w3) > task.executionDeadline:
+        return {"status": "window_passed"}  # the reconciler expires it (refund + penalty)
+    ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
+    attempts_key = f"execute:{args.task_id}:{args.agent.lower()}"
+    if ledger.attempts(attempts_key) >= rt.settings.execute_attempts:
+        return {"status": "given_up", "reason": "no usable LLM answer; the task expires at its deadline"}
     chain_agent = s.registry.get_agent(args.agent)
     capabilities = capability_weights(chain_agent)
-    result, usage = rt.provider.execute_task(member.name, capabilities, _view(rt, args.task_id, task))
+    try:
+        result, usage = rt.provider.execute_task(member.name, capabilities, _view(rt, args.task_id, task))
+    except LLMOutputError as exc:
+        if ledger.add_attempt(attempts_key, str(exc)) >= rt.settings.execute_attempts:
+            log.error("task %s: no usable answer after %s executions; giving it up (it expires at its deadline, "
+                      "the requester is refunded)", args.task_id, rt.settings.execute_attempts)  # fmt: skip
+            metrics.record_stuck("execute_given_up")
+            return {"status": "given_up", "reason": policy.scrub(str(exc), rt.secrets())[:300]}
+        raise TryLater(f"execution answer unusable: {exc}") from exc
     _record_usage(rt, args.agent, args.task_id, usage)
     content = policy.limit_result(policy.scrub(result.content, rt.secrets()))
     digest = rt.results.put(content)
@@ -223,6 +244,8 @@ def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         s.tasks.submit_result(account, args.task_id, digest, f"sha256:{digest.hex()}")
     except b.InvalidStatus:
         return {"status": "already_submitted"}
+    except b.ExecutionDeadlinePassed:
+        return {"status": "window_passed"}
     _log_action(rt, account, args.task_id, "submit", digest)
     return {"status": "submitted", "result_hash": "0x" + digest.hex(), "bytes": len(content.encode())}
 
@@ -239,21 +262,35 @@ def _evaluate(rt: Runtime, args: TaskArgs) -> dict[str, Any]:
     task = s.tasks.get_task(args.task_id)
     if task.status != SUBMITTED:
         return {"status": "not_submitted" if task.status < SUBMITTED else "already_completed"}
+    if review.waiting(rt.redis, args.task_id):
+        return {"status": "needs_review"}
     content = rt.results.get(bytes(task.resultHash))
-    if content is None:
+    if content is None:  # the agent's result is not where its hash says: the agent's failure, scored as such
         score, feedback = 0, "result not found in the result store (or its hash does not match)"
     else:
         try:
             verdict, usage = rt.provider.evaluate_task_result(_view(rt, args.task_id, task), content)
-            _record_usage(rt, task.assignee, args.task_id, usage)
-            score, feedback = policy.clamp_score(verdict.score), verdict.feedback[:500]
-        except LLMOutputError as exc:
-            score, feedback = 0, f"scoring answer unusable: {exc}"
+        except LLMOutputError as exc:  # the evaluator's failure: never a 0 that punishes the agent
+            return _scoring_failed(rt, args.task_id, exc)
+        _record_usage(rt, task.assignee, args.task_id, usage)
+        score, feedback = policy.clamp_score(verdict.score), verdict.feedback[:500]
     try:
         s.tasks.complete_task(s.evaluator, args.task_id, score)
     except b.InvalidStatus:
         return {"status": "already_completed"}
     return {"status": "completed", "score": score, "feedback": feedback}
+
+
+def _scoring_failed(rt: Runtime, task_id: int, exc: LLMOutputError) -> dict[str, Any]:
+    """Count the failed scoring; retry later, and after the limit leave the task for a human decision."""
+    ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
+    reason = policy.scrub(str(exc), rt.secrets())[:300]
+    if ledger.add_attempt(f"evaluate:{task_id}", reason) < rt.settings.score_attempts:
+        raise TryLater(f"scoring answer unusable: {reason}") from exc
+    review.request(rt.redis, task_id, f"no usable score after {rt.settings.score_attempts} attempts: {reason}")
+    metrics.record_stuck("needs_review")
+    log.error("task %s waits for a human decision: no usable score (agentfleet stuck)", task_id)
+    return {"status": "needs_review", "reason": reason}
 
 
 @app.task(name="workers.tasks.finalize_due", bind=True, **RETRY)

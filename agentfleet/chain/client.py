@@ -50,6 +50,7 @@ class ChainClient:
         gas_multiplier: float = 1.25,
         tx_timeout: float = 60.0,
         poll_interval: float = 0.05,
+        gap_check_interval: float = 3.0,
     ) -> None:
         self.w3 = w3
         self.deployment = deployment
@@ -57,6 +58,7 @@ class ChainClient:
         self.gas_multiplier = gas_multiplier
         self.tx_timeout = tx_timeout
         self.poll_interval = poll_interval
+        self.gap_check_interval = gap_check_interval  # seconds between "can it still be mined?" checks
         self.chain_id: int = w3.eth.chain_id
         self._contracts: dict[str, Contract] = {}
         self._fee_cache: tuple[float, dict[str, int]] | None = None
@@ -131,7 +133,7 @@ class ChainClient:
         if "gasPrice" not in tx and "maxFeePerGas" not in tx:
             tx.update(self._fees())
         raw, tx_hash, nonce = self._send_with_nonce(account, tx)
-        return self._wait(account.address, raw, tx_hash, nonce)
+        return self._wait(account, raw, tx_hash, nonce)
 
     def deploy(self, account: LocalAccount, artifact: Artifact, *args: Any) -> tuple[str, TxReceipt]:
         """Deploy ``artifact`` with constructor ``args``; returns (address, receipt)."""
@@ -174,7 +176,7 @@ class ChainClient:
         last_error: BaseException | None = None
         for _attempt in range(8):
             with self.nonces.locked(address):
-                nonce = self.nonces.peek(address, lambda: self._pending_count(address))
+                nonce = self._next_nonce(address)
                 signed = account.sign_transaction({**tx, "nonce": nonce})
                 try:
                     self.w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -193,10 +195,46 @@ class ChainClient:
                     # The node may or may not have the transaction: ask before deciding.
                     if not self._known(signed.hash):
                         self.nonces.forget(address)
-                        raise errors.ChainError(f"could not send transaction: {exc}") from exc
+                        raise errors.NodeUnavailable(f"could not send transaction: {exc}") from exc
                 self.nonces.advance(address, nonce + 1)
                 return bytes(signed.raw_transaction), HexBytes(signed.hash), nonce
         raise errors.ChainError(f"no usable nonce for {address} after retries: {last_error}")
+
+    def _next_nonce(self, address: str) -> int:
+        """The node's pending count, checked against the shared counter (lock held).
+
+        Every fleet sender advances the counter only after the node accepted its transaction, so counter
+        and node agree unless something outside the fleet moved: another sender (node ahead: take the
+        node's) or transactions that vanished (node behind: a reorg dropped them, a node restarted). A
+        counter ahead of the node is a gap - nothing in the pool fills it, and every later transaction
+        would queue behind it forever - so the node's count wins and the gap is logged."""
+        node_next = self._pending_count(address)
+        counter = self.nonces.peek(address, lambda: node_next)
+        if counter > node_next:
+            log.warning("nonce gap for %s: counter %s, node pending %s; resyncing from the node",
+                        address, counter, node_next)  # fmt: skip
+        return node_next
+
+    def _fill_gap(self, account: LocalAccount, nonce: int) -> bool:
+        """Our transaction at ``nonce`` waits behind missing nonces (dropped by a reorg or a node): send
+        zero-value self-transfers for the missing ones so it can be mined. True when something was sent."""
+        address = account.address
+        with self.nonces.locked(address):
+            pending = self._pending_count(address)
+            if pending >= nonce:
+                return False  # nothing missing below us (we are next, or already in line / mined)
+            log.warning("nonce gap for %s: node at %s, our transaction at %s; filling %s nonce(s)",
+                        address, pending, nonce, nonce - pending)  # fmt: skip
+            fees = self._fees()
+            for missing in range(pending, nonce):
+                filler: dict[str, Any] = {"to": address, "value": 0, "gas": 21_000, "chainId": self.chain_id,
+                                          "nonce": missing, **fees}  # fmt: skip
+                try:
+                    self.w3.eth.send_raw_transaction(account.sign_transaction(filler).raw_transaction)
+                except (Web3RPCError, ValueError) as exc:  # filled meanwhile: fine
+                    log.info("gap filler %s of %s not needed: %s", missing, address, _message(exc)[:80])
+            self.nonces.forget(address)
+            return True
 
     def _known(self, tx_hash: HexBytes) -> bool:
         try:
@@ -205,37 +243,58 @@ class ChainClient:
         except TransactionNotFound:
             return False
 
-    def _wait(self, address: str, raw: bytes, tx_hash: HexBytes, nonce: int) -> TxReceipt:
-        """Wait for the receipt; re-broadcast a dropped transaction once; detect replacement."""
+    def _wait(self, account: LocalAccount, raw: bytes, tx_hash: HexBytes, nonce: int) -> TxReceipt:
+        """Wait for the receipt; every few seconds check that the transaction can still be mined (a gap
+        below it is filled, a dropped one re-broadcast once); detect replacement."""
+        address = account.address
         resent = False
         deadline = time.monotonic() + self.tx_timeout
+        next_check = time.monotonic() + self.gap_check_interval
         while True:
             try:
                 return self.w3.eth.get_transaction_receipt(tx_hash)
             except TransactionNotFound:
                 pass
-            if time.monotonic() >= deadline:
-                if self._known(tx_hash):
-                    raise errors.ChainError(f"transaction {tx_hash.to_0x_hex()} not mined in {self.tx_timeout} s")
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + self.gap_check_interval
                 mined_nonce = int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "latest"))
-                if mined_nonce > nonce:
+                if mined_nonce > nonce and not self._receipt(tx_hash):
                     raise errors.TransactionReplaced(f"nonce {nonce} of {address} used by another transaction")
-                if resent:
-                    raise errors.TransactionDropped(f"transaction {tx_hash.to_0x_hex()} dropped twice")
-                log.warning("transaction %s dropped; re-broadcasting", tx_hash.to_0x_hex())
-                self.w3.eth.send_raw_transaction(raw)
-                resent = True
-                deadline = time.monotonic() + self.tx_timeout
+                if not self._known(tx_hash):
+                    if resent:
+                        raise errors.TransactionDropped(f"transaction {tx_hash.to_0x_hex()} dropped twice")
+                    log.warning("transaction %s dropped; re-broadcasting", tx_hash.to_0x_hex())
+                    try:
+                        self.w3.eth.send_raw_transaction(raw)
+                    except (Web3RPCError, ValueError) as exc:
+                        log.info("re-broadcast of %s refused: %s", tx_hash.to_0x_hex(), _message(exc)[:80])
+                    resent = True
+                self._fill_gap(account, nonce)
+            if now >= deadline:
+                raise errors.TransactionTimeout(f"transaction {tx_hash.to_0x_hex()} not mined in {self.tx_timeout} s")
             time.sleep(self.poll_interval)
+
+    def _receipt(self, tx_hash: HexBytes) -> bool:
+        try:
+            self.w3.eth.get_transaction_receipt(tx_hash)
+            return True
+        except TransactionNotFound:
+            return False
 
     def _explain_failure(
         self, account: LocalAccount, fn: ContractFunction, value: int, receipt: TxReceipt
     ) -> errors.ChainError:
-        """Replay a failed transaction as a call at its block to recover the named error."""
-        try:
-            params = cast(TxParams, {"from": account.address, "value": value})
-            fn.call(params, block_identifier=receipt["blockNumber"] - 1)
-        except Exception as exc:
-            if errors.is_revert(exc):
-                return errors.translate(exc)
+        """Replay a failed transaction as a call to recover the named error.
+
+        First at its own block (the state after it: a transaction that lost a race in the same block, e.g.
+        two keepers finalizing, reverts there with the winner's effect in place - AlreadyFinalized), then
+        at the block before (a revert caused by the transaction's own inputs)."""
+        params = cast(TxParams, {"from": account.address, "value": value})
+        for block in (receipt["blockNumber"], receipt["blockNumber"] - 1):
+            try:
+                fn.call(params, block_identifier=block)
+            except Exception as exc:
+                if errors.is_revert(exc):
+                    return errors.translate(exc)
         return errors.TransactionReverted(f"transaction {receipt['transactionHash'].to_0x_hex()} reverted")

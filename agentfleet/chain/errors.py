@@ -50,6 +50,14 @@ class TransactionReverted(ChainError):
     """A mined transaction has status 0 and its revert could not be replayed into a named error."""
 
 
+class NodeUnavailable(ChainError):
+    """The RPC node could not be reached to send a transaction (and does not know it): retry later."""
+
+
+class TransactionTimeout(ChainError):
+    """A sent transaction was not mined within the client's timeout (still known to the node): retry later."""
+
+
 class TransactionDropped(ChainError):
     """A sent transaction vanished from the node and its nonce was never used."""
 

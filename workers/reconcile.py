@@ -1,0 +1,202 @@
+"""The reconciler: level-triggered repair beside the edge-triggered events (a keeper task run by beat).
+
+Events are edges and can be missed (a listener killed between read and send, a reorg that removed an effect,
+a worker killed after its claim, an LLM that failed until the retries ran out). The chain is the level: every
+sweep reads the state of unfinished tasks and re-drives whatever is stuck, the way a Kubernetes controller
+converges on the desired state:
+
+- Open past its bidding deadline: finalize (keeper queue).
+- Assigned past its execution window: ``expireTask`` (refund to the requester, penalty to the agent).
+- Assigned to one of our agents with no submission: execute again (the handler's claim and chain checks keep
+  it to one submission; an execution given up after its attempts is left to expire).
+- Submitted, with our evaluator: evaluate (unless it waits for a human decision).
+- Our bids on chain with no learning record: record one (flagged ``reconstructed``: the trainer counts it for
+  the win rate but does not learn from a state it never saw); records whose bid never landed: dropped.
+
+It scales with open work, not with every task ever: new task ids enter a sorted set of unfinished tasks
+(``agentfleet:reconcile:unfinished``) in bounded batches, finished ones leave it, and each sweep reads at
+most ``reconcile_batch`` of them, resuming where the last sweep stopped. Re-drives are rate limited per task
+and action (``agentfleet:reconcile:sent:*``, SET NX with a TTL), so concurrent sweeps do not multiply work;
+every action is idempotent on chain anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from contextlib import suppress
+from typing import Any
+
+import redis
+from celery import Task
+
+from agentfleet.chain import bindings as b
+from agentfleet.chain.local import chain_now
+from trainer.outcomes import bidstate_key, drop_bid_state, nearest_action, store_bid_state
+from trainer.state import STATE_SIZE
+from workers import review
+from workers.app import app
+from workers.idempotency import WorkLedger
+from workers.retry import RETRY
+from workers.runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = "agentfleet:reconcile:unfinished"  # sorted set: task id -> task id
+SEEN = "agentfleet:reconcile:seen"  # highest task id added to UNFINISHED
+RESUME = "agentfleet:reconcile:resume"  # where the next sweep starts in UNFINISHED
+SENT = "agentfleet:reconcile:sent"  # SENT:{action}:{task}: a re-drive sent recently
+LOCK = "agentfleet:reconcile:lock"
+OPEN, ASSIGNED, SUBMITTED, FINAL = 1, 2, 3, 4  # FINAL and above: Completed, Failed, Cancelled, Expired
+
+
+@app.task(name="workers.tasks.reconcile", bind=True, max_retries=0, ignore_result=True)
+def reconcile(self: Task, limit: int | None = None) -> dict[str, Any]:
+    """One sweep over (at most ``limit``) unfinished tasks; returns what it did, by action."""
+    rt = runtime()
+    lock = rt.redis.lock(LOCK, timeout=max(60, 3 * rt.settings.reconcile_interval), blocking=False)
+    if not lock.acquire():
+        return {"status": "busy"}  # another sweep runs; the next beat comes soon
+    try:
+        done = Reconciler(rt, limit=limit or rt.settings.reconcile_batch).sweep()
+    finally:
+        with suppress(redis.exceptions.LockError):  # expired meanwhile: nothing to undo
+            lock.release()
+    if done:
+        log.info("reconciler: %s", ", ".join(f"{k} {v}" for k, v in sorted(done.items())))
+    return dict(done)
+
+
+class Reconciler:
+    def __init__(self, rt: Runtime, *, limit: int) -> None:
+        self.rt = rt
+        self.s = rt.session
+        self.limit = limit
+        self.redis = rt.redis
+        self.done: Counter[str] = Counter()
+        self.fleet = {a.address.lower(): a for a in rt.directory.all()}
+        self.evaluator = self.s.evaluator.address.lower()
+        self.ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
+        self.resend_after = int(max(30, 3 * rt.settings.reconcile_interval))  # seconds between re-drives
+
+    def sweep(self) -> Counter[str]:
+        count = self.s.tasks.task_count()
+        self._admit(count)
+        self.now = chain_now(self.s.client.w3)
+        for task_id in self._batch():
+            if task_id > count:  # a reorg removed it (the id may come back with another task)
+                self.redis.zrem(UNFINISHED, task_id)
+                continue
+            self._one(task_id)
+        return self.done
+
+    def _admit(self, count: int) -> None:
+        """Add new task ids to the unfinished set (bounded per sweep); after a reorg shortened the chain's
+        list, start again from its end so that re-created ids come back in."""
+        seen = int(self.redis.get(SEEN) or 0)
+        if seen > count:
+            seen = count
+        upto = min(count, seen + self.limit)
+        if upto > seen:
+            self.redis.zadd(UNFINISHED, {str(i): i for i in range(seen + 1, upto + 1)})
+        self.redis.set(SEEN, upto)
+
+    def _batch(self) -> list[int]:
+        start = int(self.redis.get(RESUME) or 0)
+        ids = self._ids_from(start, self.limit)
+        if len(ids) < self.limit and start > 0:  # wrap around to the oldest
+            ids += [i for i in self._ids_from(0, self.limit - len(ids)) if i < start]
+        self.redis.set(RESUME, ids[-1] + 1 if len(ids) >= self.limit else 0)
+        return ids
+
+    def _ids_from(self, start: int, count: int) -> list[int]:
+        pairs = self.redis.zrangebyscore(UNFINISHED, start, "+inf", start=0, num=count, withscores=True)
+        return [int(pair[1]) for pair in pairs]  # (member, score); the score is the task id
+
+    def _one(self, task_id: int) -> None:
+        task = self.s.tasks.get_task(task_id)
+        if task.status >= FINAL:
+            self.redis.zrem(UNFINISHED, task_id)
+            if task.status != 6:  # Cancelled tasks had no auction
+                self._bid_records(task_id, task)
+            return
+        if task.status == OPEN:
+            if self.now >= task.biddingDeadline:
+                self._keeper(task_id, "finalize")
+            return
+        self._bid_records(task_id, task)
+        if task.status == ASSIGNED:
+            if self.now > task.executionDeadline:
+                self._keeper(task_id, "expire")
+            elif task.assignee.lower() in self.fleet:
+                self._execute(task_id, task.assignee)
+        elif task.status == SUBMITTED and task.evaluator.lower() == self.evaluator:
+            if review.waiting(self.redis, task_id):
+                self.done["waiting_review"] += 1
+            elif self._once(f"evaluate:{task_id}"):
+                app.send_task("workers.tasks.evaluate", kwargs={"task_id": task_id}, queue="evaluation",
+                              ignore_result=True)  # fmt: skip
+                self.done["evaluate"] += 1
+
+    def _execute(self, task_id: int, assignee: str) -> None:
+        member = self.fleet[assignee.lower()]
+        if self.ledger.attempts(f"execute:{task_id}:{assignee.lower()}") >= self.rt.settings.execute_attempts:
+            return  # given up: it expires at its deadline
+        if self.ledger.claim_ttl_left(f"execute:{task_id}"):
+            return  # a live worker is on it
+        if self._once(f"execute:{task_id}"):
+            app.send_task("workers.tasks.execute", kwargs={"agent": member.address, "task_id": task_id},
+                          queue=member.queue, ignore_result=True)  # fmt: skip
+            self.done["execute"] += 1
+
+    def _keeper(self, task_id: int, action: str) -> None:
+        if self._once(f"{action}:{task_id}"):
+            app.send_task(f"workers.tasks.{action}", kwargs={"task_id": task_id}, queue="keeper", ignore_result=True)
+            self.done[action] += 1
+
+    def _once(self, what: str) -> bool:
+        """True at most once per ``resend_after`` seconds for ``what`` (across concurrent sweeps)."""
+        return bool(self.redis.set(f"{SENT}:{what}", 1, nx=True, ex=self.resend_after))
+
+    def _bid_records(self, task_id: int, task: Any) -> None:
+        """Once the auction is over, learning records match the chain's bids: every bid of ours has one,
+        no record lacks a bid."""
+        if not self.fleet or self.redis.exists(f"{SENT}:bids:{task_id}"):
+            return
+        bids = {str(bid.agent).lower(): bid for bid in self.s.auction.get_bids(task_id)}
+        keys = [bidstate_key(task_id, agent) for agent in self.fleet]
+        for agent, record in zip(self.fleet, self.redis.mget(keys), strict=True):
+            bid = bids.get(agent)
+            if bid is not None and record is None:
+                fraction = int(bid.amount) / max(1, int(task.reward))
+                store_bid_state(self.redis, task_id, agent, [0.0] * STATE_SIZE, nearest_action(fraction),
+                                int(task.reward), int(bid.amount), reconstructed=True)  # fmt: skip
+                self.done["bid_record_restored"] += 1
+            elif bid is None and record is not None:
+                drop_bid_state(self.redis, task_id, agent)
+                self.done["bid_record_dropped"] += 1
+        self.redis.set(f"{SENT}:bids:{task_id}", 1, ex=7 * 24 * 3600)  # settled once the auction is over
+
+
+@app.task(name="workers.tasks.finalize", bind=True, ignore_result=True, **RETRY)
+def finalize(self: Task, task_id: int) -> dict[str, Any]:
+    """Close one auction whose deadline passed (the contract picks the winner)."""
+    s = runtime().session
+    try:
+        s.auction.finalize(s.requester, task_id)
+    except (b.AlreadyFinalized, b.TaskNotOpen):
+        return {"status": "already_finalized"}
+    except b.BiddingStillOpen:
+        return {"status": "still_open"}  # the chain's clock lags ours: the next sweep tries again
+    return {"status": "finalized"}
+
+
+@app.task(name="workers.tasks.expire", bind=True, ignore_result=True, **RETRY)
+def expire(self: Task, task_id: int) -> dict[str, Any]:
+    """Expire an assigned task whose execution window passed: refund the requester, penalise the agent."""
+    s = runtime().session
+    try:
+        s.tasks.expire_task(s.requester, task_id)
+    except (b.InvalidStatus, b.DeadlineNotReached):
+        return {"status": "not_expirable"}
+    return {"status": "expired"}
