@@ -76,9 +76,9 @@ def record_outcome(
 
 
 def _outcome_id(outcome: Outcome) -> str:
-    """What makes an outcome unique on this chain: the event (tx hash + log index) and the agent."""
-    event_id = (outcome.event or {}).get("id") or f"task{outcome.task_id}:{outcome.outcome}"
-    return f"{event_id}:{outcome.agent.lower()}"
+    """One settled bid per (task, agent): the key of its bid record too. (A deep reorg that re-creates a
+    task id with another task costs at most that one sample: never learning twice is the safe side.)"""
+    return f"{outcome.task_id}:{outcome.agent.lower()}"
 
 
 def _settled(rt: Any, outcome: Outcome) -> str | int | None:

@@ -52,6 +52,15 @@ class Usage:
     cost_usd: float = 0.0
     model: str = ""
 
+    def __add__(self, other: Usage) -> Usage:
+        """Usage of several requests (re-asks) as one: every attempt is paid for, so every attempt counts."""
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cost_usd + other.cost_usd,
+            self.model or other.model,
+        )
+
 
 class LLMProvider(Protocol):
     name: str

@@ -30,4 +30,5 @@ def make_provider(settings: Settings, redis_client: redis.Redis | None = None) -
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         bucket=bucket,
+        output_attempts=settings.llm_output_attempts,
     )
