@@ -10,7 +10,9 @@ Reorgs: anvil sends no ``removed`` logs, so the follower checks hashes itself.
   (a reorg racing the read makes the batch be retried).
 - Before each step the checkpoint block's hash is compared with the chain's; a mismatch is a reorg deeper
   than the confirmation depth: the follower walks back over the hashes it recorded to the fork point,
-  reports the events of orphaned blocks through ``on_reverted``, and re-reads from there.
+  reports the events of orphaned blocks through ``on_reverted`` (called on every deep reorg, even with no
+  events: the fleet's own transactions may have been dropped, and the listener then resets nonce counters),
+  and re-reads from there.
 - At the head, each new block's parentHash is checked against the previous head (shallow reorgs are
   counted and logged; the confirmation depth keeps them from being acted on).
 """
@@ -123,8 +125,7 @@ class ChainFollower:
             checkpoint.number,
             len(reverted),
         )
-        if reverted:
-            self.on_reverted(reverted)
+        self.on_reverted(reverted)
         self.store.rewind(fork, orphaned)
         return depth
 

@@ -9,6 +9,7 @@ in few calls.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -34,6 +35,18 @@ def redact_text(text: str, urls: Sequence[str]) -> str:
             if secret:
                 text = text.replace(secret, "…")
     return text
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line for a log: the exception type and its OS-level cause when there is one.
+
+    Why: requests' connection errors nest three exceptions in a 300-character text; "[Errno 111] Connection
+    refused" is what an operator needs (callers still pass the result through ``redact_text``).
+    """
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+    detail = (errno.group(0) if errno else (text.splitlines() or [""])[0][:200]).strip().rstrip(".")
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 T = TypeVar("T")
@@ -63,7 +76,10 @@ def is_range_error(exc: BaseException) -> bool:
 class RpcPool:
     """Round-robin failover across HTTP endpoints with capped exponential backoff.
 
-    ``on_error`` is told every failure (for the ``rpc_errors`` metric).
+    Each retried failure is logged in one line; the last one is not: it is raised as ``RpcUnavailable``, whose
+    text (redacted) the caller logs, so an outage costs exactly one line per attempt. ``on_error`` is told
+    every failure (for the ``rpc_errors`` metric). ``sleep`` waits between attempts: the listener passes its
+    stop event's ``wait`` so SIGTERM is not held up by a backoff.
     """
 
     def __init__(
@@ -76,6 +92,7 @@ class RpcPool:
         attempts: int = 8,
         on_error: Callable[[str, BaseException], None] | None = None,
         w3s: Sequence[Web3] | None = None,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         if not urls and not w3s:
             raise ValueError("RpcPool needs at least one endpoint")
@@ -86,6 +103,12 @@ class RpcPool:
         self.backoff_max = backoff_max
         self.attempts = attempts
         self.on_error = on_error
+        self.sleep = sleep
+
+    @property
+    def endpoints(self) -> str:
+        """The endpoints as logs may show them (scheme://host:port, no key or password)."""
+        return ", ".join(redact_url(url) for url in self.urls)
 
     @staticmethod
     def _make(url: str, timeout: float) -> Web3:
@@ -104,22 +127,27 @@ class RpcPool:
         shrink its query first; at the smallest query they are treated like any other failure.
         """
         delay = self.backoff_initial
-        last: BaseException | None = None
-        for _ in range(self.attempts):
+        reason = ""
+        for attempt in range(1, self.attempts + 1):
             try:
                 return fn(self.w3)
             except (requests.RequestException, OSError, Web3RPCError, ValueError) as exc:
                 if not retry_range_errors and (is_range_error(exc) or isinstance(exc, requests.Timeout)):
                     raise  # the caller may shrink the query instead
-                last = exc
                 url = redact_url(self.urls[self._current])
-                log.warning("RPC %s failed: %s", url, redact_text(str(exc)[:200], self.urls))
+                reason = redact_text(short_reason(exc), self.urls)
                 if self.on_error:
                     self.on_error(url, exc)
                 self._current = (self._current + 1) % len(self._w3s)
-                time.sleep(delay)
+                if attempt == self.attempts:
+                    break
+                log.warning(
+                    "RPC %s failed (attempt %s/%s, next in %.2f s): %s", url, attempt, self.attempts, delay, reason
+                )
+                self.sleep(delay)
                 delay = min(self.backoff_max, delay * 2)
-        raise RpcUnavailable(f"all RPC endpoints failed: {last}") from last
+        # Not chained to the last error: its text (and so a traceback) would show the URL's key or password.
+        raise RpcUnavailable(f"RPC {self.endpoints} unavailable after {self.attempts} attempts: {reason}")
 
 
 class AdaptiveLogFetcher:

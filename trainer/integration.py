@@ -9,6 +9,8 @@ next to ``{agent}_rl_model.pt``.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,32 @@ from trainer.rl import ReinforcementLearning, load_or_fresh, write_atomically
 
 WEIGHT_STEP = 0.25  # fraction of the gap to the score a weight moves per task, as on chain
 HISTORY = 1000  # processed task ids kept for deduplication and reports
+
+
+def _checked(name: str, value: object, low: float, high: float | None = None) -> float:
+    """``value`` as a float, or a ValueError naming ``name``: a real number (not a bool), finite, in range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    number = float(value)
+    bounds = f">= {low:g}" if high is None else f"{low:g}..{high:g}"
+    if not math.isfinite(number) or number < low or (high is not None and number > high):
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")
+    return number
+
+
+def _checked_tags(tags: object, score: float) -> dict[str, float]:
+    """Per-tag scores from a list of tag names (each gets ``score``) or a dict tag -> score (0..100)."""
+    if isinstance(tags, list):
+        for index, tag in enumerate(tags):
+            if not isinstance(tag, str):
+                raise ValueError(f"tags[{index}] must be a str, got {type(tag).__name__} {tag!r}")
+        return dict.fromkeys(tags, score)
+    if isinstance(tags, dict):
+        for tag in tags:
+            if not isinstance(tag, str):
+                raise ValueError(f"tags keys must be str, got {type(tag).__name__} {tag!r}")
+        return {tag: _checked(f"tags[{tag!r}]", tag_score, 0, 100) for tag, tag_score in tags.items()}
+    raise ValueError(f"tags must be a list of tag names or a dict tag -> score, got {type(tags).__name__}")
 
 
 class LearningIntegration:
@@ -43,17 +71,28 @@ class LearningIntegration:
     def process_task_result(
         self, task_id: str | int, task_type: str, score: float, reward: float, tags: dict[str, float] | list[str]
     ) -> bool:
-        """Learn from one scored task; returns False for a task already processed (idempotent)."""
+        """Learn from one scored task; returns False for a task already processed (idempotent).
+
+        Raises ValueError naming the field (before any state changes) for a score outside 0..100, a negative
+        reward, a NaN, a bool or a wrong type. Why not clamp: the chain's scores are 0..100 (uint8, checked
+        by completeTask), so anything else is a bug upstream, and a clamped 185 would teach the agent a
+        perfect score it never earned.
+        """
+        if isinstance(task_id, bool) or not isinstance(task_id, str | int):
+            raise ValueError(f"task_id must be a str or int, got {type(task_id).__name__} {task_id!r}")
+        if not isinstance(task_type, str) or not task_type:
+            raise ValueError(f"task_type must be a non-empty str, got {type(task_type).__name__} {task_type!r}")
+        checked_score = _checked("score", score, 0, 100)
+        checked_reward = _checked("reward", reward, 0)
+        per_tag = _checked_tags(tags, checked_score)
         task_key = str(task_id)
         if any(entry["task_id"] == task_key for entry in self.history):
             return False
-        score = float(min(100, max(0, score)))
-        per_tag = tags if isinstance(tags, dict) else dict.fromkeys(tags, score)
-        for tag, tag_score in {task_type: score, **per_tag}.items():
+        for tag, target in {task_type: checked_score, **per_tag}.items():
             if tag in self.capabilities:
-                target = float(min(100, max(0, tag_score)))
                 self.capabilities[tag] += (target - self.capabilities[tag]) * WEIGHT_STEP
-        self.history.append({"task_id": task_key, "task_type": task_type, "score": score, "reward": float(reward)})
+        self.history.append({"task_id": task_key, "task_type": task_type, "score": checked_score,
+                             "reward": checked_reward})  # fmt: skip
         self.history = self.history[-HISTORY:]
         return True
 
