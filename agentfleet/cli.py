@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from agentfleet.chain.session import ChainSession
+    from agentfleet.demo import TaskRow
 
 app = typer.Typer(
     help="agentfleet: LLM agents competing for on-chain tasks, as a Celery worker fleet.", no_args_is_help=True
@@ -50,11 +51,14 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug l
 def demo(
     tasks: Annotated[int, typer.Option(min=1, max=200, help="Tasks to take through their whole life.")] = 24,
     out: Annotated[Path, typer.Option(help="Folder for the plot and the models.")] = Path("demo-output"),
+    timeout: Annotated[
+        float, typer.Option(min=5, help="Seconds the whole demo may take; then it stops and shows where the tasks are.")
+    ] = 600,
 ) -> None:
     """The main job on an embedded default: redis, anvil, listener, workers, trainer and keeper in one go."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from agentfleet.demo import run_demo
+    from agentfleet.demo import DemoFailed, run_demo
 
     settings = load_settings()
     console.rule("[bold]agentfleet demo[/bold]")
@@ -68,22 +72,33 @@ def demo(
             progress.update(bar, completed=final, description=text)
 
         try:
-            result = run_demo(tasks=tasks, out_dir=out, on_progress=show, base_settings=settings)
+            result = run_demo(tasks=tasks, out_dir=out, on_progress=show, base_settings=settings, timeout=timeout)
         except KeyboardInterrupt:  # run_demo has stopped everything it started on the way out
             progress.stop()
             console.print("interrupted: the demo stopped every process it started (nothing is left running)")
             raise typer.Exit(code=0) from None
-    table = Table(title=f"{len(result.rows)} tasks, provider: {result.provider}")
-    for column in ("task", "tags", "status", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
-        table.add_column(column)
-    for r in result.rows:
-        table.add_row(str(r.task_id), Text(",".join(r.tags)), r.status, r.winner, f"{r.bid_eth:.3f}",
-                      "-" if r.score is None else str(r.score), f"{r.payment_eth:.3f}", r.reputation)  # fmt: skip
-    console.print(table)
+        except DemoFailed as failed:  # it has stopped everything too; one sentence and the tasks, no traceback
+            progress.stop()
+            console.print(Text(f"demo failed: {failed.reason}", style="red"), soft_wrap=True)  # one line
+            console.print(_demo_table(failed.rows, failed.provider))
+            console.print(f"logs: {failed.log}; every service the demo started has been stopped")
+            raise typer.Exit(code=1) from None
+    console.print(_demo_table(result.rows, result.provider))
     console.print(f"learning curves: {result.png}")
     console.print(f"models: {result.models_dir}")
     console.print(f"logs: {result.log}")
     console.print(f"done in {result.seconds:.1f} s; every service the demo started has been stopped")
+
+
+def _demo_table(rows: list[TaskRow], provider: str) -> Table:
+    """The demo's task table, the same whether the demo finished or not (then with the states it reached)."""
+    table = Table(title=f"{len(rows)} tasks, provider: {provider}")
+    for column in ("task", "tags", "status", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r.task_id), Text(",".join(r.tags)), r.status, r.winner, f"{r.bid_eth:.3f}",
+                      "-" if r.score is None else str(r.score), f"{r.payment_eth:.3f}", r.reputation)  # fmt: skip
+    return table
 
 
 @app.command()

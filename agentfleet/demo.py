@@ -5,7 +5,8 @@ deployed; the seed's five agent types registered; the listener, a Celery worker 
 evaluation, training, keeper) and a keeper loop in threads; a few dozen tasks taken through their whole
 lives with the offline provider unless an OpenAI key is set. At the end: a table of every task, a PNG of
 each agent's earnings and reputation over the run, and the paths of what it wrote. Everything it started
-is stopped on the way out, also on Ctrl-C.
+is stopped on the way out, also on Ctrl-C. Any failure, or the time budget running out, ends in
+:class:`DemoFailed`: one sentence of what went wrong and the tasks as they were, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from pydantic import SecretStr
@@ -28,12 +31,14 @@ from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
 from agentfleet.fleet import ETH, bootstrap_local_fleet, create_example_tasks
 from agentfleet.logs import configure_logging, log_to_file
+from agentfleet.policy import scrub
 from agentfleet.profiles import AGENT_TYPES
-from agentfleet.services import local_services
+from agentfleet.services import ServiceError, local_services
 from agentfleet.settings import Settings
 
 STATUS = {1: "open", 2: "assigned", 3: "submitted", 4: "completed", 5: "failed", 6: "cancelled", 7: "expired"}
 FINAL = {4, 5, 6, 7}
+DEFAULT_TIMEOUT = 600.0  # seconds for the whole demo, set-up included (a normal run of 24 tasks takes ~1-2 min)
 QUEUES = ["agent.research", "agent.development", "agent.analytics", "agent.creative", "agent.blockchain",
           "evaluation", "training", "keeper"]  # fmt: skip
 
@@ -62,6 +67,26 @@ class DemoResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+class Unfinished(Exception):
+    """The demo ran but did not get where it should (time budget over, nothing completed): the text says how."""
+
+
+@dataclass
+class _Seen:
+    """What a failure report shows: the tasks as last read, and the provider."""
+
+    rows: list[TaskRow]
+    provider: str
+
+
+class DemoFailed(Exception):
+    """The demo did not finish: ``reason`` is one sentence for the user, ``rows`` the tasks as they were."""
+
+    def __init__(self, reason: str, rows: list[TaskRow], provider: str, log: Path) -> None:
+        super().__init__(reason)
+        self.reason, self.rows, self.provider, self.log = reason, rows, provider, log
+
+
 def run_demo(
     *,
     tasks: int = 24,
@@ -69,20 +94,56 @@ def run_demo(
     seed: int = 1,
     on_progress: Callable[[dict[str, int]], None] | None = None,
     base_settings: Settings | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> DemoResult:
+    """Run the demo; raise :class:`DemoFailed` on any failure or when ``timeout`` seconds are over."""
+    from celery.signals import task_failure, task_retry
+
+    began = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_to_file(out_dir / "demo.log")  # the Celery worker configures logging as it starts: it will use the file
+    base = base_settings or Settings()
+    configure_logging(base)
+    secrets = [base.openai_api_key.get_secret_value()] if base.openai_api_key else []
+    problems: list[str] = []  # the last task retry/failure reason: what a timeout sentence names as the cause
+
+    def note(sender: Any = None, reason: Any = None, exception: Any = None, **_kwargs: Any) -> None:
+        error = reason if reason is not None else exception
+        error = getattr(error, "exc", None) or error  # a Retry carries the error that caused it
+        problems[:] = [f"{getattr(sender, 'name', 'a task')}: {type(error).__name__}: {error}"]
+
+    task_retry.connect(note, weak=False)
+    task_failure.connect(note, weak=False)
+    seen = _Seen([], "offline" if base.openai_api_key is None else "openai")
+    try:
+        return _run(tasks, out_dir, random.Random(seed), on_progress, base, (began, timeout), seen)
+    except Exception as exc:  # every failure becomes one sentence and the table, never a traceback
+        reason = scrub(_sentence(exc, problems), secrets)
+        raise DemoFailed(reason, seen.rows, seen.provider, out_dir / "demo.log") from exc
+    finally:
+        task_retry.disconnect(note)
+        task_failure.disconnect(note)
+        log_to_file(None)
+
+
+def _run(
+    tasks: int,
+    out_dir: Path,
+    rng: random.Random,
+    on_progress: Callable[[dict[str, int]], None] | None,
+    base: Settings,
+    budget: tuple[float, float],
+    seen: _Seen,
+) -> DemoResult:
+    """The demo proper, within ``budget`` (start, seconds); ``seen`` keeps what a failure report shows."""
     from celery.contrib.testing.worker import start_worker
 
     from chain_listener.listener import Listener
     from workers.app import app
     from workers.runtime import Runtime, use_runtime
 
-    began = time.monotonic()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_to_file(out_dir / "demo.log")  # the Celery worker configures logging as it starts: it will use the file
-    configure_logging(base_settings or Settings())
-    rng = random.Random(seed)
+    began = budget[0]
     with local_services() as (server, node), tempfile.TemporaryDirectory(prefix="agentfleet-demo-") as tmp:
-        base = base_settings or Settings()
         settings = base.model_copy(update={
             "rpc_urls": [node.url], "redis_url": SecretStr(server.url), "confirmations": 0,
             "contract_addresses_path": Path(tmp) / "contract_addresses.json", "models_dir": out_dir / "models",
@@ -94,45 +155,80 @@ def run_demo(
                                         record_path=settings.contract_addresses_path)  # fmt: skip
         names = {m.address: m.name for m in members}
         runtime = Runtime.build(settings)
+        seen.provider = runtime.provider.name
         use_runtime(runtime)
         app.conf.broker_url = server.url
         app.conf.result_backend = server.url
         listener = Listener.build(settings, app=app, redis_client=client)
         listener_thread = threading.Thread(target=listener.run, name="listener", daemon=True)
+        ids: list[int] = []
         try:
             with start_worker(app, pool="solo", queues=QUEUES, perform_ping_check=False, shutdown_timeout=30):
                 listener_thread.start()
                 ids = create_example_tasks(session, rng, tasks, window=60, tag_counts=(1, 1, 2))
-                _drive(session, app, ids, on_progress)
+                try:
+                    _drive(session, app, ids, on_progress, budget)
+                finally:  # the tasks as they are, read while the chain still runs (also for a failure report)
+                    with suppress(Exception):  # never hide the error that got us here
+                        seen.rows = _rows(session, ids, names)
         finally:
             listener.stop()
             listener_thread.join(timeout=10)
             use_runtime(None)
-            log_to_file(None)
-        rows = _rows(session, ids, names)
+        rows = seen.rows
+        if not any(r.status == "completed" for r in rows):
+            raise Unfinished(f"none of the {len(rows)} tasks was completed")
         png = _plot(session, ids, names, out_dir / "learning-curves.png")
         counts = {status: sum(1 for r in rows if r.status == status) for status in STATUS.values()}
         return DemoResult(rows, runtime.provider.name, png, out_dir, settings.models_dir, out_dir / "demo.log",
                           time.monotonic() - began, counts)  # fmt: skip
 
 
+def _sentence(exc: BaseException, problems: list[str]) -> str:
+    """What went wrong, as one line: the error, and the last task problem, which usually explains it."""
+    context: BaseException | None = exc
+    while context is not None:  # an error while stopping (a worker slow to exit) must not hide the first one
+        if isinstance(context, Unfinished | ServiceError):
+            exc = context
+        context = context.__context__
+    if isinstance(exc, Unfinished):
+        text = str(exc)
+    elif isinstance(exc, ServiceError):
+        text = f"a local service did not start: {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    if problems:
+        text += f"; the last task problem was {problems[0]}"
+    text = " ".join(text.split())  # one line, whatever the errors held
+    return (text[:400] + "...") if len(text) > 400 else text
+
+
 def _drive(
-    session: ChainSession, app: object, ids: list[int], on_progress: Callable[[dict[str, int]], None] | None
+    session: ChainSession,
+    app: object,
+    ids: list[int],
+    on_progress: Callable[[dict[str, int]], None] | None,
+    budget: tuple[float, float],
 ) -> None:
-    """Wait for bids, move the local chain's clock past the deadline, let the keeper finalize, wait for the end."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not all(session.auction.bid_count(t) for t in ids):
+    """Wait for bids, move the local chain's clock past the deadline, let the keeper finalize, wait for the end;
+    all within ``budget`` (its ``time.monotonic()`` start, seconds)."""
+    deadline = budget[0] + budget[1]
+    bids_until = min(deadline, time.monotonic() + 120)
+    while time.monotonic() < bids_until and not all(session.auction.bid_count(t) for t in ids):
         _report(session, ids, on_progress)
         time.sleep(0.3)
     advance_time(session.client.w3, 61)  # local chain: no need to wait a minute of wall time
-    end = time.monotonic() + 300
-    while time.monotonic() < end:
+    while True:
         app.send_task("workers.tasks.finalize_due", queue="keeper", ignore_result=True)  # type: ignore[attr-defined]
         statuses = _report(session, ids, on_progress)
         if all(s in FINAL for s in statuses):
             return
+        if time.monotonic() >= deadline:
+            left = [STATUS.get(code, "?") for code in statuses if code not in FINAL]
+            summary = ", ".join(f"{name} {left.count(name)}" for name in sorted(set(left)))
+            raise Unfinished(f"{len(left)} of {len(ids)} tasks were not final within the {budget[1]:g} s time "
+                             f"budget ({summary})")  # fmt: skip
         time.sleep(0.5)
-    raise TimeoutError("the demo's tasks did not all reach a final state in 5 minutes")
 
 
 def _report(session: ChainSession, ids: list[int], on_progress: Callable[[dict[str, int]], None] | None) -> list[int]:

@@ -101,12 +101,23 @@ class RedisServer(LocalProcess):
         return f"redis://127.0.0.1:{self.port}/0"
 
     @classmethod
-    def start(cls, *, port: int | None = None, password: str | None = None, timeout: float = 10.0) -> RedisServer:
+    def start(
+        cls,
+        *,
+        port: int | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        appendonly: bool = False,
+        workdir: Path | None = None,
+    ) -> RedisServer:
+        """``appendonly``: an fsync-always append-only file in ``workdir``, so a server started again on the
+        same port and folder (a restart after kill -9) has every acknowledged write."""
         port = port or free_port()
-        workdir = Path(tempfile.mkdtemp(prefix="agentfleet-redis-"))
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="agentfleet-redis-"))
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if appendonly else ["--appendonly", "no"]
         args = [
             redis_server_binary(),
-            "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence,
             "--dir", str(workdir), "--protected-mode", "no",
         ]  # fmt: skip
         if password:

@@ -2,7 +2,8 @@
 
 anvil and redis-server on free ports, the contracts deployed (or reused), the fleet registered, then the
 same commands docker-compose.yml runs: the listener, N Celery workers, the solo trainer, beat and Flower.
-Ctrl-C (or SIGTERM) stops every process it started, services last.
+A process that exits is started again (same command and environment, so the same metrics port) after a
+backoff; only Ctrl-C (or SIGTERM) stops the stack, and then every process it started, services last.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import signal
 import subprocess
 import sys
 import threading
-from contextlib import ExitStack
+import time
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -31,6 +34,53 @@ from agentfleet.settings import Settings
 LISTENER_METRICS = "AGENTFLEET_LISTENER_METRICS_PORT"
 WORKER_METRICS = "AGENTFLEET_WORKER_METRICS_PORT"
 AGENT_QUEUES = "agent.research,agent.development,agent.analytics,agent.creative,agent.blockchain,evaluation,keeper"
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0  # seconds before restarting a process that died; doubles each time
+STABLE_AFTER = 60.0  # seconds up after which a process counts as healthy again (backoff back to the first)
+
+
+@dataclass
+class Supervised:
+    """One process of the stack and how to start it again the same way (same env: same metrics port)."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    restarts: int = 0
+    backoff: float = BACKOFF_FIRST
+    due: float | None = None  # when a dead process is started again
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)  # fmt: skip
+        self.started, self.due = time.monotonic(), None
+
+    def check(self, now: float) -> str | None:
+        """Start a dead process again when its backoff is over; on a fresh death, schedule that and say so.
+
+        One crash (Redis restarting under a worker, an OOM kill) should not take the fleet down, and a process
+        that crashes in a loop must not spin: backoff 1 s doubling to 30 s, back to 1 s after 60 s up."""
+        if self.due is not None:
+            if now >= self.due:
+                self.start()
+            return None
+        if self.proc is None or (code := self.proc.poll()) is None:
+            return None
+        with suppress(ProcessLookupError, PermissionError):  # what it left of its group (a worker's pool) goes too
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if now - self.started >= STABLE_AFTER:
+            self.backoff = BACKOFF_FIRST
+        delay, self.backoff = self.backoff, min(self.backoff * 2, BACKOFF_MAX)
+        self.restarts += 1
+        self.due = now + delay
+        how = f"signal {-code}" if code < 0 else f"code {code}"
+        line = f"{self.name} exited ({how}); restart {self.restarts} in {delay:g} s"
+        with self.log.open("a") as log:
+            log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} agentfleet up: {line}\n")
+        return line
 
 
 @dataclass
@@ -38,8 +88,9 @@ class Stack:
     run_dir: Path
     env: dict[str, str]
     flower_port: int
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: dict[str, Supervised] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)  # process name -> its Prometheus URL
+    pids: str = ""  # what run_dir/pids holds
 
     def spawn(self, name: str, args: list[str], *, metrics_setting: str | None = None) -> None:
         """Start one process (own session, log file); with ``metrics_setting``, on a free metrics port."""
@@ -48,19 +99,38 @@ class Stack:
             port = free_port()
             env[metrics_setting] = str(port)
             self.metrics[name] = f"http://127.0.0.1:{port}/metrics"
-        log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)  # fmt: skip
+        self.procs[name] = Supervised(name, args, env, self.run_dir / f"{name}.log")
+        self.procs[name].start()
+        self.write_pids()
+
+    def supervise(self, say: Callable[[str], object]) -> None:
+        """One round: report deaths, restart what is due, keep ``run_dir/pids`` current."""
+        for entry in self.procs.values():
+            if line := entry.check(time.monotonic()):
+                say(line)
+        self.write_pids()
+
+    def write_pids(self) -> None:
+        """``name=pid`` of every current process (each leads its own process group), for operators and tests."""
+        text = "".join(f"{name}={entry.proc.pid}\n" for name, entry in self.procs.items() if entry.proc)
+        if self.pids == text:
+            return
+        self.pids = text
+        tmp = self.run_dir / "pids.tmp"
+        tmp.write_text(text)
+        tmp.replace(self.run_dir / "pids")
 
     def stop(self, timeout: float = 20.0) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
+        procs = {name: entry.proc for name, entry in self.procs.items() if entry.proc}
+        for proc in procs.values():  # dead leaders too: their groups may still hold children
+            with suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in self.procs.items():
+        for name, proc in procs.items():
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                with suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
                 print(f"{name} did not stop in {timeout} s: killed", file=sys.stderr)
 
@@ -68,8 +138,6 @@ class Stack:
 def _tick(url: str, stop: threading.Event, every: float = 1.0) -> None:
     """Keep the local chain's clock moving like a real chain's: an empty block when none came for a second.
     (anvil mines only on transactions; deadlines would otherwise never pass on an idle chain.)"""
-    import time
-
     w3 = http_web3(url)
     while not stop.wait(every):
         try:
@@ -84,7 +152,7 @@ def bin_path(name: str) -> str:
 
 
 def run_stack(*, workers: int, run_dir: Path, settings: Settings, ready: threading.Event | None = None,
-              stop: threading.Event | None = None, say=print) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+              stop: threading.Event | None = None, say: Callable[[str], object] = print) -> None:  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
 
@@ -140,9 +208,6 @@ def run_stack(*, workers: int, run_dir: Path, settings: Settings, ready: threadi
         ticking.start()
         if ready:
             ready.set()
-        while not stop.wait(1.0):
-            dead = [name for name, proc in stack.procs.items() if proc.poll() is not None]
-            if dead:
-                say(f"stopping: {', '.join(dead)} exited (see its log)")
-                break
+        while not stop.wait(0.5):  # only Ctrl-C/SIGTERM ends the stack; a process that dies is started again
+            stack.supervise(say)
         say("stopping the fleet")

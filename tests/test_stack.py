@@ -1,19 +1,21 @@
-"""`agentfleet up`: the fleet as local processes; Flower shows it in a real browser; tasks flow to completion;
-Ctrl-C leaves nothing running. One stack serves the module (starting it is the slow part); the Ctrl-C test
-runs last and stops it."""
+"""`agentfleet up`: the fleet as local processes; Flower shows it in a real browser; a killed worker is started
+again; tasks flow to completion; Ctrl-C leaves nothing running. One stack serves the module (starting it is the
+slow part); the Ctrl-C test runs last and stops it."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -37,11 +39,21 @@ class RunningStack:
     run_dir: Path
     env: dict[str, str]  # the caller's environment plus the fleet's (run/env)
     flower_url: str
+    groups: set[int] = field(default_factory=set)  # every process group the stack's processes led, restarts too
+
+    def pids(self) -> dict[str, int]:
+        pids = {
+            name: int(pid) for name, pid in (line.split("=") for line in (self.run_dir / "pids").read_text().split())
+        }
+        self.groups.update(pids.values())
+        return pids
 
 
-def leftovers(run_dir: Path) -> list[str]:
-    out = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if str(run_dir) in line]
+def leftovers(stack: RunningStack) -> list[str]:
+    """Processes that name the run folder or belong to a process group the stack started (a worker's pool too)."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pgid=,args="], capture_output=True, text=True).stdout
+    rows = [line.strip().split(None, 1) for line in out.splitlines() if line.strip()]
+    return [" ".join(row) for row in rows if int(row[0]) in stack.groups or str(stack.run_dir) in row[-1]]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +69,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
             assert time.monotonic() < deadline, "the stack did not start"
             time.sleep(0.2)
         fleet_env = dict(line.split("=", 1) for line in (run_dir / "env").read_text().splitlines())
-        yield RunningStack(up, run_dir, {**env, **fleet_env}, fleet_env["FLOWER_URL"])
+        running = RunningStack(up, run_dir, {**env, **fleet_env}, fleet_env["FLOWER_URL"])
+        running.pids()
+        yield running
     finally:
         if up.poll() is None:
             up.send_signal(signal.SIGINT)
@@ -99,6 +113,35 @@ def test_flower_in_chromium_lists_the_workers_and_the_profile_queues(stack: Runn
         assert time.monotonic() < deadline, "Flower's tasks page shows no task by name"  # beat sends it every 2 s
         time.sleep(2)
     chromium(f"--screenshot={artifacts_out / 'flower-tasks.png'}", f"{stack.flower_url}/tasks")
+
+
+def answers(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url, timeout=5).status == 200
+    except OSError:
+        return False
+
+
+def test_a_killed_worker_is_started_again_on_its_metrics_port(stack: RunningStack) -> None:
+    old = stack.pids()["worker2"]
+    os.killpg(old, signal.SIGKILL)  # the worker and its pool, as the OOM killer or a crash would
+    deadline = time.monotonic() + 10
+    while (new := stack.pids()["worker2"]) == old:
+        assert stack.proc.poll() is None, "the stack stopped when one worker died"
+        assert time.monotonic() < deadline, "worker2 was not started again within 10 s"
+        time.sleep(0.2)
+    os.kill(new, 0)  # alive
+    log = (stack.run_dir / "worker2.log").read_text(errors="replace")
+    assert "worker2 exited (signal 9); restart 1 in 1 s" in log
+
+    metrics = dict(item.split("=", 1) for item in stack.env["METRICS_URLS"].split(","))["worker2"]
+    ping = [sys.executable, "-m", "celery", "-A", "workers", "inspect", "ping", "-d", f"worker2@{socket.gethostname()}",
+            "--timeout", "5"]  # fmt: skip
+    deadline = time.monotonic() + 90
+    while not (answers(metrics) and subprocess.run(ping, cwd=ROOT, env=stack.env, capture_output=True).returncode == 0):
+        assert time.monotonic() < deadline, f"the new worker2 does not answer on {metrics} or to ping"
+        time.sleep(2)
+    assert stack.proc.poll() is None
 
 
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -145,11 +188,11 @@ def test_tasks_flow_to_completion_and_ctrl_c_stops_everything(stack: RunningStac
             assert stack.proc.poll() is None, "the stack died"
             assert time.monotonic() < deadline, [session.tasks.status_of(t) for t in (1, 2, 3)]
             time.sleep(0.5)
-        assert leftovers(stack.run_dir)  # the fleet's processes are running
+        assert leftovers(stack)  # the fleet's processes are running
         check_metrics(dict(item.split("=", 1) for item in stack.env["METRICS_URLS"].split(",")))
     finally:
         stack.proc.send_signal(signal.SIGINT)
         code = stack.proc.wait(timeout=60)
     assert code == 0
     time.sleep(0.5)
-    assert leftovers(stack.run_dir) == []
+    assert leftovers(stack) == []

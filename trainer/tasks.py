@@ -95,7 +95,10 @@ def _settled(rt: Any, outcome: Outcome) -> str | int | None:
     if missing > 0:
         return min(20, 1 + missing)  # about a block a second on the chains we know; capped below visibility
     canonical = w3.eth.get_block(number)["hash"].to_0x_hex()
-    return None if canonical.lower() == block_hash.lower() else "reverted"
+    if canonical.lower() != block_hash.lower():
+        return "reverted"
+    amount, _live = rt.session.auction.bid_of(outcome.task_id, outcome.agent)
+    return None if amount > 0 else "reverted"  # the bid itself was in blocks a reorg replaced
 
 
 def _count_recent(rt: Any, outcome: Outcome, outcome_id: str) -> None:
