@@ -90,3 +90,23 @@ def test_flaky_llm_runs_as_its_own_process() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_demo_with_a_flaky_llm_finishes_every_task_and_exits_0(tmp_path: Path) -> None:
+    """Half the answers are bad (hostile values, garbage, 429, 500, dropped connections): re-asks, retries
+    and the reconciler still take every task to a final state."""
+    with FlakyLLM(bad_ratio=0.5) as llm:
+        env = clean_env() | {"OPENAI_API_KEY": "sk-flaky-0000", "OPENAI_BASE_URL": llm.base_url,
+                             "AGENTFLEET_LLM_TIMEOUT": "5"}  # fmt: skip
+        args = [*CLI, "demo", "--tasks", "6", "--timeout", "240", "--out", str(tmp_path)]
+        demo = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        stats = llm.stats()
+    out = demo.stdout + demo.stderr
+    assert demo.returncode == 0, out[-4000:]
+    assert "Traceback" not in out and "sk-flaky-0000" not in out
+    rows = [line.split("│")[1:4] for line in demo.stdout.splitlines() if line.startswith("│")]
+    statuses = [status.strip() for _task, _tags, status in rows]
+    assert len(statuses) == 6 and set(statuses) <= {"completed", "failed", "expired", "cancelled"}, statuses
+    print(f"\nflaky demo: {statuses}; LLM {stats}")
