@@ -1,0 +1,126 @@
+"""The reconciler and the bounded LLM paths, on a real anvil, redis-server and Celery worker.
+
+- Scoring answers that never validate: no score of 0 (the agent is not punished for the evaluator's
+  failure); the task stays Submitted and is listed for a human decision (`agentfleet stuck`), which
+  `agentfleet decide` completes.
+- Execution answers that never validate: the agent gives the task up after its attempts; the reconciler
+  expires it through the keeper once the window passed (refund to the requester, penalty to the agent).
+- A TaskAssigned whose execute message was lost (never sent): the reconciler re-drives the execution.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from agentfleet.chain.local import advance_time, chain_now
+from agentfleet.services import RedisServer
+from tests.chain_helpers import ETH, fleet_env
+from tests.fleet_helpers import pump, running_fleet
+from tests.llm_helpers import completion
+from workers import review
+from workers.app import app
+from workers.reconcile import reconcile
+
+pytestmark = pytest.mark.anvil
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def llm_garbage_for(kind: str) -> object:
+    """Valid answers, except garbage for ``kind`` ("content": execution, "feedback": scoring)."""
+
+    def handler(request: Request) -> Response:
+        schema = json.dumps(json.loads(request.data).get("response_format", {}))
+        if f'"{kind}"' in schema:
+            return Response(json.dumps(completion("no JSON here, sorry")), content_type="application/json")
+        if '"fraction"' in schema:
+            content = {"fraction": 0.6, "reasoning": "fair"}
+        elif '"content"' in schema:
+            content = {"content": "the deliverable"}
+        elif '"feedback"' in schema:
+            content = {"score": 80, "feedback": "good"}
+        else:
+            content = {"score": 90, "reasoning": "fits"}
+        return Response(json.dumps(completion(content)), content_type="application/json")
+
+    return handler
+
+
+def fleet_for(tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer, kind: str):  # type: ignore[no-untyped-def]
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(llm_garbage_for(kind))  # type: ignore[arg-type]
+    return running_fleet(tmp_path, redis_server, openai_api_key="sk-test-local",
+                         openai_base_url=httpserver.url_for("/v1"), llm_max_retries=0, action_logging=False,
+                         execute_attempts=2, score_attempts=2)  # fmt: skip
+
+
+def one_assigned_task(s, listener, execution_window: int = 3600) -> int:  # type: ignore[no-untyped-def]
+    s.tasks.create_task(s.requester, "Write a literature review", ["research"], chain_now(s.client.w3) + 60,
+                        execution_window, s.evaluator.address, value=ETH)  # fmt: skip
+    task_id = s.tasks.task_count()
+    pump(listener, lambda: s.auction.bid_count(task_id) >= 1)
+    advance_time(s.client.w3, 61)
+    app.send_task("workers.tasks.reconcile", queue="keeper")  # finalizes the due auction
+    pump(listener, lambda: s.tasks.status_of(task_id) >= 2)
+    return task_id
+
+
+def test_unusable_scores_wait_for_a_human_decision_never_a_zero(
+    tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
+) -> None:
+    with fleet_for(tmp_path, redis_server, httpserver, "feedback") as (s, listener, client):
+        task_id = one_assigned_task(s, listener)
+        pump(listener, lambda: review.waiting(client, task_id), timeout=120)
+        assert s.tasks.status_of(task_id) == 3  # still Submitted: nobody scored it 0
+        assert "no usable score" in review.pending(client)[task_id]["reason"]
+        env = fleet_env(s, redis_server.url)
+        listed = subprocess.run([sys.executable, "-m", "agentfleet.cli", "stuck"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert listed.returncode == 0 and str(task_id) in listed.stdout and "human score" in listed.stdout
+        assert reconcile.apply().get() == {"waiting_review": 1}  # listed, not re-driven
+        assert s.tasks.status_of(task_id) == 3
+        decided = subprocess.run([sys.executable, "-m", "agentfleet.cli", "decide", str(task_id), "70"], cwd=ROOT,
+                                 env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert decided.returncode == 0, decided.stdout + decided.stderr
+        assert s.tasks.get_task(task_id).score == 70 and not review.waiting(client, task_id)
+
+
+def test_unusable_executions_are_given_up_and_expire_through_the_keeper(
+    tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
+) -> None:
+    with fleet_for(tmp_path, redis_server, httpserver, "content") as (s, listener, client):
+        task_id = one_assigned_task(s, listener, execution_window=600)
+        agent = s.tasks.get_task(task_id).assignee
+        key = f"agentfleet:work:attempts:execute:{task_id}:{agent.lower()}"
+        pump(listener, lambda: int(client.hget(key, "count") or 0) >= 2, timeout=120)
+        reputation = s.registry.get_agent(agent).reputation
+        escrowed = s.tasks.total_escrowed()
+        advance_time(s.client.w3, 601)
+        app.send_task("workers.tasks.reconcile", queue="keeper")
+        pump(listener, lambda: s.tasks.status_of(task_id) == 7)  # Expired
+        assert s.tasks.total_escrowed() == escrowed - ETH  # refunded to the requester's credit
+        assert s.registry.get_agent(agent).reputation < reputation  # the seed's expiry penalty
+
+
+def test_a_lost_execute_message_is_re_driven_by_the_reconciler(
+    tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
+) -> None:
+    with fleet_for(tmp_path, redis_server, httpserver, "nothing") as (s, listener, _client):
+        s.tasks.create_task(s.requester, "Write a literature review", ["research"], chain_now(s.client.w3) + 60,
+                            3600, s.evaluator.address, value=ETH)  # fmt: skip
+        task_id = s.tasks.task_count()
+        pump(listener, lambda: s.auction.bid_count(task_id) >= 1)
+        listener.stop()  # the listener is gone: TaskAssigned will not be dispatched
+        advance_time(s.client.w3, 61)
+        s.auction.finalize(s.requester, task_id)
+        assert reconcile.apply().get() == {"execute": 1}  # run here; the execution runs on the worker
+        deadline = time.monotonic() + 60
+        while s.tasks.status_of(task_id) < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert s.tasks.status_of(task_id) >= 3  # executed and submitted without any event
