@@ -14,11 +14,12 @@ RUN npm ci --no-audit --no-fund --loglevel=error
 # torch first and pinned (point PIP_INDEX_URL at a CPU-only index to avoid the large CUDA build).
 ARG PIP_INDEX_URL
 RUN pip install "torch==2.13.0"
-COPY pyproject.toml README.md celeryconfig.py contract_addresses.json ./
+COPY pyproject.toml README.md contract_addresses.json ./
 COPY agentfleet ./agentfleet
 COPY chain_listener ./chain_listener
 COPY workers ./workers
 COPY trainer ./trainer
+COPY shell ./shell
 COPY contracts ./contracts
 RUN pip install .
 

@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
-DIRECTORY_KEY = "agentfleet:fleet:agents"
+from agentfleet.protocol import keys, routing
+
+DIRECTORY_KEY = keys.DIRECTORY
 
 
 @dataclass
@@ -27,7 +29,7 @@ class FleetAgent:
 
     @property
     def queue(self) -> str:
-        return f"agent.{self.profile}"
+        return routing.agent_queue(self.profile)
 
     def serves(self, tags: list[str]) -> bool:
         """An agent may consider a task if it is active and shares a capability with the task's tags."""

@@ -25,11 +25,11 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from agentfleet.chain.session import ChainSession
+from agentfleet.protocol import keys as redis_keys
+from agentfleet.protocol.limits import MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES
 
-MAX_PAYLOAD_BYTES = 4096  # MessageHub's Limits.MAX_PAYLOAD_BYTES
 ECIES_OVERHEAD = 65 + 16 + 16  # ephemeral public key, nonce, GCM tag
 MAX_TEXT_BYTES = MAX_PAYLOAD_BYTES - ECIES_OVERHEAD
-MAX_TOPIC_BYTES = 64
 
 
 class MessagingError(ValueError):
@@ -109,14 +109,22 @@ def _message(account: LocalAccount, message_id: Any, sender: Any, topic: Any, ta
 def read_inbox(client: redis.Redis, account: LocalAccount) -> list[Message]:
     """Messages the fleet delivered to this agent's inbox (Redis), oldest first."""
     out = []
-    for raw in client.lrange(f"agentfleet:inbox:{account.address.lower()}", 0, -1):
+    for raw in client.lrange(redis_keys.inbox(account.address), 0, -1):
         entry = json.loads(raw)
         try:
             payload = bytes.fromhex(str(entry.get("payload") or "0x").removeprefix("0x"))
         except ValueError:
             payload = b""
-        out.append(_message(account, entry.get("message_id") or 0, entry.get("from"), entry.get("topic"),
-                            entry.get("task_id"), payload))  # fmt: skip
+        out.append(
+            _message(
+                account,
+                entry.get("message_id") or 0,
+                entry.get("from"),
+                entry.get("topic"),
+                entry.get("task_id"),
+                payload,
+            )
+        )
     return out
 
 

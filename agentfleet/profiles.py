@@ -20,8 +20,8 @@ class LearningProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    learning_rate: float = Field(default=0.001, gt=0, le=1)
-    discount_factor: float = Field(default=0.95, ge=0, le=1)
+    learning_rate: float = Field(default=0.001, gt=0, le=1, description="Adam step of the agent's DQN (trainer)")
+    discount_factor: float = Field(default=0.95, ge=0, le=1, description="the DQN's gamma for later rewards")
     exploration_rate: float = Field(default=0.1, ge=0, le=1)
     risk_tolerance: float = Field(default=0.5, ge=0, le=1, description="0 = bid high and safe, 1 = undercut hard")
     confidence_factor: float = Field(default=0.7, ge=0, le=1)
@@ -95,17 +95,42 @@ class AgentDefinition(BaseModel):
 
 
 AGENT_TYPES: tuple[AgentDefinition, ...] = (
-    AgentDefinition(name="ResearchAgent", capabilities=["research", "writing", "analysis"],
-                    weights=[90, 80, 75], profile="balanced", queue="research"),
-    AgentDefinition(name="DevelopmentAgent", capabilities=["coding", "testing", "blockchain"],
-                    weights=[90, 80, 65], profile="specialist", queue="development"),
-    AgentDefinition(name="AnalyticsAgent", capabilities=["data_analysis", "statistics", "visualization"],
-                    weights=[90, 85, 70], profile="conservative", queue="analytics"),
-    AgentDefinition(name="CreativeAgent", capabilities=["creative_writing", "content_creation", "storytelling"],
-                    weights=[90, 85, 80], profile="explorer", queue="creative"),
-    AgentDefinition(name="BlockchainExpertAgent", capabilities=["blockchain", "smart_contracts", "tokenomics"],
-                    weights=[95, 90, 75], profile="aggressive", queue="blockchain"),
-)  # fmt: skip
+    AgentDefinition(
+        name="ResearchAgent",
+        capabilities=["research", "writing", "analysis"],
+        weights=[90, 80, 75],
+        profile="balanced",
+        queue="research",
+    ),
+    AgentDefinition(
+        name="DevelopmentAgent",
+        capabilities=["coding", "testing", "blockchain"],
+        weights=[90, 80, 65],
+        profile="specialist",
+        queue="development",
+    ),
+    AgentDefinition(
+        name="AnalyticsAgent",
+        capabilities=["data_analysis", "statistics", "visualization"],
+        weights=[90, 85, 70],
+        profile="conservative",
+        queue="analytics",
+    ),
+    AgentDefinition(
+        name="CreativeAgent",
+        capabilities=["creative_writing", "content_creation", "storytelling"],
+        weights=[90, 85, 80],
+        profile="explorer",
+        queue="creative",
+    ),
+    AgentDefinition(
+        name="BlockchainExpertAgent",
+        capabilities=["blockchain", "smart_contracts", "tokenomics"],
+        weights=[95, 90, 75],
+        profile="aggressive",
+        queue="blockchain",
+    ),
+)
 
 
 def load_agent_definitions(path: Path) -> list[AgentDefinition]:

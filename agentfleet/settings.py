@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,6 +20,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The well-known development mnemonic of anvil and hardhat: its keys are public and hold value on local
 # chains only. Production deployments must set AGENTFLEET_MNEMONIC.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEFAULT_MODEL = "gpt-4o-mini"  # every LLM role's model unless its AGENTFLEET_MODEL_* says otherwise
+
+StrategyName = Literal["adaptive", "rl"]
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
@@ -75,8 +80,8 @@ class Settings(BaseSettings):
     )
 
     # --- workers ---------------------------------------------------------------------------------------
-    bidding_strategy: str = Field(
-        default="adaptive", pattern="^(adaptive|rl)$", description="adaptive (seed heuristic) or rl (trained DQN)."
+    bidding_strategy: StrategyName = Field(
+        default="adaptive", description="adaptive (seed heuristic) or rl (trained DQN)."
     )
     capability_push_threshold: int = Field(
         default=10, ge=0, le=100, description="Weight drift (points) before the trainer updates the chain."
@@ -109,10 +114,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AGENTFLEET_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
         description="Base URL of an OpenAI-compatible server; unset = api.openai.com.",
     )
-    model_evaluate: str = Field(default="gpt-4o-mini", description="Model for task-fit evaluation.")
-    model_bid: str = Field(default="gpt-4o-mini", description="Model for bid advice.")
-    model_execute: str = Field(default="gpt-4o-mini", description="Model that executes tasks.")
-    model_score: str = Field(default="gpt-4o-mini", description="Model that scores results.")
+    model_evaluate: str = Field(default=DEFAULT_MODEL, description="Model for task-fit evaluation.")
+    model_bid: str = Field(default=DEFAULT_MODEL, description="Model for bid advice.")
+    model_execute: str = Field(default=DEFAULT_MODEL, description="Model that executes tasks.")
+    model_score: str = Field(default=DEFAULT_MODEL, description="Model that scores results.")
     llm_timeout: float = Field(default=60.0, gt=0, description="Seconds per LLM request.")
     llm_max_retries: int = Field(default=2, ge=0, description="SDK retries on 408/429/5xx/connection errors.")
     llm_rate_per_second: float = Field(default=5.0, gt=0, description="LLM calls per second, whole fleet.")
@@ -122,18 +127,19 @@ class Settings(BaseSettings):
     )
 
     # --- paths ------------------------------------------------------------------------------------------
-    project_root: Path = Field(default=PROJECT_ROOT, description="Where contracts/ and node_modules/ live.")
     contract_addresses_path: Path = Field(
         default=PROJECT_ROOT / "contract_addresses.json", description="Deployment record (JSON)."
-    )
-    artifacts_dir: Path = Field(
-        default=PROJECT_ROOT / "contracts" / "artifacts", description="Compiled contract artifacts."
     )
     models_dir: Path = Field(default=PROJECT_ROOT / "models", description="Shared volume for RL models.")
 
     # --- operations ------------------------------------------------------------------------------------
-    log_format: str = Field(default="text", pattern="^(text|json)$", description="Log format: text or json.")
-    log_level: str = Field(default="INFO", description="Root log level.")
+    log_format: LogFormat = Field(default="text", description="Log format: text or json.")
+    log_level: LogLevel = Field(default="INFO", description="Root log level (any case).")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("rpc_urls", mode="before")
     @classmethod

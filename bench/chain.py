@@ -22,8 +22,8 @@ from agentfleet.chain.client import ChainClient
 from agentfleet.chain.connect import http_web3
 from agentfleet.chain.keys import derive_account
 from agentfleet.chain.nonces import RedisNonceAllocator
-from agentfleet.services import AnvilNode, RedisServer
 from agentfleet.settings import DEV_MNEMONIC
+from shell.services import AnvilNode, RedisServer
 
 
 def raw_baseline(url: str, count: int) -> float:

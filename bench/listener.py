@@ -25,8 +25,8 @@ import redis
 from agentfleet.chain.session import ChainSession
 from agentfleet.settings import Settings
 from chain_listener.listener import Listener
-from tests.chain_helpers import deployed_market
-from tests.listener_helpers import add_fleet_agents, celery_app, emit_tasks
+from testkit.chain import deployed_market
+from testkit.listener import add_fleet_agents, celery_app, emit_tasks
 
 BATCH = 500
 
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="TaskCreated events to backfill")
     parser.add_argument("--samples", type=int, default=50, help="head-latency samples")
     args = parser.parse_args()
-    from agentfleet.services import RedisServer
+    from shell.services import RedisServer
 
     server = RedisServer.start()
     client = redis.Redis.from_url(server.url)
@@ -85,8 +85,13 @@ def main() -> None:
             start = session.client.deployment.deployment_block if session.client.deployment else 0
 
             count, raw_seconds = baseline(url, client, addresses, start, head)
-            settings = Settings(rpc_urls=[url], confirmations=0, listener_batch_blocks=BATCH,
-                                listener_poll_interval=0.05, contract_addresses_path=record)  # fmt: skip
+            settings = Settings(
+                rpc_urls=[url],
+                confirmations=0,
+                listener_batch_blocks=BATCH,
+                listener_poll_interval=0.05,
+                contract_addresses_path=record,
+            )
             listener = Listener.build(settings, app=celery_app(server.url), redis_client=client)
             began = time.perf_counter()
             while listener.step().advanced:
@@ -107,8 +112,10 @@ def main() -> None:
     print(f"{'listener backfill (decode, verify, dispatch)':<46}{our_rate:>10.0f}{our_rate / raw_rate:>8.2f}")
     for label, latencies in (("HTTP poll every 50 ms", polled), ("WebSocket newHeads wake-up", woken)):
         q = statistics.quantiles(latencies, n=100)
-        print(f"head latency, tx sent (automined) -> work in Redis, {label}: "
-              f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms ({len(latencies)} samples)")  # fmt: skip
+        print(
+            f"head latency, tx sent (automined) -> work in Redis, {label}: "
+            f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms ({len(latencies)} samples)"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from agentfleet.services import RedisServer, free_port
+from shell.services import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,9 +33,23 @@ def run(server: RedisServer, tasks: int, pool: list[str], metrics_port: int | No
     if metrics_port is not None:
         env |= {"BENCH_WITH_FLEET_METRICS": "1", "AGENTFLEET_WORKER_METRICS_PORT": str(metrics_port)}
     celery = str(Path(sys.executable).with_name("celery"))
-    worker = subprocess.Popen([celery, "-A", "bench.noop_app", "worker", *pool, "--without-gossip",
-                               "--without-mingle", "--loglevel", "WARNING"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    worker = subprocess.Popen(
+        [
+            celery,
+            "-A",
+            "bench.noop_app",
+            "worker",
+            *pool,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         os.environ["BENCH_REDIS_URL"] = server.url
         from bench.noop_app import app

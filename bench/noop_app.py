@@ -1,7 +1,7 @@
 """A bare Celery app with one task that counts in Redis: the baseline of ``bench.metrics``.
 
 ``celery -A bench.noop_app worker`` runs it as plain Celery; with ``BENCH_WITH_FLEET_METRICS=1`` the module
-first imports the ``workers`` package, which connects the fleet's metric signal handlers (they fire for every
+first imports ``agentfleet.worker_metrics``, which connects the fleet's metric signal handlers (they fire for every
 task in the process) and, with ``AGENTFLEET_WORKER_METRICS_PORT`` set, serves them.
 """
 
@@ -13,7 +13,10 @@ import redis
 from celery import Celery
 
 if os.environ.get("BENCH_WITH_FLEET_METRICS") == "1":
-    import workers  # noqa: F401  - prepares the metrics folder and connects the handlers
+    from agentfleet.worker_metrics_dir import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir()  # before the metrics are created
+    import agentfleet.worker_metrics  # noqa: F401  - connects the handlers
 
 URL = os.environ["BENCH_REDIS_URL"]
 app = Celery("bench_noop", broker=URL)

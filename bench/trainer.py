@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
+from agentfleet.bidding.context import BidContext
+from agentfleet.bidding.dqn import ReinforcementLearning, load_or_fresh
+from agentfleet.bidding.rl import ModelCache, RLBiddingStrategy
 from agentfleet.profiles import AgentLearningConfig
-from agentfleet.strategy import BidContext
-from trainer.rl import ReinforcementLearning, load_or_fresh
-from trainer.strategy import ModelCache, RLBiddingStrategy
 
 AGENT = "0xbench"
 
@@ -57,8 +57,14 @@ def main() -> None:
     bare_train = args.outcomes / (time.perf_counter() - began)
 
     strategy = RLBiddingStrategy(AGENT, AgentLearningConfig.get_profile("balanced"), ModelCache(models))
-    ctx = BidContext(task_id=1, reward_wei=10**18, tags=["research"], fit_score=80,
-                     capability_weights={"research": 80}, reputation=60)  # fmt: skip
+    ctx = BidContext(
+        task_id=1,
+        reward_wei=10**18,
+        tags=["research"],
+        fit_score=80,
+        capability_weights={"research": 80},
+        reputation=60,
+    )
     strategy.decide(ctx)  # first call loads the model
     ours, bare = [], []
     net, x = warm.q, torch.tensor([state])
@@ -83,8 +89,10 @@ def main() -> None:
         f"{'trainer path: load, remember, 4 steps, atomic save (outcomes/s)':<60}{full:>14.0f}{full / bare_train:>8.2f}"
     )
     print(f"{'bare forward pass p50 / p99 (us, baseline)':<60}{f'{b50:.0f} / {b99:.0f}':>14}{1.0:>8.2f}")
-    print(f"{'RLBiddingStrategy.decide incl. version check p50 / p99 (us)':<60}{f'{o50:.0f} / {o99:.0f}':>14}"
-          f"{o50 / b50:>8.2f}")  # fmt: skip
+    print(
+        f"{'RLBiddingStrategy.decide incl. version check p50 / p99 (us)':<60}{f'{o50:.0f} / {o99:.0f}':>14}"
+        f"{o50 / b50:>8.2f}"
+    )
 
 
 if __name__ == "__main__":

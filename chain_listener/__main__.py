@@ -14,10 +14,20 @@ from agentfleet.settings import Settings
 
 # Settings the listener reads (all of them come from the environment or .env, none from flags).
 LISTENER_SETTINGS = (
-    "rpc_urls", "ws_url", "redis_url", "contract_addresses_path", "confirmations", "listener_poll_interval",
-    "listener_batch_blocks", "listener_max_batch_blocks", "listener_stream_maxlen", "listener_metrics_port",
-    "metrics_address", "log_level", "log_format",
-)  # fmt: skip
+    "rpc_urls",
+    "ws_url",
+    "redis_url",
+    "contract_addresses_path",
+    "confirmations",
+    "listener_poll_interval",
+    "listener_batch_blocks",
+    "listener_max_batch_blocks",
+    "listener_stream_maxlen",
+    "listener_metrics_port",
+    "metrics_address",
+    "log_level",
+    "log_format",
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import redis
 
+from agentfleet.protocol import keys
+
 
 def text(value: bytes | str) -> str:
     """Redis replies are bytes unless the client decodes; accept both."""
@@ -28,7 +30,7 @@ class BlockRef:
 class CheckpointStore:
     """Keys under ``{prefix}:{chain_id}``: ``checkpoint``, ``blocks`` (number -> hash), ``events:{n}``."""
 
-    def __init__(self, client: redis.Redis, *, chain_id: int, prefix: str = "agentfleet:listener", window: int = 512):
+    def __init__(self, client: redis.Redis, *, chain_id: int, prefix: str = keys.LISTENER, window: int = 512):
         self.redis = client
         self.base = f"{prefix}:{chain_id}"
         self.window = window

@@ -21,24 +21,14 @@ from celery import Celery
 from web3.types import LogReceipt
 
 from agentfleet.directory import AgentDirectory, FleetAgent
+from agentfleet.protocol import keys, routing
 from chain_listener.checkpoint import text
 from chain_listener.events import ChainEvent, EventDecoder, UndecodableLog
 from chain_listener.metrics import ListenerMetrics
 
 log = logging.getLogger(__name__)
 
-STREAM_KEY = "agentfleet:events"
-KEY_PREFIX = "agentfleet:dispatch"
-REVERTED_PREFIX = "agentfleet:reverted"
-BIDS_PREFIX = "agentfleet:listener:bids"
 KEY_TTL = 30 * 24 * 3600  # seconds: longer than any replay window
-
-# Celery task names (the workers and trainer register these; routing is by name or explicit queue).
-CONSIDER = "workers.tasks.consider"
-EXECUTE = "workers.tasks.execute"
-EVALUATE = "workers.tasks.evaluate"
-OUTCOME = "trainer.tasks.record_outcome"
-DELIVER = "workers.tasks.deliver_message"
 
 
 @dataclass(frozen=True)
@@ -58,7 +48,7 @@ class Dispatcher:
         *,
         directory: AgentDirectory | None = None,
         metrics: ListenerMetrics | None = None,
-        stream_key: str = STREAM_KEY,
+        stream_key: str = keys.EVENTS,
         stream_maxlen: int = 100_000,
         on_event: Callable[[ChainEvent], None] | None = None,
     ) -> None:
@@ -99,7 +89,7 @@ class Dispatcher:
         """Mark events of orphaned blocks reverted (handlers check this) and log them in the stream."""
         pipe = self.redis.pipeline()
         for event_id in event_ids:
-            pipe.set(f"{REVERTED_PREFIX}:{event_id}", 1, ex=KEY_TTL)
+            pipe.set(keys.reverted(event_id), 1, ex=KEY_TTL)
             pipe.xadd(
                 self.stream_key,
                 {"id": event_id, "status": "reverted"},
@@ -116,22 +106,29 @@ class Dispatcher:
         if name == "TaskCreated":
             tags = [str(t) for t in args.get("tags", [])]
             return [
-                Work(CONSIDER, agent.queue, self._key(event, f"consider:{agent.address.lower()}"),
-                     {"agent": agent.address, "task_id": args["taskId"], "event": message})
+                Work(
+                    routing.CONSIDER,
+                    agent.queue,
+                    self._key(event, f"consider:{agent.address.lower()}"),
+                    {"agent": agent.address, "task_id": args["taskId"], "event": message},
+                )
                 for agent in self._eligible(tags)
-            ]  # fmt: skip
+            ]
         if name == "BidPlaced":
-            self.redis.hset(f"{BIDS_PREFIX}:{args['taskId']}", str(args["agent"]).lower(), str(args["amount"]))
+            self.redis.hset(keys.listener_bids(args["taskId"]), str(args["agent"]).lower(), str(args["amount"]))
             return []
         if name == "BidWithdrawn":
-            self.redis.hdel(f"{BIDS_PREFIX}:{args['taskId']}", str(args["agent"]).lower())
+            self.redis.hdel(keys.listener_bids(args["taskId"]), str(args["agent"]).lower())
             return []
         if name == "TaskAssigned":
             return self._assigned(event)
         if name == "ResultSubmitted":
             return [
                 Work(
-                    EVALUATE, "evaluation", self._key(event, "evaluate"), {"task_id": args["taskId"], "event": message}
+                    routing.EVALUATE,
+                    routing.EVALUATION,
+                    self._key(event, "evaluate"),
+                    {"task_id": args["taskId"], "event": message},
                 )
             ]
         if name == "TaskCompleted":
@@ -153,7 +150,7 @@ class Dispatcher:
                 return []
             return [
                 Work(
-                    DELIVER,
+                    routing.DELIVER,
                     recipient.queue,
                     self._key(event, "deliver"),
                     {"agent": recipient.address, "event": message},
@@ -173,10 +170,14 @@ class Dispatcher:
         fleet_winner = self.directory.get(winner)
         if fleet_winner is not None:
             works.append(
-                Work(EXECUTE, fleet_winner.queue, self._key(event, f"execute:{winner}"),
-                     {"agent": fleet_winner.address, "task_id": task_id, "event": event.to_message()})
-            )  # fmt: skip
-        bidders = {text(k) for k in self.redis.hkeys(f"{BIDS_PREFIX}:{task_id}")}
+                Work(
+                    routing.EXECUTE,
+                    fleet_winner.queue,
+                    self._key(event, f"execute:{winner}"),
+                    {"agent": fleet_winner.address, "task_id": task_id, "event": event.to_message()},
+                )
+            )
+        bidders = {text(k) for k in self.redis.hkeys(keys.listener_bids(task_id))}
         for loser in sorted(bidders - {winner}):
             if self.directory.get(loser) is not None:
                 works.append(self._outcome(event, loser, "lost"))
@@ -184,8 +185,8 @@ class Dispatcher:
 
     def _outcome(self, event: ChainEvent, agent: str, outcome: str) -> Work:
         return Work(
-            OUTCOME,
-            "training",
+            routing.RECORD_OUTCOME,
+            routing.TRAINING,
             self._key(event, f"outcome:{agent.lower()}"),
             {"agent": agent, "task_id": event.args["taskId"], "outcome": outcome, "event": event.to_message()},
         )
@@ -197,11 +198,11 @@ class Dispatcher:
     # --- two-phase idempotent send ------------------------------------------------------------------------
     def _send(self, event: ChainEvent, works: list[Work]) -> None:
         stream_key = self._key(event, "stream")
-        keys = [f"{KEY_PREFIX}:{w.key}" for w in works] + [f"{KEY_PREFIX}:{stream_key}"]
-        *states, reverted = self.redis.mget([*keys, f"{REVERTED_PREFIX}:{event.id}"])
+        state_keys = [f"{keys.DISPATCH}:{w.key}" for w in works] + [f"{keys.DISPATCH}:{stream_key}"]
+        *states, reverted = self.redis.mget([*state_keys, keys.reverted(event.id)])
         if reverted is not None:
-            self.redis.delete(f"{REVERTED_PREFIX}:{event.id}")  # re-included after a reorg: live again
-        todo = [(w, k) for w, k, s in zip(works, keys, states, strict=False) if s != b"sent"]
+            self.redis.delete(keys.reverted(event.id))  # re-included after a reorg: live again
+        todo = [(w, k) for w, k, s in zip(works, state_keys, states, strict=False) if s != b"sent"]
         if todo:
             with self.app.producer_or_acquire() as producer:
                 for work, key in todo:  # mark each send at once: a crash re-sends at most one message
@@ -224,5 +225,5 @@ class Dispatcher:
                 maxlen=self.stream_maxlen,
                 approximate=True,
             )
-            pipe.set(keys[-1], "sent", ex=KEY_TTL)
+            pipe.set(state_keys[-1], "sent", ex=KEY_TTL)
             pipe.execute()

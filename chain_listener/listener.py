@@ -21,6 +21,7 @@ from web3.exceptions import Web3RPCError
 from agentfleet.chain.artifacts import Deployment
 from agentfleet.directory import AgentDirectory
 from agentfleet.logs import configure_logging
+from agentfleet.protocol import keys
 from agentfleet.settings import Settings, redact_url
 from chain_listener.checkpoint import CheckpointStore, text
 from chain_listener.dispatch import Dispatcher
@@ -32,7 +33,6 @@ from chain_listener.wakeup import HeadWakeup
 
 log = logging.getLogger(__name__)
 
-NONCE_PREFIX = "agentfleet:nonce"  # RedisNonceAllocator's counters: {prefix}:{chain}:{address}, locks end in :lock
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
 RPC_DOWN = (RpcUnavailable, requests.RequestException, Web3RPCError)
 
@@ -44,8 +44,8 @@ def reset_nonce_counters(client: redis.Redis) -> int:
     for good), so the node's nonces go back while the counters stay ahead and every later send would leave a
     gap. Without a counter a sender re-reads its nonce from the node.
     """
-    keys = [key for key in client.scan_iter(match=f"{NONCE_PREFIX}:*", count=1000) if not text(key).endswith(":lock")]
-    return int(client.delete(*keys)) if keys else 0
+    counters = [k for k in client.scan_iter(match=f"{keys.NONCE}:*", count=1000) if not text(k).endswith(":lock")]
+    return int(client.delete(*counters)) if counters else 0
 
 
 def redis_endpoint(client: redis.Redis) -> str:
@@ -135,9 +135,15 @@ class Listener:
         )
         password = client.connection_pool.connection_kwargs.get("password")
         return cls(
-            follower, dispatcher, metrics, settings.listener_poll_interval, stop, ws_url=settings.ws_url,
-            redis_endpoint=redis_endpoint(client), secrets=(str(password),) if password else (),
-        )  # fmt: skip
+            follower,
+            dispatcher,
+            metrics,
+            settings.listener_poll_interval,
+            stop,
+            ws_url=settings.ws_url,
+            redis_endpoint=redis_endpoint(client),
+            secrets=(str(password),) if password else (),
+        )
 
     @staticmethod
     def _reverted(dispatcher: Dispatcher, client: redis.Redis, event_ids: list[str]) -> None:
@@ -225,7 +231,7 @@ class Listener:
 
 
 def main(settings: Settings | None = None) -> None:
-    from workers import app
+    from agentfleet.protocol.app import app
 
     settings = settings or Settings()
     configure_logging(settings)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from agentfleet.services import AnvilNode, RedisServer
+from shell.services import AnvilNode, RedisServer
 
 os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
 ARTIFACTS_OUT = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -40,8 +40,12 @@ HOSTILE = {
     "ResultScore": {"score": -40, "feedback": INJECTION},
 }
 GARBAGE = "Sure! Here is the JSON you asked for: {score: seventy, 'reasoning': "  # not JSON, cut off
-PROMPT_WORDS = {"Rate the fit": "FitEvaluation", "Suggest a bid": "BidAdvice", "Deliver the work": "ExecutionResult",
-                "Score the result": "ResultScore"}  # fmt: skip
+PROMPT_WORDS = {
+    "Rate the fit": "FitEvaluation",
+    "Suggest a bid": "BidAdvice",
+    "Deliver the work": "ExecutionResult",
+    "Score the result": "ResultScore",
+}
 
 
 def operation(request: dict[str, Any]) -> str:
@@ -60,10 +64,13 @@ def operation(request: dict[str, Any]) -> str:
 
 def completion(content: str, model: str = "gpt-4o-mini") -> dict[str, Any]:
     return {
-        "id": "chatcmpl-flaky", "object": "chat.completion", "created": 0, "model": model,
+        "id": "chatcmpl-flaky",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-    }  # fmt: skip
+    }
 
 
 class FlakyLLM:

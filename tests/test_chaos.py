@@ -31,17 +31,20 @@ import redis
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from agentfleet.bidding.dqn import ReinforcementLearning
 from agentfleet.chain.connect import http_web3
 from agentfleet.chain.local import chain_now, fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
-from agentfleet.fleet import bootstrap_local_fleet
 from agentfleet.profiles import AGENT_TYPES
-from agentfleet.services import AnvilNode, RedisServer
+from agentfleet.protocol import keys, routing
+from agentfleet.protocol.status import FINAL_STATUSES, TaskStatus
 from agentfleet.settings import Settings
-from tests.chain_helpers import ETH, fleet_env
-from tests.llm_helpers import completion
-from trainer.rl import ReinforcementLearning
+from shell.fleet import bootstrap_local_fleet
+from shell.services import AnvilNode, RedisServer
+from testkit.chain import ETH, fleet_env
+from testkit.llm import completion
+from testkit.wait import wait_until
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +52,7 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 CONFIRMATIONS = 1
 REORG_DEPTH = CONFIRMATIONS + 3
 TEST_REQUESTER = 19  # HD index: the test's own requester key (the keeper sends from the fleet's requester)
-AGENT_QUEUES = "agent.research,agent.development,agent.analytics,agent.creative,agent.blockchain,evaluation"
-FINAL = {4, 5, 6, 7}  # Completed, Failed, Cancelled, Expired
+AGENT_QUEUES = ",".join((*routing.AGENT_QUEUES, routing.EVALUATION))
 
 
 class ChaosLLM:
@@ -67,8 +69,15 @@ class ChaosLLM:
     def __call__(self, request: Request) -> Response:
         body = json.loads(request.data)
         schema = json.dumps(body.get("response_format", {}))
-        kind = ("bid" if '"fraction"' in schema else "execute" if '"content"' in schema
-                else "score" if '"feedback"' in schema else "fit")  # fmt: skip
+        kind = (
+            "bid"
+            if '"fraction"' in schema
+            else "execute"
+            if '"content"' in schema
+            else "score"
+            if '"feedback"' in schema
+            else "fit"
+        )
         with self.lock:
             mode = self.MODES[self.seen[kind] % len(self.MODES)]
             self.seen[kind] += 1
@@ -78,11 +87,16 @@ class ChaosLLM:
         if mode == "http500":
             return Response('{"error": {"message": "overloaded"}}', status=500, content_type="application/json")
         if mode == "http429":
-            return Response('{"error": {"message": "slow down"}}', status=429, content_type="application/json",
-                            headers={"retry-after": "0"})  # fmt: skip
+            return Response(
+                '{"error": {"message": "slow down"}}',
+                status=429,
+                content_type="application/json",
+                headers={"retry-after": "0"},
+            )
         if mode == "garbage":
-            return Response(json.dumps(completion("Sure! Here is what you asked {{{ not json")),
-                            content_type="application/json")  # fmt: skip
+            return Response(
+                json.dumps(completion("Sure! Here is what you asked {{{ not json")), content_type="application/json"
+            )
         hostile = mode == "hostile"
         content = {
             "fit": {"score": 185 if hostile else 90, "reasoning": "fits"},
@@ -105,8 +119,9 @@ class Fleet:
     def start(self, name: str, args: list[str] | None = None) -> None:
         args = self.commands.setdefault(name, args or [])
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs[name] = proc
         self.all.append(proc)
 
@@ -129,25 +144,34 @@ class Fleet:
         """A worker whose log shows an execute received and not yet finished."""
         for name in ("worker1", "worker2", "worker3"):
             text = (self.logs / f"{name}.log").read_text(errors="replace")
-            started = {line.split("[")[1].split("]")[0] for line in text.splitlines()
-                       if "workers.tasks.execute[" in line and "received" in line}  # fmt: skip
-            ended = {line.split("[")[1].split("]")[0] for line in text.splitlines()
-                     if "workers.tasks.execute[" in line and ("succeeded" in line or "etry" in line)}  # fmt: skip
+            started = {
+                line.split("[")[1].split("]")[0]
+                for line in text.splitlines()
+                if f"{routing.EXECUTE}[" in line and "received" in line
+            }
+            ended = {
+                line.split("[")[1].split("]")[0]
+                for line in text.splitlines()
+                if f"{routing.EXECUTE}[" in line and ("succeeded" in line or "etry" in line)
+            }
             if started - ended:
                 return name
         return None
 
 
-def wait_for(what: str, predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+POLL = 0.5  # seconds between checks of the fleet's progress
+
+
+def tolerant(predicate: Callable[[], object]) -> Callable[[], bool]:
+    """The predicate, with a Redis or connection error meaning "not yet": a service is restarting."""
+
+    def check() -> bool:
         try:
-            if predicate():
-                return
+            return bool(predicate())
         except (redis.RedisError, OSError):
-            pass  # a service is restarting
-        time.sleep(0.5)
-    raise AssertionError(f"not reached in {timeout} s: {what}")
+            return False
+
+    return check
 
 
 @pytest.fixture
@@ -162,33 +186,104 @@ def chaos(tmp_path: Path) -> Iterator[tuple[ChainSession, Fleet, RedisServer, Ch
     httpserver.expect_request("/v1/chat/completions").respond_with_handler(llm)
     fleet: Fleet | None = None
     try:
-        settings = Settings(rpc_urls=[node.url], redis_url=server.url, contract_addresses_path=tmp_path / "addr.json",
-                            models_dir=tmp_path / "models")  # fmt: skip
+        settings = Settings(
+            rpc_urls=[node.url],
+            redis_url=server.url,
+            contract_addresses_path=tmp_path / "addr.json",
+            models_dir=tmp_path / "models",
+        )
         session = ChainSession.open(settings, w3=http_web3(node.url))  # test-side nonces stay in the process
-        bootstrap_local_fleet(session, AgentDirectory(redis.Redis.from_url(server.url)), AGENT_TYPES,
-                              record_path=settings.contract_addresses_path)  # fmt: skip
+        bootstrap_local_fleet(
+            session,
+            AgentDirectory(redis.Redis.from_url(server.url)),
+            AGENT_TYPES,
+            record_path=settings.contract_addresses_path,
+        )
         fund(session.client.w3, session.account(TEST_REQUESTER).address, 1_000 * ETH)
         env = fleet_env(
-            session, server.url, confirmations=CONFIRMATIONS, training_confirmations=REORG_DEPTH + 2,
-            models_dir=tmp_path / "models", visibility_timeout=10, unacked_restore_interval=1, claim_ttl=6,
-            reconcile_interval=2, keeper_interval=1, tx_timeout=15, llm_timeout=5, llm_max_retries=1,
-            listener_poll_interval=0.2, action_logging="false", log_level="INFO",
-        )  # fmt: skip
+            session,
+            server.url,
+            confirmations=CONFIRMATIONS,
+            training_confirmations=REORG_DEPTH + 2,
+            models_dir=tmp_path / "models",
+            visibility_timeout=10,
+            unacked_restore_interval=1,
+            claim_ttl=6,
+            reconcile_interval=2,
+            keeper_interval=1,
+            tx_timeout=15,
+            llm_timeout=5,
+            llm_max_retries=1,
+            listener_poll_interval=0.2,
+            action_logging="false",
+            log_level="INFO",
+        )
         env.update({"OPENAI_API_KEY": "sk-test-local", "OPENAI_BASE_URL": httpserver.url_for("/v1")})
         fleet = Fleet(env, tmp_path)
         fleet.start("listener", [sys.executable, "-m", "chain_listener"])
         for i in (1, 2, 3):
-            fleet.start(f"worker{i}", [CELERY, "-A", "workers", "worker", "-P", "solo", "-Q", AGENT_QUEUES,
-                                       "-n", f"worker{i}@%h", "--without-mingle", "--loglevel", "INFO"])  # fmt: skip
-        fleet.start("trainer", [CELERY, "-A", "workers", "worker", "-P", "solo", "-Q", "training", "-n",
-                                "trainer@%h", "--without-mingle", "--loglevel", "INFO"])  # fmt: skip
-        fleet.start("keeper", [CELERY, "-A", "workers", "worker", "-P", "solo", "-Q", "keeper", "-n",
-                               "keeper@%h", "--without-mingle", "--loglevel", "INFO"])  # fmt: skip
-        fleet.start("beat", [CELERY, "-A", "workers", "beat", "--schedule", str(tmp_path / "beat"),
-                             "--loglevel", "INFO"])  # fmt: skip
+            fleet.start(
+                f"worker{i}",
+                [
+                    CELERY,
+                    "-A",
+                    "workers",
+                    "worker",
+                    "-P",
+                    "solo",
+                    "-Q",
+                    AGENT_QUEUES,
+                    "-n",
+                    f"worker{i}@%h",
+                    "--without-mingle",
+                    "--loglevel",
+                    "INFO",
+                ],
+            )
+        fleet.start(
+            "trainer",
+            [
+                CELERY,
+                "-A",
+                "workers",
+                "worker",
+                "-P",
+                "solo",
+                "-Q",
+                routing.TRAINING,
+                "-n",
+                "trainer@%h",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+        )
+        fleet.start(
+            "keeper",
+            [
+                CELERY,
+                "-A",
+                "workers",
+                "worker",
+                "-P",
+                "solo",
+                "-Q",
+                routing.KEEPER,
+                "-n",
+                "keeper@%h",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+        )
+        fleet.start(
+            "beat", [CELERY, "-A", "workers", "beat", "--schedule", str(tmp_path / "beat"), "--loglevel", "INFO"]
+        )
         for name in ("worker1", "worker2", "worker3", "trainer", "keeper"):
-            wait_for(f"{name} ready", lambda n=name: "ready." in (tmp_path / f"{n}.log").read_text(), 60)  # type: ignore[misc]
-        wait_for("listener", lambda: "following" in (tmp_path / "listener.log").read_text(), 60)
+            ready = tolerant(lambda n=name: "ready." in (tmp_path / f"{n}.log").read_text())  # type: ignore[misc]
+            wait_until(ready, 60, f"{name} ready", interval=POLL)
+        following = tolerant(lambda: "following" in (tmp_path / "listener.log").read_text())
+        wait_until(following, 60, "listener", interval=POLL)
         yield session, fleet, server, llm
     finally:
         if fleet is not None:
@@ -204,8 +299,9 @@ def create_tasks(s: ChainSession, count: int, tags: list[str]) -> None:
     requester = s.account(TEST_REQUESTER)
     deadline = chain_now(s.client.w3) + 10
     for i in range(count):
-        s.tasks.create_task(requester, f"Chaos task {i}: {' '.join(tags)}", tags, deadline, 40,
-                            s.evaluator.address, value=ETH)  # fmt: skip
+        s.tasks.create_task(
+            requester, f"Chaos task {i}: {' '.join(tags)}", tags, deadline, 40, s.evaluator.address, value=ETH
+        )
 
 
 def test_every_task_reaches_a_final_state_under_combined_faults(
@@ -217,10 +313,11 @@ def test_every_task_reaches_a_final_state_under_combined_faults(
     started = time.monotonic()
 
     create_tasks(s, 3, ["research", "data_analysis", "coding"])
-    wait_for("a bid", lambda: s.auction.bid_count(1) >= 1, 60)
+    wait_until(tolerant(lambda: s.auction.bid_count(1) >= 1), 60, "a bid", interval=POLL)
 
     # A worker dies in the middle of an execution (and is started again, as a supervisor would).
-    wait_for("an execution in progress", lambda: fleet.executing() is not None, 90)
+    executing = tolerant(lambda: fleet.executing() is not None)
+    wait_until(executing, 90, "an execution in progress", interval=POLL)
     victim = fleet.executing() or "worker1"
     fleet.kill(victim)
     fleet.start(victim)
@@ -243,24 +340,26 @@ def test_every_task_reaches_a_final_state_under_combined_faults(
     # A reorg deeper than the confirmations while bids of the second wave are landing: the last blocks are
     # replaced and their transactions dropped (the fleet's nonce counters are then ahead of the chain).
     wave = range(4, s.tasks.task_count() + 1)
-    busy = lambda: any(s.auction.bid_count(t) or s.tasks.status_of(t) > 1 for t in wave)  # noqa: E731
-    wait_for("work on the second wave", busy, 60)
+    busy = lambda: any(s.auction.bid_count(t) or s.tasks.status_of(t) > TaskStatus.OPEN for t in wave)  # noqa: E731
+    wait_until(tolerant(busy), 60, "work on the second wave", interval=POLL)
     w3.provider.make_request("anvil_reorg", [REORG_DEPTH, []])  # type: ignore[arg-type]
     create_tasks(s, 3, ["writing", "smart_contracts", "storytelling"])
 
     def settled() -> bool:
         count = s.tasks.task_count()
-        if any(s.tasks.status_of(t) not in FINAL for t in range(1, count + 1)):
+        if any(s.tasks.status_of(t) not in FINAL_STATUSES for t in range(1, count + 1)):
             return False
-        return all(client.exists(f"agentfleet:trainer:done:{t}:{a}") for t, a in bidders_of_assigned(s))
+        return all(client.exists(keys.trainer_done(f"{t}:{a}")) for t, a in bidders_of_assigned(s))
 
-    try:
-        wait_for("every task final and every settled bid learned", settled, 150)
-    except AssertionError:
+    def unsettled() -> str:
         count = s.tasks.task_count()
-        open_tasks = {t: s.tasks.status_of(t) for t in range(1, count + 1) if s.tasks.status_of(t) not in FINAL}
-        unlearned = [(t, a) for t, a in bidders_of_assigned(s) if not client.exists(f"agentfleet:trainer:done:{t}:{a}")]
-        raise AssertionError(f"not final: {open_tasks}; settled bids not learned: {unlearned}") from None
+        open_tasks = {
+            t: s.tasks.status_of(t) for t in range(1, count + 1) if s.tasks.status_of(t) not in FINAL_STATUSES
+        }
+        unlearned = [(t, a) for t, a in bidders_of_assigned(s) if not client.exists(keys.trainer_done(f"{t}:{a}"))]
+        return f"not final: {open_tasks}; settled bids not learned: {unlearned}"
+
+    wait_until(tolerant(settled), 150, unsettled, interval=POLL)
     elapsed = time.monotonic() - started
 
     count = s.tasks.task_count()
@@ -275,8 +374,9 @@ def test_every_task_reaches_a_final_state_under_combined_faults(
     assert max(Counter(e.args.taskId for e in completions).values(), default=1) == 1, "a duplicate completion"
     for task_id in {t for t, _agent in bid_pairs}:
         task = s.tasks.get_task(task_id)
-        assert task.status in {4, 5, 7}, f"task {task_id} with bids ended as {task.status}"
-        if task.status == 7:
+        ended = {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.EXPIRED}
+        assert task.status in ended, f"task {task_id} with bids ended as {task.status}"
+        if task.status == TaskStatus.EXPIRED:
             assert any(e.args.taskId == task_id for e in expiries)
     # Escrow: nothing left in escrow, every wei the TaskManager held went to credits (payments, refunds).
     assert s.tasks.total_escrowed() == 0 == w3.eth.get_balance(s.tasks.address)
@@ -295,10 +395,12 @@ def test_every_task_reaches_a_final_state_under_combined_faults(
 
     reorgs = (tmp_path / "listener.log").read_text().count("REORG deeper than")
     assert reorgs >= 1, "the listener did not see the deep reorg"
-    print(f"\nchaos: {count} tasks final in {elapsed:.0f} s: {dict(statuses)} (4 completed, 5 failed, 7 expired); "
-          f"{len(bids)} bids, {len(submissions)} submissions, {len(completions)} completions, {len(expiries)} "
-          f"expiries, 0 duplicates; {len(applied)} outcomes learned once, {len(expected)} settled bids; "
-          f"{reorgs} deep reorg seen by the listener; LLM answers {dict(llm.modes)}")  # fmt: skip
+    print(
+        f"\nchaos: {count} tasks final in {elapsed:.0f} s: {dict(statuses)} (4 completed, 5 failed, 7 expired); "
+        f"{len(bids)} bids, {len(submissions)} submissions, {len(completions)} completions, {len(expiries)} "
+        f"expiries, 0 duplicates; {len(applied)} outcomes learned once, {len(expected)} settled bids; "
+        f"{reorgs} deep reorg seen by the listener; LLM answers {dict(llm.modes)}"
+    )
 
 
 def bidders_of_assigned(s: ChainSession) -> list[tuple[int, str]]:

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.chain_helpers import clean_env, fleet_env
-from tests.llm_helpers import completion
+from agentfleet.protocol import routing
+from testkit.chain import clean_env, fleet_env
+from testkit.llm import completion
+from testkit.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "agentfleet.cli"]
+CLI = [sys.executable, "-m", "shell.cli"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -59,8 +61,11 @@ def test_invalid_setting_is_reported_by_name() -> None:
 def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, artifacts_out: Path) -> None:
     def ours() -> set[str]:
         out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
-        return {line.split()[0] for line in out.splitlines() if "anvil --host 127.0.0.1" in line or
-                ("redis-server" in line and "6379" not in line)}  # fmt: skip
+        return {
+            line.split()[0]
+            for line in out.splitlines()
+            if "anvil --host 127.0.0.1" in line or ("redis-server" in line and "6379" not in line)
+        }
 
     before = ours()
     env = clean_env()
@@ -76,7 +81,7 @@ def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, art
     assert png.read_bytes()[:4] == b"\x89PNG"
     (artifacts_out / "demo-learning-curves.png").write_bytes(png.read_bytes())
     assert "INFO" not in result.stdout + result.stderr and "Warning" not in result.stderr  # the console stays clean
-    assert "workers.tasks.consider" in (tmp_path / "demo.log").read_text()  # the fleet's logs went to the file
+    assert routing.CONSIDER in (tmp_path / "demo.log").read_text()  # the fleet's logs went to the file
     assert ours() <= before  # no redis-server or anvil left running
 
 
@@ -84,14 +89,19 @@ def test_llm_check_reports_each_operation_offline() -> None:
     env = clean_env()
     result = run("llm-check", env=env)
     assert result.returncode == 0, result.stderr
-    for line in ("provider: offline", "evaluate_task_fit:", "calculate_bid_amount:", "execute_task:",
-                 "evaluate_task_result:"):  # fmt: skip
+    for line in (
+        "provider: offline",
+        "evaluate_task_fit:",
+        "calculate_bid_amount:",
+        "execute_task:",
+        "evaluate_task_result:",
+    ):
         assert line in result.stdout
 
 
 @pytest.mark.anvil
 def test_tasks_lists_and_filters_open_tasks(tmp_path: Path) -> None:
-    from tests.chain_helpers import create_task, deployed_market
+    from testkit.chain import create_task, deployed_market
 
     with deployed_market("anvil", tmp_path) as s:
         create_task(s, tags=["research"])
@@ -143,15 +153,17 @@ def test_demo_ctrl_c_exits_0_and_leaves_no_process(tmp_path: Path, target: str) 
     """A terminal's Ctrl-C signals the whole foreground group; `kill -INT` only the demo itself."""
     env = clean_env()
     args = [*CLI, "demo", "--tasks", "80", "--out", str(tmp_path)]  # well over 4 s of work
-    demo = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
+    demo = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     started: set[int] = set()
-    deadline = time.monotonic() + 60
-    while len(started) < 2:  # redis-server and anvil are up: the fleet is being built or running
+
+    def services_up() -> bool:  # redis-server and anvil are up: the fleet is being built or running
         assert demo.poll() is None, demo.stdout.read() if demo.stdout else ""
-        assert time.monotonic() < deadline, "the demo did not start its services"
-        started |= descendants(demo.pid)
-        time.sleep(0.2)
+        started.update(descendants(demo.pid))
+        return len(started) >= 2
+
+    wait_until(services_up, 60, "the demo did not start its services", interval=0.2)
     time.sleep(4)  # into the run: contracts deployed, worker and listener threads busy
     started |= descendants(demo.pid)
     if target == "group":

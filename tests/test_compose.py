@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from agentfleet.services import RedisServer, free_port
-from tests.chain_helpers import clean_env
+from shell.services import RedisServer, free_port
+from testkit.chain import clean_env
+from testkit.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -29,8 +30,12 @@ def services() -> dict[str, Any]:
 
 
 def test_compose_file_passes_the_compose_spec_schema() -> None:
-    result = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -60,17 +65,18 @@ def local(command: list[str], replacements: dict[str, str]) -> list[str]:
     return out
 
 
-def wait_for(check: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def up(check: Callable[[], object], proc: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    """``check()`` as a wait predicate for the service ``proc`` runs: an OSError (not listening yet) is "not
+    yet", and the service exiting with an error fails the wait at once."""
+
+    def predicate() -> bool:
         assert proc.poll() is None or proc.returncode == 0, f"exited with {proc.returncode}"
         try:
-            if check():
-                return
+            return bool(check())
         except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("service did not come up")
+            return False
+
+    return predicate
 
 
 @pytest.mark.anvil
@@ -81,18 +87,25 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
     anvil_port = free_port()
     flower_port, metrics_port = free_port(), free_port()
     worker_metrics, trainer_metrics = free_port(), free_port()
-    replacements = {"0.0.0.0": "127.0.0.1", "8545": str(anvil_port), "5555": str(flower_port),
-                    "9102": str(worker_metrics), "9103": str(trainer_metrics),
-                    "/tmp/celerybeat-schedule": str(tmp_path / "beat-schedule"),
-                    "${FLOWER_AUTH:-admin:change-me}": "admin:change-me"}  # fmt: skip
+    replacements = {
+        "0.0.0.0": "127.0.0.1",
+        "8545": str(anvil_port),
+        "5555": str(flower_port),
+        "9102": str(worker_metrics),
+        "9103": str(trainer_metrics),
+        "/tmp/celerybeat-schedule": str(tmp_path / "beat-schedule"),
+        "${FLOWER_AUTH:-admin:change-me}": "admin:change-me",
+    }
     env = clean_env()
-    env.update({
-        "AGENTFLEET_RPC_URLS": f"http://127.0.0.1:{anvil_port}",
-        "AGENTFLEET_REDIS_URL": f"redis://:change-me@127.0.0.1:{redis_server.port}/0",
-        "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(tmp_path / "contract_addresses.json"),
-        "AGENTFLEET_MODELS_DIR": str(tmp_path / "models"),
-        "AGENTFLEET_LISTENER_METRICS_PORT": str(metrics_port),
-    })  # fmt: skip
+    env.update(
+        {
+            "AGENTFLEET_RPC_URLS": f"http://127.0.0.1:{anvil_port}",
+            "AGENTFLEET_REDIS_URL": f"redis://:change-me@127.0.0.1:{redis_server.port}/0",
+            "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(tmp_path / "contract_addresses.json"),
+            "AGENTFLEET_MODELS_DIR": str(tmp_path / "models"),
+            "AGENTFLEET_LISTENER_METRICS_PORT": str(metrics_port),
+        }
+    )
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(name: str) -> subprocess.Popen[bytes]:
@@ -101,30 +114,39 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
             for k, v in (spec[name].get("environment") or {}).items()
             if k == "AGENTFLEET_WORKER_METRICS_PORT"
         }  # the service's own port, moved to a free one
-        proc = subprocess.Popen(local(spec[name]["command"], replacements), cwd=ROOT, env={**env, **own},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            local(spec[name]["command"], replacements),
+            cwd=ROOT,
+            env={**env, **own},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(proc)
         return proc
 
     try:
         chain = start("chain")
-        wait_for(lambda: _port_open(anvil_port), chain)
+        wait_until(up(lambda: _port_open(anvil_port), chain), 60, "chain did not come up", interval=0.2)
         deploy = start("deploy")
         assert deploy.wait(timeout=120) == 0
         assert (tmp_path / "contract_addresses.json").exists()
         listener = start("listener")
-        wait_for(lambda: b"agentfleet_listener" in _get(f"http://127.0.0.1:{metrics_port}/metrics"), listener)
-        from tests.listener_helpers import celery_app
+        listening = up(lambda: b"agentfleet_listener" in _get(f"http://127.0.0.1:{metrics_port}/metrics"), listener)
+        wait_until(listening, 60, "listener did not come up", interval=0.2)
+        from testkit.listener import celery_app
 
         app = celery_app(env["AGENTFLEET_REDIS_URL"])  # its own app: the shared one stays on the suite's Redis
         worker, trainer = start("worker"), start("trainer")
-        wait_for(lambda: len(app.control.ping(timeout=1.0)) >= 2, worker, timeout=90)
+        pinged = up(lambda: len(app.control.ping(timeout=1.0)) >= 2, worker)
+        wait_until(pinged, 90, "worker and trainer did not answer a ping", interval=0.2)
         for port in (worker_metrics, trainer_metrics):  # each serves its own endpoint (empty until a task ran)
-            wait_for(lambda port=port: isinstance(_get(f"http://127.0.0.1:{port}/metrics"), bytes), worker)  # type: ignore[misc]
+            serving = up(lambda port=port: isinstance(_get(f"http://127.0.0.1:{port}/metrics"), bytes), worker)  # type: ignore[misc]
+            wait_until(serving, 60, f"no metrics on port {port}", interval=0.2)
         beat = start("beat")
         flower = start("flower")
         auth = {"Authorization": "Basic " + base64.b64encode(b"admin:change-me").decode()}
-        wait_for(lambda: _get(f"http://127.0.0.1:{flower_port}/healthcheck", auth) == b"OK", flower)
+        healthy = up(lambda: _get(f"http://127.0.0.1:{flower_port}/healthcheck", auth) == b"OK", flower)
+        wait_until(healthy, 60, "flower did not come up", interval=0.2)
         with pytest.raises(urllib.error.HTTPError, match="401"):
             _get(f"http://127.0.0.1:{flower_port}/workers")  # basic auth guards the pages
         time.sleep(2)

@@ -10,9 +10,8 @@ import pytest
 from agentfleet.chain import bindings as b
 from agentfleet.chain.local import advance_time
 from agentfleet.chain.session import ChainSession
-from tests.chain_helpers import ETH, create_task, deployed_market
-
-STATUS = {"Open": 1, "Assigned": 2, "Submitted": 3, "Completed": 4, "Failed": 5, "Cancelled": 6, "Expired": 7}
+from agentfleet.protocol.status import TaskStatus
+from testkit.chain import ETH, create_task, deployed_market
 
 
 @pytest.fixture(params=["inprocess", pytest.param("anvil", marks=pytest.mark.anvil)])
@@ -25,7 +24,7 @@ def test_full_task_life(market: ChainSession) -> None:
     s, w3 = market, market.client.w3
     research, dev, analytics = s.agent(0), s.agent(1), s.agent(2)
     task_id = create_task(s, reward=2 * ETH, tags=["research"])
-    assert s.tasks.status_of(task_id) == STATUS["Open"]
+    assert s.tasks.status_of(task_id) == TaskStatus.OPEN
     assert w3.eth.get_balance(s.tasks.address) == s.tasks.total_escrowed() == 2 * ETH
 
     s.auction.place_bid(research, task_id, ETH)  # reputation 50 each: the cheapest wins
@@ -36,13 +35,13 @@ def test_full_task_life(market: ChainSession) -> None:
     s.auction.finalize(s.requester, task_id)
     task = s.tasks.get_task(task_id)
     assert task.assignee == research.address and task.price == ETH
-    assert s.tasks.status_of(task_id) == STATUS["Assigned"]
+    assert s.tasks.status_of(task_id) == TaskStatus.ASSIGNED
 
     digest = bytes(range(32))
     s.tasks.submit_result(research, task_id, digest, "sha256:abc")
     assert s.tasks.get_task(task_id).resultHash == digest
     s.tasks.complete_task(s.evaluator, task_id, 90)
-    assert s.tasks.status_of(task_id) == STATUS["Completed"]
+    assert s.tasks.status_of(task_id) == TaskStatus.COMPLETED
     assert s.incentives.credit_of(research.address) == ETH
     assert s.incentives.credit_of(s.requester.address) == ETH  # the unspent half of the escrow
     assert s.registry.reputation_of(research.address) == 50 + (90 - 50) // 5
@@ -64,7 +63,7 @@ def test_failed_task_refunds_requester_and_penalises(market: ChainSession) -> No
     s.auction.finalize(s.requester, task_id)
     s.tasks.submit_result(s.agent(0), task_id, b"\x01" * 32, "")
     s.tasks.complete_task(s.requester, task_id, 20)
-    assert s.tasks.status_of(task_id) == STATUS["Failed"]
+    assert s.tasks.status_of(task_id) == TaskStatus.FAILED
     assert s.incentives.credit_of(s.agent(0).address) == 0
     assert s.incentives.credit_of(s.requester.address) == ETH
     assert s.registry.reputation_of(s.agent(0).address) == 40
@@ -77,8 +76,8 @@ def test_unbid_task_expires_with_refund_and_cancel_refunds(market: ChainSession)
     s.tasks.cancel_task(s.requester, cancelled)
     advance_time(s.client.w3, 301)
     s.auction.finalize(s.agent(1), unbid)
-    assert s.tasks.status_of(unbid) == STATUS["Expired"]
-    assert s.tasks.status_of(cancelled) == STATUS["Cancelled"]
+    assert s.tasks.status_of(unbid) == TaskStatus.EXPIRED
+    assert s.tasks.status_of(cancelled) == TaskStatus.CANCELLED
     assert s.incentives.credit_of(s.requester.address) == 4 * ETH
     assert s.tasks.total_escrowed() == 0
 
@@ -95,7 +94,7 @@ def test_assigned_task_past_execution_deadline_expires(market: ChainSession) -> 
     with pytest.raises(b.ExecutionDeadlinePassed):
         s.tasks.submit_result(s.agent(0), task_id, b"\x01" * 32, "")
     s.tasks.expire_task(s.agent(1), task_id)
-    assert s.tasks.status_of(task_id) == STATUS["Expired"]
+    assert s.tasks.status_of(task_id) == TaskStatus.EXPIRED
     assert s.registry.reputation_of(s.agent(0).address) == 40
     assert s.incentives.credit_of(s.requester.address) == ETH
 

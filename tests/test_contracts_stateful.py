@@ -24,10 +24,11 @@ from agentfleet.chain.errors import ContractRevert
 from agentfleet.chain.local import advance_time
 from agentfleet.chain.nonces import LocalNonceAllocator
 from agentfleet.chain.session import ChainSession
-from tests.chain_helpers import ETH, deployed_market, now
+from agentfleet.protocol.status import TaskStatus
+from testkit.chain import ETH, deployed_market, now
 
 AGENTS = 3
-LIVE = {1, 2, 3}  # Open, Assigned, Submitted: the reward is still in escrow
+LIVE = {TaskStatus.OPEN, TaskStatus.ASSIGNED, TaskStatus.SUBMITTED}  # the reward is still in escrow
 
 
 @pytest.fixture(params=["inprocess", pytest.param("anvil", marks=pytest.mark.anvil)])
@@ -77,7 +78,7 @@ def test_escrow_is_conserved_and_reputation_bounded(market: ChainSession) -> Non
                 return
             succeeded[name] = succeeded.get(name, 0) + 1
 
-        def pick(self, data: st.DataObject, status: int) -> int:
+        def pick(self, data: st.DataObject, status: TaskStatus) -> int:
             """Mostly a task in ``status`` (so sequences go deep), sometimes any task (so rules get broken)."""
             matching = [t for t in self.tasks if s.tasks.status_of(t) == status]
             if matching and data.draw(st.integers(0, 3)) < 3:
@@ -132,17 +133,17 @@ def test_escrow_is_conserved_and_reputation_bounded(market: ChainSession) -> Non
             task = s.tasks.get_task(task_id)
             stranger = participants[data.draw(st.integers(0, AGENTS))]
             honest = dishonest < 4  # hypothesis shrinks toward 0: the simple case is the honest one
-            if task.status == 1 and now(s) < task.biddingDeadline:
+            if task.status == TaskStatus.OPEN and now(s) < task.biddingDeadline:
                 amount = task.reward * fraction // 100
                 bidder = s.agent(agent) if honest else s.requester
                 self.attempt("bid", lambda: s.auction.place_bid(bidder, task_id, amount))
-            elif task.status == 1:
+            elif task.status == TaskStatus.OPEN:
                 self.attempt("finalize", lambda: s.auction.finalize(stranger, task_id))
-            elif task.status == 2:
+            elif task.status == TaskStatus.ASSIGNED:
                 assignee = next(p for p in participants if p.address == task.assignee)
                 sender = assignee if honest else stranger
                 self.attempt("submit", lambda: s.tasks.submit_result(sender, task_id, b"\x08" * 32, "r"))
-            elif task.status == 3:
+            elif task.status == TaskStatus.SUBMITTED:
                 scorer = s.evaluator if honest else stranger
                 self.attempt("complete", lambda: s.tasks.complete_task(scorer, task_id, score))
 
@@ -155,7 +156,7 @@ def test_escrow_is_conserved_and_reputation_bounded(market: ChainSession) -> Non
         def cancel(self, data: st.DataObject) -> None:
             if data.draw(st.integers(0, 2)) < 2:
                 return  # requesters rarely cancel: keep most tasks alive to go deeper
-            task_id = self.pick(data, 1)
+            task_id = self.pick(data, TaskStatus.OPEN)
             self.attempt("cancel", lambda: s.tasks.cancel_task(s.requester, task_id))
 
         @precondition(lambda self: self.tasks)
@@ -163,7 +164,7 @@ def test_escrow_is_conserved_and_reputation_bounded(market: ChainSession) -> Non
         def expire(self, data: st.DataObject) -> None:
             if data.draw(st.integers(0, 2)) < 2:
                 return  # rare, like cancel
-            task_id = self.pick(data, 2)
+            task_id = self.pick(data, TaskStatus.ASSIGNED)
             self.attempt("expire", lambda: s.tasks.expire_task(s.agent(1), task_id))
 
         @rule(who=st.integers(0, AGENTS))

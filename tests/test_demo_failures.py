@@ -16,12 +16,12 @@ from pytest_httpserver import HTTPServer
 
 from agentfleet.llm import LLMError, LLMOutputError, TaskView
 from agentfleet.llm.openai_provider import OpenAIProvider
-from tests.chain_helpers import clean_env
+from testkit.chain import clean_env
 from tests.flaky_llm import FlakyLLM
 from tests.test_cli import alive, descendants
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "agentfleet.cli"]
+CLI = [sys.executable, "-m", "shell.cli"]
 
 
 @pytest.mark.anvil
@@ -46,8 +46,11 @@ def test_demo_with_an_llm_failing_everything_says_why_shows_the_tasks_and_exits_
     assert "500" in reasons[0] and "dummy" not in out + err  # the cause named; the key never printed
     assert "3 tasks, provider: openai:" in out
     rows = [line.split("│")[1:4] for line in out.splitlines() if line.startswith("│")]
-    assert [(task.strip(), status.strip()) for task, _tags, status in rows] == [("1", "open"), ("2", "open"),
-                                                                                 ("3", "open")]  # fmt: skip
+    assert [(task.strip(), status.strip()) for task, _tags, status in rows] == [
+        ("1", "open"),
+        ("2", "open"),
+        ("3", "open"),
+    ]
     assert len(httpserver.log) > 0  # the LLM was asked
     assert started and alive(started) == set(), "processes left behind"
 
@@ -66,11 +69,20 @@ def test_flaky_llm_serves_every_kind_through_the_real_sdk() -> None:
             except LLMError as exc:
                 outcomes.append(str(exc).split(": ")[1])
         stats = llm.stats()
-    assert outcomes[:6] == ["score 72", "score 185", "unusable", "RateLimitError", "InternalServerError",
-                            "APIConnectionError"]  # fmt: skip
+    assert outcomes[:6] == [
+        "score 72",
+        "score 185",
+        "unusable",
+        "RateLimitError",
+        "InternalServerError",
+        "APIConnectionError",
+    ]
     assert outcomes[6:] == outcomes[:6]  # a cycle per request
-    assert stats == {"requests": 12, "kinds": dict.fromkeys(("valid", "hostile", "garbage", "429", "500", "drop"), 2),
-                     "operations": {"FitEvaluation": 12}}  # fmt: skip
+    assert stats == {
+        "requests": 12,
+        "kinds": dict.fromkeys(("valid", "hostile", "garbage", "429", "500", "drop"), 2),
+        "operations": {"FitEvaluation": 12},
+    }
 
     with FlakyLLM(bad_ratio=0.5, bad_kinds=("hostile",)) as llm:
         provider = OpenAIProvider(api_key="sk-flaky-0000", base_url=llm.base_url, max_retries=0)
@@ -80,8 +92,9 @@ def test_flaky_llm_serves_every_kind_through_the_real_sdk() -> None:
 
 
 def test_flaky_llm_runs_as_its_own_process() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.flaky_llm", "--bad-ratio", "0"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.flaky_llm", "--bad-ratio", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         base_url = proc.stdout.readline().strip() if proc.stdout else ""
         assert base_url.startswith("http://127.0.0.1:")
@@ -98,8 +111,11 @@ def test_demo_with_a_flaky_llm_finishes_every_task_and_exits_0(tmp_path: Path) -
     """Half the answers are bad (hostile values, garbage, 429, 500, dropped connections): re-asks, retries
     and the reconciler still take every task to a final state."""
     with FlakyLLM(bad_ratio=0.5) as llm:
-        env = clean_env() | {"OPENAI_API_KEY": "sk-flaky-0000", "OPENAI_BASE_URL": llm.base_url,
-                             "AGENTFLEET_LLM_TIMEOUT": "5"}  # fmt: skip
+        env = clean_env() | {
+            "OPENAI_API_KEY": "sk-flaky-0000",
+            "OPENAI_BASE_URL": llm.base_url,
+            "AGENTFLEET_LLM_TIMEOUT": "5",
+        }
         args = [*CLI, "demo", "--tasks", "6", "--timeout", "240", "--out", str(tmp_path)]
         demo = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         stats = llm.stats()

@@ -10,7 +10,7 @@ import pytest
 from agentfleet.chain import bindings as b
 from agentfleet.chain.artifacts import CONTRACT_NAMES, Deployment
 from agentfleet.chain.deploy import deploy_all
-from tests.chain_helpers import deployed_market
+from testkit.chain import deployed_market
 
 
 def test_record_is_written_and_rerun_reuses_it(tmp_path: Path) -> None:

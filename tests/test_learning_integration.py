@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from agentfleet.bidding.dqn import ReinforcementLearning
 from trainer.integration import LearningIntegration
-from trainer.rl import ReinforcementLearning
 
 AGENT = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
 

@@ -11,13 +11,17 @@ import redis
 from agentfleet.chain.artifacts import Deployment
 from agentfleet.chain.local import advance_time, mine
 from agentfleet.chain.session import ChainSession
-from agentfleet.services import RedisServer
+from agentfleet.protocol import keys, routing
 from agentfleet.settings import Settings
 from chain_listener.listener import Listener
-from tests.chain_helpers import ETH, create_task, deployed_market
-from tests.listener_helpers import add_fleet_agents, celery_app, emit_tasks, queued, stream
+from shell.services import RedisServer
+from testkit.chain import ETH, create_task, deployed_market
+from testkit.listener import add_fleet_agents, celery_app, emit_tasks, queued, stream
+from testkit.wait import wait_until
 
 pytestmark = pytest.mark.anvil
+RESEARCH = routing.agent_queue("research")
+ANALYTICS = routing.agent_queue("analytics")
 
 
 @pytest.fixture
@@ -55,14 +59,14 @@ def test_backfill_of_1000_events_dispatches_each_exactly_once(
     listener = make_listener(market, redis_server, batch=50)
     drain(listener)
 
-    work = queued(redis_client, "agent.research")
+    work = queued(redis_client, RESEARCH)
     assert len(work) == 1000
     assert len({w["id"] for w in work}) == 1000
     assert [w["kwargs"]["task_id"] for w in work] == list(range(1, 1001))  # chain order
     created = [e for e in stream(redis_client) if e.get("name") == "TaskCreated"]
     assert [e["id"].split(":")[0] for e in created] == hashes
     drain(make_listener(market, redis_server, batch=50))  # a second listener (a restart) adds nothing
-    assert len(queued(redis_client, "agent.research")) == 1000
+    assert len(queued(redis_client, RESEARCH)) == 1000
 
 
 def test_task_life_routes_work_to_the_right_queues_in_order(
@@ -73,9 +77,9 @@ def test_task_life_routes_work_to_the_right_queues_in_order(
     listener = make_listener(s, redis_server)
     task_id = create_task(s, tags=["research"])  # agents 0 and 2 have the research capability
     drain(listener)
-    assert {w["kwargs"]["agent"] for w in queued(redis_client, "agent.research")} == {s.agent(0).address}
-    assert {w["kwargs"]["agent"] for w in queued(redis_client, "agent.analytics")} == {s.agent(2).address}
-    assert queued(redis_client, "agent.development") == []
+    assert {w["kwargs"]["agent"] for w in queued(redis_client, RESEARCH)} == {s.agent(0).address}
+    assert {w["kwargs"]["agent"] for w in queued(redis_client, ANALYTICS)} == {s.agent(2).address}
+    assert queued(redis_client, routing.agent_queue("development")) == []
 
     s.auction.place_bid(s.agent(0), task_id, ETH // 2)
     s.auction.place_bid(s.agent(2), task_id, ETH // 3)
@@ -85,16 +89,22 @@ def test_task_life_routes_work_to_the_right_queues_in_order(
     s.tasks.complete_task(s.evaluator, task_id, 80)
     drain(listener)
 
-    execute = [w for w in queued(redis_client, "agent.analytics") if w["task"] == "workers.tasks.execute"]
+    execute = [w for w in queued(redis_client, ANALYTICS) if w["task"] == routing.EXECUTE]
     assert [w["kwargs"]["agent"] for w in execute] == [s.agent(2).address]
-    assert [w["kwargs"]["task_id"] for w in queued(redis_client, "evaluation")] == [task_id]
-    outcomes = {(w["kwargs"]["agent"].lower(), w["kwargs"]["outcome"]) for w in queued(redis_client, "training")}
+    assert [w["kwargs"]["task_id"] for w in queued(redis_client, routing.EVALUATION)] == [task_id]
+    outcomes = {(w["kwargs"]["agent"].lower(), w["kwargs"]["outcome"]) for w in queued(redis_client, routing.TRAINING)}
     assert outcomes == {(s.agent(0).address.lower(), "lost"), (s.agent(2).address.lower(), "won")}
     names = [e["name"] for e in stream(redis_client) if e.get("name") and '"taskId": 1' in e["event"]]
     assert names == [
-        "TaskCreated", "BidPlaced", "BidPlaced", "TaskAssigned", "AuctionFinalized",
-        "ResultSubmitted", "Settled", "TaskCompleted",
-    ]  # fmt: skip
+        "TaskCreated",
+        "BidPlaced",
+        "BidPlaced",
+        "TaskAssigned",
+        "AuctionFinalized",
+        "ResultSubmitted",
+        "Settled",
+        "TaskCompleted",
+    ]
 
 
 def snapshot(session: ChainSession) -> str:
@@ -125,7 +135,7 @@ def test_reorg_within_confirmations_never_dispatches_orphaned_events(
     ids = {e["id"].split(":")[0] for e in stream(redis_client)}
     assert not ids & set(orphaned)
     assert set(kept) <= ids
-    assert len(queued(redis_client, "agent.research")) == depth
+    assert len(queued(redis_client, RESEARCH)) == depth
 
 
 @pytest.mark.parametrize("method", ["snapshot", "anvil_reorg"])
@@ -139,7 +149,7 @@ def test_reorg_deeper_than_confirmations_reports_orphaned_events_reverted(
     snap = snapshot(s)
     orphaned = emit_tasks(s, 2)
     drain(listener)  # confirmations 0: dispatched at once
-    assert len(queued(redis_client, "agent.research")) == 2
+    assert len(queued(redis_client, RESEARCH)) == 2
     if method == "snapshot":
         revert(s, snap)
         mine(s.client.w3, 3)
@@ -152,7 +162,7 @@ def test_reorg_deeper_than_confirmations_reports_orphaned_events_reverted(
     reverted = {e["id"] for e in stream(redis_client) if e.get("status") == "reverted"}
     assert {h.split(":")[0] for h in reverted} >= set(orphaned) - set(kept)
     for entry in reverted:
-        assert redis_client.exists(f"agentfleet:reverted:{entry}")
+        assert redis_client.exists(keys.reverted(entry))
     assert kept[0] in {e["id"].split(":")[0] for e in stream(redis_client) if e.get("status") == "confirmed"}
     assert listener.metrics.reorgs.labels(kind="deep")._value.get() >= 1
 
@@ -204,13 +214,12 @@ def test_websocket_new_heads_wake_the_listener_at_once(
         time.sleep(1.0)  # subscription established
         started = time.monotonic()
         emit_tasks(market, 1, wait=False)
-        while redis_client.llen("agent.research") == 0 and time.monotonic() - started < 10:
-            time.sleep(0.005)
+        wait_until(lambda: redis_client.llen(RESEARCH) > 0, 10, "the new task was not dispatched", interval=0.005)
         elapsed = time.monotonic() - started
     finally:
         listener.stop()
         thread.join(timeout=10)
-    assert redis_client.llen("agent.research") == 1
+    assert redis_client.llen(RESEARCH) == 1
     assert elapsed < 3.0, f"took {elapsed:.2f} s: the socket did not wake the listener"
     assert not thread.is_alive()
 

@@ -7,7 +7,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +16,17 @@ import requests
 
 from agentfleet.chain.connect import http_web3
 from agentfleet.chain.session import ChainSession
-from agentfleet.services import AnvilNode, RedisServer, free_port
+from agentfleet.protocol import keys, routing
 from agentfleet.settings import Settings
 from chain_listener.listener import Listener, RedactingFilter
-from tests.chain_helpers import ETH, clean_env, create_task, deployed_market, fleet_env
-from tests.listener_helpers import add_fleet_agents, celery_app, queued
+from shell.services import AnvilNode, RedisServer, free_port
+from testkit.chain import ETH, clean_env, create_task, deployed_market, fleet_env
+from testkit.listener import add_fleet_agents, celery_app, queued
+from testkit.wait import wait_until
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINT = "agentfleet:listener:31337:checkpoint"  # CheckpointStore's key on anvil's chain
+CHECKPOINT = f"{keys.LISTENER}:31337:checkpoint"  # CheckpointStore's key on anvil's chain
 SECRET = "s3cret-pw"
 
 
@@ -32,8 +34,11 @@ def run_cli(*args: str) -> tuple[subprocess.CompletedProcess[str], int]:
     """``python -m chain_listener ARGS`` with the chain and Redis on closed ports: any access would log them
     (and the listener would not exit by itself: the timeout would fail the test)."""
     rpc_port = free_port()
-    env = {**clean_env(), "AGENTFLEET_RPC_URLS": f"http://127.0.0.1:{rpc_port}",
-           "AGENTFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}  # fmt: skip
+    env = {
+        **clean_env(),
+        "AGENTFLEET_RPC_URLS": f"http://127.0.0.1:{rpc_port}",
+        "AGENTFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "chain_listener", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=10
     )
@@ -61,14 +66,6 @@ def test_unknown_flag_or_argument_prints_usage_and_exits_2(args: list[str]) -> N
     assert f"127.0.0.1:{rpc_port}" not in done.stderr and "listener following" not in done.stderr
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
-
-
 def start_listener(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """The listener as a process, logging to ``log_path``; returns once it runs (its imports take ~1.5 s)."""
     with log_path.open("wb") as log_file:
@@ -76,7 +73,11 @@ def start_listener(env: dict[str, str], log_path: Path) -> subprocess.Popen[byte
             [sys.executable, "-m", "chain_listener"], cwd=ROOT, env=env, stdout=log_file, stderr=log_file
         )
     try:
-        wait_for(lambda: "listener following" in log_path.read_text() or proc.poll() is not None)
+        wait_until(
+            lambda: "listener following" in log_path.read_text() or proc.poll() is not None,
+            20,
+            lambda: f"the listener did not start: {log_path.read_text()[-2000:]}",
+        )
     except AssertionError:
         kill(proc)
         raise
@@ -119,11 +120,17 @@ def test_rpc_outage_logs_one_line_per_attempt_and_recovers_when_the_node_comes_u
         node = AnvilNode.start(port=port)  # the same chain comes back on the same port
         try:
             requests.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "anvil_loadState", "params": [state]})
-            wait_for(lambda: redis_client.exists(CHECKPOINT))
-            back = ChainSession.open(Settings(contract_addresses_path=session.settings.contract_addresses_path),
-                                     w3=http_web3(node.url))  # fmt: skip
+            wait_until(lambda: redis_client.exists(CHECKPOINT), 20, "the listener did not checkpoint")
+            back = ChainSession.open(
+                Settings(contract_addresses_path=session.settings.contract_addresses_path), w3=http_web3(node.url)
+            )
             task_id = create_task(back, tags=["research"])
-            wait_for(lambda: any(w["kwargs"]["task_id"] == task_id for w in queued(redis_client, "agent.research")))
+            research = routing.agent_queue("research")
+            wait_until(
+                lambda: any(w["kwargs"]["task_id"] == task_id for w in queued(redis_client, research)),
+                20,
+                f"task {task_id} was not queued",
+            )
             stop(proc)
         finally:
             node.stop()
@@ -145,7 +152,7 @@ def test_redis_outage_logs_one_line_per_attempt_and_recovers_when_redis_comes_up
             server = RedisServer.start(port=port, password=SECRET)
             client = redis.Redis.from_url(url)
             try:
-                wait_for(lambda: client.exists(CHECKPOINT))
+                wait_until(lambda: client.exists(CHECKPOINT), 20, "the listener did not checkpoint")
                 stop(proc)
             finally:
                 client.close()
@@ -201,13 +208,16 @@ def test_deep_reorg_resets_the_fleet_nonce_counters(
 ) -> None:
     s = market
     add_fleet_agents(s, redis_client, ["research"])
-    settings = Settings(rpc_urls=[s.client.w3.provider.endpoint_uri], confirmations=0,  # type: ignore[attr-defined]
-                        contract_addresses_path=s.settings.contract_addresses_path)  # fmt: skip
+    settings = Settings(
+        rpc_urls=[s.client.w3.provider.endpoint_uri],
+        confirmations=0,  # type: ignore[attr-defined]
+        contract_addresses_path=s.settings.contract_addresses_path,
+    )
     listener = Listener.build(settings, app=celery_app(redis_server.url), redis_client=redis_client)
     # The fleet's sender: its nonce counters live in Redis (RedisNonceAllocator).
     fleet = ChainSession.open(settings, w3=s.client.w3, redis_client=redis_client)
     agent = fleet.agent(0)
-    counter = f"agentfleet:nonce:31337:{agent.address.lower()}"
+    counter = f"{keys.NONCE}:31337:{agent.address.lower()}"
     task_id = create_task(s)
     drain(listener)
     if events:
@@ -218,7 +228,8 @@ def test_deep_reorg_resets_the_fleet_nonce_counters(
     drain(listener)
     assert redis_client.exists(counter)
     redis_client.set(f"{counter}:lock", "held-by-a-sender", px=60_000)
-    redis_client.set("agentfleet:nonces-report", "not a counter")
+    unrelated = f"{keys.ROOT}:nonces-report"
+    redis_client.set(unrelated, "not a counter")
 
     s.client.w3.provider.make_request("anvil_reorg", [1, []])  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, logger="chain_listener.listener"):
@@ -226,7 +237,7 @@ def test_deep_reorg_resets_the_fleet_nonce_counters(
 
     assert not redis_client.exists(counter)
     assert redis_client.get(f"{counter}:lock") == b"held-by-a-sender"
-    assert redis_client.exists("agentfleet:nonces-report")
+    assert redis_client.exists(unrelated)
     resets = [r.getMessage() for r in caplog.records if "nonce counters" in r.getMessage()]
     assert resets == ["deep reorg: reset 1 fleet nonce counters; senders re-read their nonces from the node"]
     if events:  # the sender re-reads its nonce from the node: its next bid lands (with the counter it would hang)

@@ -17,15 +17,18 @@ import pytest
 import redis
 
 from agentfleet.chain.session import ChainSession
-from agentfleet.services import RedisServer, free_port
+from agentfleet.protocol import routing
 from agentfleet.settings import Settings
 from chain_listener.listener import Listener
 from chain_listener.rpc import RpcPool
-from tests.chain_helpers import deployed_market, fleet_env
-from tests.listener_helpers import add_fleet_agents, celery_app, emit_tasks, queued, stream
+from shell.services import RedisServer, free_port
+from testkit.chain import deployed_market, fleet_env
+from testkit.listener import add_fleet_agents, celery_app, emit_tasks, queued, stream
+from testkit.wait import wait_until
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parent.parent
+RESEARCH = routing.agent_queue("research")
 
 
 @pytest.fixture
@@ -35,18 +38,11 @@ def market(tmp_path: Path) -> Iterator[ChainSession]:
 
 
 def listener_process(session: ChainSession, server: RedisServer, **extra: str) -> subprocess.Popen[bytes]:
-    env = {**fleet_env(session, server.url, confirmations=0, listener_batch_blocks=20, listener_max_batch_blocks=20),
-           **extra}  # fmt: skip
+    env = {
+        **fleet_env(session, server.url, confirmations=0, listener_batch_blocks=20, listener_max_batch_blocks=20),
+        **extra,
+    }
     return subprocess.Popen([sys.executable, "-m", "chain_listener"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-
-
-def wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
@@ -55,16 +51,21 @@ def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
     add_fleet_agents(market, redis_client, ["research"])
     emit_tasks(market, 600)
     first = listener_process(market, redis_server)
-    wait_for(lambda: redis_client.llen("agent.research") >= 150)
+    wait_until(lambda: redis_client.llen(RESEARCH) >= 150, 120, "150 tasks' work queued", interval=0.01)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
-    interrupted_at = redis_client.llen("agent.research")
+    interrupted_at = redis_client.llen(RESEARCH)
     assert interrupted_at < 600, "the kill came too late to test anything"
 
     port = free_port()
     second = listener_process(market, redis_server, AGENTFLEET_LISTENER_METRICS_PORT=str(port))
     try:
-        wait_for(lambda: len({e["id"] for e in stream(redis_client) if e.get("name") == "TaskCreated"}) >= 600)
+        wait_until(
+            lambda: len({e["id"] for e in stream(redis_client) if e.get("name") == "TaskCreated"}) >= 600,
+            120,
+            "600 TaskCreated events in the stream",
+            interval=0.01,
+        )
         time.sleep(0.5)  # anything extra would show up now
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert "agentfleet_listener_head_lag_blocks 0.0" in metrics
@@ -74,7 +75,7 @@ def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=20) == 0  # SIGTERM: clean stop after the current step
 
-    work = queued(redis_client, "agent.research")
+    work = queued(redis_client, RESEARCH)
     keys = [w["id"] for w in work]
     assert len(set(keys)) == 600  # no gap: every task's work exists
     assert sorted({w["kwargs"]["task_id"] for w in work}) == list(range(1, 601))
@@ -139,12 +140,20 @@ def test_flaky_rpc_slows_the_listener_but_loses_nothing(
     try:
         url = f"http://127.0.0.1:{proxy.server_address[1]}"
         settings = Settings(
-            rpc_urls=[url], confirmations=0, listener_batch_blocks=200,
+            rpc_urls=[url],
+            confirmations=0,
+            listener_batch_blocks=200,
             contract_addresses_path=market.settings.contract_addresses_path,
-        )  # fmt: skip
+        )
         errors: list[str] = []
-        pool = RpcPool([url], timeout=1.0, backoff_initial=0.01, backoff_max=0.05, attempts=30,
-                       on_error=lambda _url, exc: errors.append(type(exc).__name__))  # fmt: skip
+        pool = RpcPool(
+            [url],
+            timeout=1.0,
+            backoff_initial=0.01,
+            backoff_max=0.05,
+            attempts=30,
+            on_error=lambda _url, exc: errors.append(type(exc).__name__),
+        )
         listener = Listener.build(settings, app=celery_app(redis_server.url), redis_client=redis_client, pool=pool)
         head = market.client.w3.eth.block_number
         for _ in range(2000):
@@ -158,7 +167,7 @@ def test_flaky_rpc_slows_the_listener_but_loses_nothing(
     finally:
         proxy.shutdown()
 
-    work = queued(redis_client, "agent.research")
+    work = queued(redis_client, RESEARCH)
     assert sorted(w["kwargs"]["task_id"] for w in work) == list(range(1, 121))
     # It shrank its ranges to the provider's cap (growing back past it only to be refused again).
     assert listener.follower.fetcher.batch <= 2 * (FlakyProxy.max_range + 1) < 200

@@ -16,7 +16,7 @@ from agentfleet import policy
 from agentfleet.llm.base import LLMError, LLMOutputError, TaskView
 from agentfleet.llm.offline import LABEL, OfflineProvider
 from agentfleet.llm.openai_provider import OpenAIProvider
-from tests.llm_helpers import completion
+from testkit.llm import completion
 
 TASK = TaskView(task_id=7, description="Summarise research on agent auctions", tags=("research",), reward_eth=1.0)
 

@@ -18,7 +18,7 @@ from agentfleet.llm import openai_provider as module
 from agentfleet.llm.base import TaskView
 from agentfleet.llm.openai_provider import OpenAIProvider
 from agentfleet.settings import Settings
-from tests.llm_helpers import completion
+from testkit.llm import completion
 
 TASK = TaskView(task_id=7, description="Summarise research on agent auctions", tags=("research",), reward_eth=1.0)
 API_KEY = "sk-test-key-123456"

@@ -23,12 +23,13 @@ from agentfleet.messaging import (
     seal,
     send,
 )
-from agentfleet.services import RedisServer
-from tests.chain_helpers import deployed_market, fleet_env
-from tests.fleet_helpers import pump, running_fleet
+from agentfleet.protocol import keys
+from shell.services import RedisServer
+from testkit.chain import deployed_market, fleet_env
+from testkit.fleet import pump, running_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "agentfleet.cli"]
+CLI = [sys.executable, "-m", "shell.cli"]
 
 
 def test_sealed_on_chain_opened_only_by_the_recipient(tmp_path: Path) -> None:
@@ -45,8 +46,12 @@ def test_sealed_on_chain_opened_only_by_the_recipient(tmp_path: Path) -> None:
             open_payload(alice, payload)  # the sender's own key does not open it
         [message] = read_chain(s, bob)
         assert (message.message_id, message.sender, message.topic, message.task_id, message.text) == (
-            message_id, alice.address, "coordination", 7, secret
-        )  # fmt: skip
+            message_id,
+            alice.address,
+            "coordination",
+            7,
+            secret,
+        )
         assert read_chain(s, carol) == []
 
 
@@ -87,11 +92,20 @@ def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path,
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run([*CLI, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
-        sent = cli("message", "send", "0", "1", "can you review my solidity? [bold]really[/bold]", "--topic", "review",
-                   "--task", "3")  # fmt: skip
+        sent = cli(
+            "message",
+            "send",
+            "0",
+            "1",
+            "can you review my solidity? [bold]really[/bold]",
+            "--topic",
+            "review",
+            "--task",
+            "3",
+        )
         assert sent.returncode == 0, sent.stderr
         assert "message 1 sent" in sent.stdout
-        inbox = f"agentfleet:inbox:{s.agent(1).address.lower()}"
+        inbox = keys.inbox(s.agent(1).address)
         pump(listener, lambda: client.llen(inbox) == 1)  # listener -> recipient's queue -> deliver_message
         assert b"can you review" not in redis.Redis.from_url(redis_server.url).lindex(inbox, 0)  # type: ignore[operator]
 
@@ -113,8 +127,10 @@ def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path,
 
 
 @settings(max_examples=60, deadline=None)
-@given(text=st.text(min_size=1, max_size=300).filter(lambda t: len(t.encode()) <= MAX_TEXT_BYTES),
-       flip=st.integers(min_value=0))  # fmt: skip
+@given(
+    text=st.text(min_size=1, max_size=300).filter(lambda t: len(t.encode()) <= MAX_TEXT_BYTES),
+    flip=st.integers(min_value=0),
+)
 def test_seal_open_round_trip_and_any_flipped_bit_is_refused(text: str, flip: int) -> None:
     account = derive_account("test test test test test test test test test test test junk", 3)
     sealed = seal(public_key(account), text)

@@ -24,9 +24,10 @@ from agentfleet.chain.connect import http_web3
 from agentfleet.chain.keys import derive_account
 from agentfleet.chain.local import advance_time, fund
 from agentfleet.chain.nonces import RedisNonceAllocator
-from agentfleet.services import AnvilNode
 from agentfleet.settings import DEV_MNEMONIC
-from tests.chain_helpers import ETH, create_task, deployed_market
+from shell.services import AnvilNode
+from testkit.chain import ETH, create_task, deployed_market
+from testkit.wait import wait_until
 
 pytestmark = pytest.mark.anvil
 
@@ -172,10 +173,9 @@ def test_race_lost_in_the_same_block_keeps_its_named_error(tmp_path: Path, monke
             threads = [threading.Thread(target=keeper, args=(name,)) for name in ("requester", "evaluator")]
             for thread in threads:
                 thread.start()
-            deadline = time.monotonic() + 5
-            while int(_rpc(w3, "txpool_status", [])["pending"], 16) < 2 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert int(_rpc(w3, "txpool_status", [])["pending"], 16) == 2
+            pending = lambda: int(_rpc(w3, "txpool_status", [])["pending"], 16)  # noqa: E731
+            wait_until(lambda: pending() >= 2, 5, "both finalize transactions in the pool", interval=0.02)
+            assert pending() == 2
             _rpc(w3, "evm_mine", [])
             for thread in threads:
                 thread.join(timeout=10)

@@ -15,8 +15,9 @@ from agentfleet.chain.client import ChainClient
 from agentfleet.chain.connect import http_web3
 from agentfleet.chain.keys import derive_account
 from agentfleet.chain.nonces import LocalNonceAllocator, RedisNonceAllocator
-from agentfleet.services import AnvilNode, RedisServer
+from agentfleet.protocol import keys
 from agentfleet.settings import DEV_MNEMONIC
+from shell.services import AnvilNode, RedisServer
 
 pytestmark = pytest.mark.anvil
 
@@ -99,7 +100,7 @@ def test_stale_counter_recovers_from_nonce_too_low(anvil: AnvilNode, redis_clien
 
     assert receipt["status"] == 1
     assert w3.eth.get_transaction_count(account.address) == 5
-    assert int(redis_client.get(f"agentfleet:nonce:{w3.eth.chain_id}:{account.address.lower()}") or 0) == 5
+    assert int(redis_client.get(f"{keys.NONCE}:{w3.eth.chain_id}:{account.address.lower()}") or 0) == 5
 
 
 def test_failed_send_leaves_no_gap(anvil: AnvilNode, redis_client: redis.Redis) -> None:

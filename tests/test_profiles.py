@@ -10,14 +10,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agentfleet import policy
+from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
+from agentfleet.bidding.context import BidContext
 from agentfleet.profiles import AGENT_TYPES, AgentLearningConfig, load_agent_definitions
-from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext
 
 
 def test_six_seed_profiles_and_custom_ones() -> None:
     assert set(AgentLearningConfig.PROFILES) == {
-        "balanced", "aggressive", "conservative", "explorer", "specialist", "workload_sensitive"
-    }  # fmt: skip
+        "balanced",
+        "aggressive",
+        "conservative",
+        "explorer",
+        "specialist",
+        "workload_sensitive",
+    }
     custom = AgentLearningConfig.create_custom_profile("conservative", learning_rate=0.1, exploration_rate=0.15)
     assert custom.learning_rate == 0.1 and custom.exploration_rate == 0.15
     assert custom.min_fit_to_bid == AgentLearningConfig.get_profile("conservative").min_fit_to_bid
@@ -59,9 +65,16 @@ def test_adaptive_strategy_never_leaves_policy_bounds(
     fit: float, reputation: int, workload: int, advice: float | None, profile: str
 ) -> None:
     reward = 3 * 10**18
-    ctx = BidContext(task_id=1, reward_wei=reward, tags=["research"], fit_score=fit,
-                     capability_weights={"research": 90}, reputation=reputation, workload=workload,
-                     llm_fraction=advice)  # fmt: skip
+    ctx = BidContext(
+        task_id=1,
+        reward_wei=reward,
+        tags=["research"],
+        fit_score=fit,
+        capability_weights={"research": 90},
+        reputation=reputation,
+        workload=workload,
+        llm_fraction=advice,
+    )
     decision = AdaptiveBiddingStrategy(AgentLearningConfig.get_profile(profile)).decide(ctx)
     if decision.bid:
         assert policy.MIN_BID_FRACTION * reward <= decision.amount_wei <= reward

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,15 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from agentfleet.chain.local import advance_time, chain_now
-from agentfleet.services import RedisServer
-from tests.chain_helpers import ETH, fleet_env
-from tests.fleet_helpers import pump, running_fleet
-from tests.llm_helpers import completion
+from agentfleet.protocol import keys, routing
+from agentfleet.protocol.app import app
+from agentfleet.protocol.status import TaskStatus
+from shell.services import RedisServer
+from testkit.chain import ETH, fleet_env
+from testkit.fleet import pump, running_fleet
+from testkit.llm import completion
+from testkit.wait import wait_until
 from workers import review
-from workers.app import app
 from workers.reconcile import reconcile
 
 pytestmark = pytest.mark.anvil
@@ -55,19 +57,33 @@ def llm_garbage_for(kind: str) -> object:
 
 def fleet_for(tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer, kind: str):  # type: ignore[no-untyped-def]
     httpserver.expect_request("/v1/chat/completions").respond_with_handler(llm_garbage_for(kind))  # type: ignore[arg-type]
-    return running_fleet(tmp_path, redis_server, openai_api_key="sk-test-local",
-                         openai_base_url=httpserver.url_for("/v1"), llm_max_retries=0, action_logging=False,
-                         execute_attempts=2, score_attempts=2)  # fmt: skip
+    return running_fleet(
+        tmp_path,
+        redis_server,
+        openai_api_key="sk-test-local",
+        openai_base_url=httpserver.url_for("/v1"),
+        llm_max_retries=0,
+        action_logging=False,
+        execute_attempts=2,
+        score_attempts=2,
+    )
 
 
 def one_assigned_task(s, listener, execution_window: int = 3600) -> int:  # type: ignore[no-untyped-def]
-    s.tasks.create_task(s.requester, "Write a literature review", ["research"], chain_now(s.client.w3) + 60,
-                        execution_window, s.evaluator.address, value=ETH)  # fmt: skip
+    s.tasks.create_task(
+        s.requester,
+        "Write a literature review",
+        ["research"],
+        chain_now(s.client.w3) + 60,
+        execution_window,
+        s.evaluator.address,
+        value=ETH,
+    )
     task_id = s.tasks.task_count()
     pump(listener, lambda: s.auction.bid_count(task_id) >= 1)
     advance_time(s.client.w3, 61)
-    app.send_task("workers.tasks.reconcile", queue="keeper")  # finalizes the due auction
-    pump(listener, lambda: s.tasks.status_of(task_id) >= 2)
+    app.send_task(routing.RECONCILE, queue=routing.KEEPER)  # finalizes the due auction
+    pump(listener, lambda: s.tasks.status_of(task_id) >= TaskStatus.ASSIGNED)
     return task_id
 
 
@@ -77,16 +93,23 @@ def test_unusable_scores_wait_for_a_human_decision_never_a_zero(
     with fleet_for(tmp_path, redis_server, httpserver, "feedback") as (s, listener, client):
         task_id = one_assigned_task(s, listener)
         pump(listener, lambda: review.waiting(client, task_id), timeout=120)
-        assert s.tasks.status_of(task_id) == 3  # still Submitted: nobody scored it 0
+        assert s.tasks.status_of(task_id) == TaskStatus.SUBMITTED  # nobody scored it 0
         assert "no usable score" in review.pending(client)[task_id]["reason"]
         env = fleet_env(s, redis_server.url)
-        listed = subprocess.run([sys.executable, "-m", "agentfleet.cli", "stuck"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        listed = subprocess.run(
+            [sys.executable, "-m", "shell.cli", "stuck"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
         assert listed.returncode == 0 and str(task_id) in listed.stdout and "human score" in listed.stdout
         assert reconcile.apply().get() == {"waiting_review": 1}  # listed, not re-driven
-        assert s.tasks.status_of(task_id) == 3
-        decided = subprocess.run([sys.executable, "-m", "agentfleet.cli", "decide", str(task_id), "70"], cwd=ROOT,
-                                 env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert s.tasks.status_of(task_id) == TaskStatus.SUBMITTED
+        decided = subprocess.run(
+            [sys.executable, "-m", "shell.cli", "decide", str(task_id), "70"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert decided.returncode == 0, decided.stdout + decided.stderr
         assert s.tasks.get_task(task_id).score == 70 and not review.waiting(client, task_id)
 
@@ -97,13 +120,13 @@ def test_unusable_executions_are_given_up_and_expire_through_the_keeper(
     with fleet_for(tmp_path, redis_server, httpserver, "content") as (s, listener, client):
         task_id = one_assigned_task(s, listener, execution_window=600)
         agent = s.tasks.get_task(task_id).assignee
-        key = f"agentfleet:work:attempts:execute:{task_id}:{agent.lower()}"
+        key = f"{keys.WORK}:attempts:execute:{task_id}:{agent.lower()}"
         pump(listener, lambda: int(client.hget(key, "count") or 0) >= 2, timeout=120)
         reputation = s.registry.get_agent(agent).reputation
         escrowed = s.tasks.total_escrowed()
         advance_time(s.client.w3, 601)
-        app.send_task("workers.tasks.reconcile", queue="keeper")
-        pump(listener, lambda: s.tasks.status_of(task_id) == 7)  # Expired
+        app.send_task(routing.RECONCILE, queue=routing.KEEPER)
+        pump(listener, lambda: s.tasks.status_of(task_id) == TaskStatus.EXPIRED)
         assert s.tasks.total_escrowed() == escrowed - ETH  # refunded to the requester's credit
         assert s.registry.get_agent(agent).reputation < reputation  # the seed's expiry penalty
 
@@ -112,15 +135,24 @@ def test_a_lost_execute_message_is_re_driven_by_the_reconciler(
     tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
 ) -> None:
     with fleet_for(tmp_path, redis_server, httpserver, "nothing") as (s, listener, _client):
-        s.tasks.create_task(s.requester, "Write a literature review", ["research"], chain_now(s.client.w3) + 60,
-                            3600, s.evaluator.address, value=ETH)  # fmt: skip
+        s.tasks.create_task(
+            s.requester,
+            "Write a literature review",
+            ["research"],
+            chain_now(s.client.w3) + 60,
+            3600,
+            s.evaluator.address,
+            value=ETH,
+        )
         task_id = s.tasks.task_count()
         pump(listener, lambda: s.auction.bid_count(task_id) >= 1)
         listener.stop()  # the listener is gone: TaskAssigned will not be dispatched
         advance_time(s.client.w3, 61)
         s.auction.finalize(s.requester, task_id)
         assert reconcile.apply().get() == {"execute": 1}  # run here; the execution runs on the worker
-        deadline = time.monotonic() + 60
-        while s.tasks.status_of(task_id) < 3 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert s.tasks.status_of(task_id) >= 3  # executed and submitted without any event
+        wait_until(  # executed and submitted without any event
+            lambda: s.tasks.status_of(task_id) >= TaskStatus.SUBMITTED,
+            60,
+            lambda: f"task {task_id} not submitted (status {s.tasks.status_of(task_id)})",
+            interval=0.5,
+        )

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,9 +25,11 @@ from celery import Celery
 from kombu import Connection
 from kombu.transport import redis as kombu_redis
 
-from agentfleet.services import RedisServer, free_port, redis_server_binary, wait_for_port
-from tests.chain_helpers import clean_env
-from workers.app import app
+from agentfleet.protocol import routing
+from agentfleet.protocol.app import app
+from shell.services import RedisServer, free_port, redis_server_binary, wait_for_port
+from testkit.chain import clean_env
+from testkit.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -63,18 +65,28 @@ def test_an_ack_on_a_torn_down_connection_is_a_connection_error(redis_server: Re
 
 def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     """redis-server WITH appendonly: queued and unacked messages survive the kill like on a real server."""
-    proc = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "yes", "--dir", str(workdir), "--protected-mode", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--dir",
+            str(workdir),
+            "--protected-mode",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_for_port(port, timeout=10, proc=proc)
     return proc
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def task_state(url: str, task_id: str) -> str | None:
@@ -91,7 +103,7 @@ def send(url: str, name: str, *args: object) -> str:
     """Publish with a fresh client: the test's own connections die with the server too."""
     sender = Celery(broker=url, backend=url)
     try:
-        return sender.send_task(name, args=args, queue="keeper").id
+        return sender.send_task(name, args=args, queue=routing.KEEPER).id
     finally:
         sender.close()
 
@@ -103,10 +115,29 @@ def redis_and_worker(tmp_path: Path) -> Iterator[tuple[dict[str, subprocess.Pope
     env = {**clean_env(), "AGENTFLEET_REDIS_URL": f"redis://127.0.0.1:{port}/0", "PYTHONPATH": str(ROOT)}
     log = tmp_path / "worker.log"
     with log.open("wb") as out:  # the options of `agentfleet up`'s workers: prefork, gossip, mingle, events
-        procs["worker"] = subprocess.Popen([CELERY, "-A", "workers", "worker", "-Q", "keeper", "-c", "1", "-n",
-                                            "restart@%h", "--loglevel", "INFO", "-I", "tests.test_redis_restart"],
-                                           cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                           start_new_session=True)  # fmt: skip
+        procs["worker"] = subprocess.Popen(
+            [
+                CELERY,
+                "-A",
+                "workers",
+                "worker",
+                "-Q",
+                routing.KEEPER,
+                "-c",
+                "1",
+                "-n",
+                "restart@%h",
+                "--loglevel",
+                "INFO",
+                "-I",
+                "tests.test_redis_restart",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield procs, port, log
     finally:
@@ -134,16 +165,30 @@ def test_worker_survives_redis_killed_and_restarted(
         return log.read_text(errors="replace")[-4000:]
 
     first = send(url, "celery.accumulate", "ready")
-    wait_for(lambda: task_state(url, first) == "SUCCESS", 60, f"the worker never served a task\n{log_tail()}")
+    wait_until(
+        lambda: task_state(url, first) == "SUCCESS",
+        60,
+        lambda: f"the worker never served a task\n{log_tail()}",
+        interval=0.1,
+    )
     for round_ in range(ROUNDS):
         running = send(url, "tests.redis_restart.nap", 3.0)
-        wait_for(lambda: task_state(url, running) == "STARTED", 30, f"nap did not start\n{log_tail()}")  # noqa: B023
+        wait_until(
+            lambda running=running: task_state(url, running) == "STARTED",
+            30,
+            lambda: f"nap did not start\n{log_tail()}",
+            interval=0.1,
+        )
         procs["redis"].send_signal(signal.SIGKILL)
         procs["redis"].wait(timeout=5)
         time.sleep(2)
         procs["redis"] = start_redis(port, log.parent)
         probe = send(url, "celery.accumulate", round_)
-        wait_for(lambda: task_state(url, probe) == "SUCCESS" or worker.poll() is not None, 60,  # noqa: B023
-                 f"round {round_}: no new task processed after the restart\n{log_tail()}")  # fmt: skip
+        wait_until(
+            lambda probe=probe: task_state(url, probe) == "SUCCESS" or worker.poll() is not None,
+            60,
+            lambda round_=round_: f"round {round_}: no new task processed after the restart\n{log_tail()}",
+            interval=0.1,
+        )
         assert worker.poll() is None, f"round {round_}: the worker exited ({worker.returncode})\n{log_tail()}"
     assert "Unrecoverable error" not in log.read_text(errors="replace"), log_tail()

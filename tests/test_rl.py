@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.rl import ModelLoadError, ReinforcementLearning, load_or_fresh
-from trainer.state import ACTIONS, STATE_SIZE, BidState
+from agentfleet.bidding.dqn import ModelLoadError, ReinforcementLearning, load_or_fresh
+from agentfleet.bidding.state import ACTIONS, STATE_SIZE, BidState
 
 torch.set_num_threads(1)
 AGENT = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -50,8 +50,16 @@ def test_same_seed_same_run_and_save_load_same_decisions(tmp_path: Path) -> None
 
 
 def test_state_vector_is_bounded_for_any_input() -> None:
-    weird = BidState(fit=1e9, capability=-5, reputation=float("nan"), workload=1e6, reward_eth=-1,
-                     deadline_s=1e12, win_rate=3, competition=-2)  # fmt: skip
+    weird = BidState(
+        fit=1e9,
+        capability=-5,
+        reputation=float("nan"),
+        workload=1e6,
+        reward_eth=-1,
+        deadline_s=1e12,
+        win_rate=3,
+        competition=-2,
+    )
     assert all(0.0 <= v <= 1.0 for v in weird.vector())
     model = ReinforcementLearning(AGENT)
     assert 0 <= model.act(weird.vector(), explore=False) < ACTIONS
@@ -74,7 +82,7 @@ def test_reader_never_sees_a_half_written_model(tmp_path: Path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from trainer.rl import ReinforcementLearning
+        from agentfleet.bidding.dqn import ReinforcementLearning
         ok = bad = 0
         end = time.monotonic() + 4
         while time.monotonic() < end:
@@ -92,8 +100,13 @@ def test_reader_never_sees_a_half_written_model(tmp_path: Path) -> None:
     )
     model = trained(3, steps=40)
     model.save(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-c", reader], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", reader],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     writes = 0
     while proc.poll() is None:
         model.train_step()
@@ -107,9 +120,9 @@ def test_reader_never_sees_a_half_written_model(tmp_path: Path) -> None:
 
 def test_workers_pick_up_new_versions_and_survive_corrupt_ones(tmp_path: Path) -> None:
     from agentfleet import policy
+    from agentfleet.bidding.context import BidContext
+    from agentfleet.bidding.rl import ModelCache, RLBiddingStrategy
     from agentfleet.profiles import AgentLearningConfig
-    from agentfleet.strategy import BidContext
-    from trainer.strategy import ModelCache, RLBiddingStrategy
 
     cache = ModelCache(tmp_path)
     fresh = cache.get(AGENT)
@@ -126,8 +139,14 @@ def test_workers_pick_up_new_versions_and_survive_corrupt_ones(tmp_path: Path) -
     explorer = AgentLearningConfig.get_profile("explorer")
     strategy = RLBiddingStrategy(AGENT, explorer, cache)
     for fit in range(0, 101, 5):
-        ctx = BidContext(task_id=1, reward_wei=10**18, tags=["research"], fit_score=fit,
-                         capability_weights={"research": 70}, reputation=50)  # fmt: skip
+        ctx = BidContext(
+            task_id=1,
+            reward_wei=10**18,
+            tags=["research"],
+            fit_score=fit,
+            capability_weights={"research": 70},
+            reputation=50,
+        )
         decision = strategy.decide(ctx)
         assert not decision.bid or policy.MIN_BID_FRACTION * 10**18 <= decision.amount_wei <= 10**18
         if fit < explorer.min_fit_to_bid:  # the profile's risk bar holds whatever the model says
@@ -135,8 +154,8 @@ def test_workers_pick_up_new_versions_and_survive_corrupt_ones(tmp_path: Path) -
 
 
 def test_exploration_decays_with_experience_and_follows_the_profile() -> None:
+    from agentfleet.bidding.state import exploration_rate
     from agentfleet.profiles import AgentLearningConfig
-    from trainer.state import exploration_rate
 
     for profile in AgentLearningConfig.PROFILES.values():
         rates = [exploration_rate(profile.exploration_rate, n) for n in range(0, 3000, 100)]

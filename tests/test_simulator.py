@@ -26,9 +26,12 @@ def test_learning_agent_improves_and_beats_every_fixed_profile_and_runs_reproduc
 def test_simulate_command_prints_a_table_and_writes_a_png(tmp_path: Path, artifacts_out: Path) -> None:
     png = artifacts_out / "simulation.png"
     result = subprocess.run(
-        [sys.executable, "-m", "agentfleet.cli", "simulate", "--tasks", "600", "--out", str(png)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
+        [sys.executable, "-m", "shell.cli", "simulate", "--tasks", "600", "--out", str(png)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert "workload_sensitive" in result.stdout and "rl" in result.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

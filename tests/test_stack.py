@@ -22,15 +22,27 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentfleet.chain.session import ChainSession
+from agentfleet.protocol import routing
+from agentfleet.protocol.status import TaskStatus
 from agentfleet.settings import Settings
-from tests.chain_helpers import clean_env
+from testkit.chain import clean_env
+from testkit.wait import wait_until
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "agentfleet.cli"]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--virtual-time-budget=5000", "--window-size=1400,900"]  # fmt: skip
+CLI = [sys.executable, "-m", "shell.cli"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=5000",
+    "--window-size=1400,900",
+]
 
 
 @dataclass
@@ -60,14 +72,23 @@ def leftovers(stack: RunningStack) -> list[str]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     run_dir = tmp_path_factory.mktemp("up") / "run"
     env = clean_env()
-    up = subprocess.Popen([*CLI, "up", "--workers", "3", "--run-dir", str(run_dir)], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    up = subprocess.Popen(
+        [*CLI, "up", "--workers", "3", "--run-dir", str(run_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        deadline = time.monotonic() + 90
-        while not (run_dir / "env").exists():
+
+        def started() -> bool:
+            if (run_dir / "env").exists():
+                return True
             assert up.poll() is None, up.stdout.read() if up.stdout else ""
-            assert time.monotonic() < deadline, "the stack did not start"
-            time.sleep(0.2)
+            return False
+
+        wait_until(started, 90, "the stack did not start", interval=0.2)
         fleet_env = dict(line.split("=", 1) for line in (run_dir / "env").read_text().splitlines())
         running = RunningStack(up, run_dir, {**env, **fleet_env}, fleet_env["FLOWER_URL"])
         running.pids()
@@ -82,36 +103,38 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     assert binary, "Debian's chromium is not installed: run scripts/setup.sh (it installs it with apt-get)"
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        return subprocess.run(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=60
+        )
 
 
 def test_flower_in_chromium_lists_the_workers_and_the_profile_queues(stack: RunningStack, artifacts_out: Path) -> None:
     expected = {"worker1@", "worker2@", "worker3@", "trainer@"}
-    deadline = time.monotonic() + 60
-    while True:  # workers announce themselves to Flower through events a few seconds after they start
+    shown: dict[str, object] = {}
+
+    def listed() -> bool:  # workers announce themselves to Flower through events a few seconds after they start
         page = chromium("--dump-dom", f"{stack.flower_url}/workers").stdout
-        seen = {name for name in expected if name in page}
         counted = re.search(r"Online workers</p>\s*<p[^>]*>(\d+)<", page)
-        if seen == expected and counted and counted.group(1) == "4":
-            break
-        assert time.monotonic() < deadline, f"Flower lists {seen} (online: {counted and counted.group(1)})"
-        time.sleep(2)
+        shown["seen"], shown["online"] = {name for name in expected if name in page}, counted and counted.group(1)
+        return shown["seen"] == expected and shown["online"] == "4"
+
+    wait_until(listed, 60, lambda: f"Flower lists {shown['seen']} (online: {shown['online']})", interval=2)
     shot = artifacts_out / "flower-workers.png"
     done = chromium(f"--screenshot={shot}", f"{stack.flower_url}/workers")
     assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]
 
     broker = chromium("--dump-dom", f"{stack.flower_url}/broker").stdout
-    for queue in ("agent.research", "agent.development", "agent.analytics", "agent.creative", "agent.blockchain",
-                  "evaluation", "training", "keeper"):  # fmt: skip
+    for queue in routing.ALL_QUEUES:
         assert f"<td>{queue}</td>" in broker, f"queue {queue} missing from Flower's broker page"
     assert "redis://:**@" in broker or "redis://127.0.0.1" in broker  # a password would be masked
     chromium(f"--screenshot={artifacts_out / 'flower-broker.png'}", f"{stack.flower_url}/broker")
 
-    deadline = time.monotonic() + 30
-    while "workers.tasks.finalize_due" not in chromium("--dump-dom", f"{stack.flower_url}/tasks").stdout:
-        assert time.monotonic() < deadline, "Flower's tasks page shows no task by name"  # beat sends it every 2 s
-        time.sleep(2)
+    wait_until(  # beat sends it every 2 s
+        lambda: routing.FINALIZE_DUE in chromium("--dump-dom", f"{stack.flower_url}/tasks").stdout,
+        30,
+        "Flower's tasks page shows no task by name",
+        interval=2,
+    )
     chromium(f"--screenshot={artifacts_out / 'flower-tasks.png'}", f"{stack.flower_url}/tasks")
 
 
@@ -125,29 +148,48 @@ def answers(url: str) -> bool:
 def test_a_killed_worker_is_started_again_on_its_metrics_port(stack: RunningStack) -> None:
     old = stack.pids()["worker2"]
     os.killpg(old, signal.SIGKILL)  # the worker and its pool, as the OOM killer or a crash would
-    deadline = time.monotonic() + 10
-    while (new := stack.pids()["worker2"]) == old:
+
+    def restarted() -> bool:
+        if stack.pids()["worker2"] != old:
+            return True
         assert stack.proc.poll() is None, "the stack stopped when one worker died"
-        assert time.monotonic() < deadline, "worker2 was not started again within 10 s"
-        time.sleep(0.2)
-    os.kill(new, 0)  # alive
+        return False
+
+    wait_until(restarted, 10, "worker2 was not started again", interval=0.2)
+    os.kill(stack.pids()["worker2"], 0)  # alive
     log = (stack.run_dir / "worker2.log").read_text(errors="replace")
     assert "worker2 exited (signal 9); restart 1 in 1 s" in log
 
     metrics = dict(item.split("=", 1) for item in stack.env["METRICS_URLS"].split(","))["worker2"]
-    ping = [sys.executable, "-m", "celery", "-A", "workers", "inspect", "ping", "-d", f"worker2@{socket.gethostname()}",
-            "--timeout", "5"]  # fmt: skip
-    deadline = time.monotonic() + 90
-    while not (answers(metrics) and subprocess.run(ping, cwd=ROOT, env=stack.env, capture_output=True).returncode == 0):
-        assert time.monotonic() < deadline, f"the new worker2 does not answer on {metrics} or to ping"
-        time.sleep(2)
+    ping = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "inspect",
+        "ping",
+        "-d",
+        f"worker2@{socket.gethostname()}",
+        "--timeout",
+        "5",
+    ]
+    wait_until(
+        lambda: answers(metrics) and subprocess.run(ping, cwd=ROOT, env=stack.env, capture_output=True).returncode == 0,
+        90,
+        f"the new worker2 does not answer on {metrics} or to ping",
+        interval=2,
+    )
     assert stack.proc.poll() is None
 
 
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     text = urllib.request.urlopen(url, timeout=10).read().decode()
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}  # fmt: skip
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
@@ -161,33 +203,42 @@ def check_metrics(urls: dict[str, str]) -> None:
     while True:  # the trainer's outcomes arrive shortly after the tasks complete
         workers = [scrape(urls[f"worker{i}"]) for i in (1, 2, 3)]
         trainer, listener = scrape(urls["trainer"]), scrape(urls["listener"])
-        trained = total(
-            trainer, "agentfleet_worker_tasks_total", task="trainer.tasks.record_outcome", outcome="success"
-        )
+        trained = total(trainer, "agentfleet_worker_tasks_total", task=routing.RECORD_OUTCOME, outcome="success")
         if trained >= 3 or time.monotonic() > deadline:
             break
         time.sleep(1)
-    consider = "workers.tasks.consider"
+    consider = routing.CONSIDER
     assert sum(total(w, "agentfleet_worker_results_total", task=consider, status="bid") for w in workers) >= 3
     assert sum(total(w, "agentfleet_worker_task_seconds_count", task=consider) for w in workers) >= 3
-    assert sum(total(w, "agentfleet_worker_results_total", task="workers.tasks.evaluate", status="completed")
-               for w in workers) == 3  # fmt: skip
+    assert (
+        sum(total(w, "agentfleet_worker_results_total", task=routing.EVALUATE, status="completed") for w in workers)
+        == 3
+    )
     assert trained >= 3, trainer
     assert total(listener, "agentfleet_listener_events_total", event="TaskCreated") == 3
 
 
 def test_tasks_flow_to_completion_and_ctrl_c_stops_everything(stack: RunningStack) -> None:
-    created = subprocess.run([*CLI, "create-tasks", "--count", "3", "--window", "6"], cwd=ROOT, env=stack.env,
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    created = subprocess.run(
+        [*CLI, "create-tasks", "--count", "3", "--window", "6"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert created.returncode == 0, created.stderr
     fleet = {k.removeprefix("AGENTFLEET_").lower(): v for k, v in stack.env.items() if k.startswith("AGENTFLEET_")}
     session = ChainSession.open(Settings(**fleet))
     try:
-        deadline = time.monotonic() + 120
-        while not all(session.tasks.status_of(t) == 4 for t in (1, 2, 3)):
+
+        def completed() -> bool:
+            if all(session.tasks.status_of(t) == TaskStatus.COMPLETED for t in (1, 2, 3)):
+                return True
             assert stack.proc.poll() is None, "the stack died"
-            assert time.monotonic() < deadline, [session.tasks.status_of(t) for t in (1, 2, 3)]
-            time.sleep(0.5)
+            return False
+
+        wait_until(completed, 120, lambda: str([session.tasks.status_of(t) for t in (1, 2, 3)]), interval=0.5)
         assert leftovers(stack)  # the fleet's processes are running
         check_metrics(dict(item.split("=", 1) for item in stack.env["METRICS_URLS"].split(",")))
     finally:

@@ -6,29 +6,33 @@ from pathlib import Path
 
 import pytest
 
+from agentfleet.bidding.dqn import ReinforcementLearning
+from agentfleet.bidding.record import recent_win_rate
 from agentfleet.chain.local import advance_time
-from agentfleet.services import RedisServer
-from tests.chain_helpers import ETH, now
-from tests.fleet_helpers import QUEUES, pump, running_fleet
-from trainer.outcomes import recent_key, recent_win_rate
-from trainer.rl import ReinforcementLearning
-from workers.app import app
+from agentfleet.protocol import keys, routing
+from agentfleet.protocol.app import app
+from agentfleet.protocol.status import TaskStatus
+from shell.services import RedisServer
+from testkit.chain import ETH, now
+from testkit.fleet import QUEUES, pump, running_fleet
+from testkit.wait import wait_until
 
 pytestmark = pytest.mark.anvil
 
 
 def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServer) -> None:
     models = tmp_path / "models"
-    with running_fleet(tmp_path, redis_server, queues=[*QUEUES, "training"], models_dir=models,
-                       action_logging=False) as (s, listener, client):  # fmt: skip
+    with running_fleet(
+        tmp_path, redis_server, queues=[*QUEUES, routing.TRAINING], models_dir=models, action_logging=False
+    ) as (s, listener, client):
         deadline = now(s) + 30
         for tags in (["research"], ["research", "statistics"]):
             s.tasks.create_task(s.requester, "research work", tags, deadline, 3600, s.evaluator.address, value=ETH)
         pump(listener, lambda: s.auction.bid_count(1) >= 1 and s.auction.bid_count(2) >= 1)
         advance_time(s.client.w3, 31)
-        app.send_task("workers.tasks.finalize_due", queue="keeper")
+        app.send_task(routing.FINALIZE_DUE, queue=routing.KEEPER)
         winners = lambda: {s.tasks.get_task(t).assignee for t in (1, 2)}  # noqa: E731
-        pump(listener, lambda: all(s.tasks.status_of(t) == 4 for t in (1, 2)))
+        pump(listener, lambda: all(s.tasks.status_of(t) == TaskStatus.COMPLETED for t in (1, 2)))
         pump(listener, lambda: all((models / f"{w}_rl_model.pt").exists() for w in winners()), timeout=60)
 
         for winner in winners():
@@ -37,31 +41,37 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
             assert model.version >= 1 and model.memory.size >= 1
             assert model.memory.rewards[: model.memory.size].max().item() > 0  # a won task is a profit
             assert (models / f"{winner}_state.json").exists()
-        again = app.send_task("trainer.tasks.record_outcome", queue="training",
-                              kwargs={"agent": next(iter(winners())), "task_id": 1, "outcome": "won"})  # fmt: skip
+        again = app.send_task(
+            routing.RECORD_OUTCOME,
+            queue=routing.TRAINING,
+            kwargs={"agent": next(iter(winners())), "task_id": 1, "outcome": "won"},
+        )
         assert again.get(timeout=30)["status"] in {"duplicate", "no_bid_state"}
-        bad = app.send_task("trainer.tasks.record_outcome", queue="training",
-                            kwargs={"agent": "0x12", "task_id": 1, "outcome": "won"})  # fmt: skip
+        bad = app.send_task(
+            routing.RECORD_OUTCOME, queue=routing.TRAINING, kwargs={"agent": "0x12", "task_id": 1, "outcome": "won"}
+        )
         with pytest.raises(ValueError, match="invalid outcome"):
             bad.get(timeout=30)
-        assert client.exists("agentfleet:trainer:done:1:" + s.tasks.get_task(1).assignee.lower())
+        assert client.exists(keys.trainer_done("1:" + s.tasks.get_task(1).assignee.lower()))
         for winner in winners():  # the next bid's state carries the agent's recent win rate
             assert recent_win_rate(client, winner) > 0
         bidders = {b.agent for t in (1, 2) for b in s.auction.get_bids(t)}
         for loser in bidders - winners():
-            pump(listener, lambda a=loser: client.llen(recent_key(a)) >= 1, timeout=30)  # type: ignore[misc]
+            pump(listener, lambda a=loser: client.llen(keys.recent_bids(a)) >= 1, timeout=30)  # type: ignore[misc]
             assert recent_win_rate(client, loser) < 1
 
 
 def test_rl_strategy_bids_inside_bounds_in_the_fleet(tmp_path: Path, redis_server: RedisServer) -> None:
-    with running_fleet(tmp_path, redis_server, bidding_strategy="rl", models_dir=tmp_path / "models",
-                       action_logging=False) as (s, listener, client):  # fmt: skip
+    with running_fleet(
+        tmp_path, redis_server, bidding_strategy="rl", models_dir=tmp_path / "models", action_logging=False
+    ) as (s, listener, client):
         for _ in range(4):
-            s.tasks.create_task(s.requester, "research", ["research"], now(s) + 300, 3600, s.evaluator.address,
-                                value=ETH)  # fmt: skip
-        done = lambda: len(client.keys("agentfleet:work:done:consider:*")) >= 4  # noqa: E731
+            s.tasks.create_task(
+                s.requester, "research", ["research"], now(s) + 300, 3600, s.evaluator.address, value=ETH
+            )
+        done = lambda: len(client.keys(f"{keys.WORK}:done:consider:*")) >= 4  # noqa: E731
         pump(listener, done)
-        assert client.xlen("agentfleet:failures") == 0
+        assert client.xlen(keys.FAILURES) == 0
         for task_id in range(1, 5):
             for bid in s.auction.get_bids(task_id):
                 assert ETH * 5 // 100 <= bid.amount <= ETH
@@ -76,8 +86,8 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
 
     import redis as redis_lib
 
-    from tests.chain_helpers import deployed_market, fleet_env
-    from trainer.outcomes import store_bid_state
+    from agentfleet.bidding.record import BidRecord, store_bid_state
+    from testkit.chain import deployed_market, fleet_env
 
     client = redis_lib.Redis.from_url(redis_server.url)
     client.flushall()
@@ -89,13 +99,29 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
         app.conf.result_backend = redis_server.url
         count = 40
         for task_id in range(1, count + 1):
-            store_bid_state(client, task_id, agent, [0.5] * 8, 3, ETH, ETH // 2)
-            app.send_task("trainer.tasks.record_outcome", queue="training",
-                          kwargs={"agent": agent, "task_id": task_id, "outcome": "lost"})  # fmt: skip
-        command = [str(Path(sys.executable).with_name("celery")), "-A", "workers", "worker", "-Q", "training", "-P",
-                   "solo", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]  # fmt: skip
+            record = BidRecord(state=[0.5] * 8, action=3, reward_wei=ETH, amount_wei=ETH // 2)
+            store_bid_state(client, task_id, agent, record)
+            app.send_task(
+                routing.RECORD_OUTCOME,
+                queue=routing.TRAINING,
+                kwargs={"agent": agent, "task_id": task_id, "outcome": "lost"},
+            )
+        command = [
+            str(Path(sys.executable).with_name("celery")),
+            "-A",
+            "workers",
+            "worker",
+            "-Q",
+            routing.TRAINING,
+            "-P",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ]
         root = Path(__file__).resolve().parent.parent
-        done = lambda: len(client.keys("agentfleet:trainer:done:*"))  # noqa: E731
+        done = lambda: len(client.keys(keys.trainer_done("*")))  # noqa: E731
         first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while done() < 5 and time.monotonic() < deadline:
@@ -105,9 +131,7 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
         assert done() < count, "the kill came too late to test anything"
         second = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 90
-            while done() < count and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_until(lambda: done() >= count, 90, lambda: f"{done()} of {count} outcomes learned", interval=0.1)
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(timeout=30)
@@ -118,14 +142,17 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
 
 
 def test_reward_counts_profit_and_the_reputation_the_task_moved() -> None:
-    from trainer.outcomes import Outcome, reward_of
+    from agentfleet.bidding.record import BidRecord
+    from agentfleet.bidding.reward import Outcome, reward_of
 
     agent = "0x" + "ab" * 20
-    record = {"amount_wei": 6 * 10**17, "reward_wei": 10**18}
+    record = BidRecord(state=[0.0] * 8, action=1, amount_wei=6 * 10**17, reward_wei=10**18)
 
     def reward(outcome: str, args: dict[str, object] | None = None) -> float:
         event = None if args is None else {"args": args}
-        return reward_of(Outcome(agent=agent, task_id=1, outcome=outcome, event=event), record)  # type: ignore[arg-type]
+        return reward_of(
+            Outcome.model_validate({"agent": agent, "task_id": 1, "outcome": outcome, "event": event}), record
+        )
 
     assert reward("won", {"score": 90, "passed": True}) == pytest.approx(0.6 + 0.05 * 8)
     assert reward("won", {"score": 50, "passed": True}) == pytest.approx(0.6)

@@ -12,13 +12,15 @@ from werkzeug import Request, Response
 
 from agentfleet import policy
 from agentfleet.chain.local import advance_time
-from agentfleet.services import RedisServer
-from tests.chain_helpers import ETH, now
-from tests.fleet_helpers import pump, running_fleet
-from tests.llm_helpers import completion
+from agentfleet.protocol import keys, routing
+from agentfleet.protocol.app import app
+from agentfleet.protocol.status import TaskStatus
+from agentfleet.runtime import runtime
+from shell.services import RedisServer
+from testkit.chain import ETH, now
+from testkit.fleet import pump, running_fleet
+from testkit.llm import completion
 from workers import tasks
-from workers.app import app
-from workers.runtime import runtime
 
 pytestmark = pytest.mark.anvil
 API_KEY = "sk-local-secret-0123456789"
@@ -59,13 +61,19 @@ def test_hostile_llm_and_injected_task_stay_inside_policy(
 ) -> None:
     llm = HostileLLM()
     httpserver.expect_request("/v1/chat/completions").respond_with_handler(llm)
-    with running_fleet(tmp_path, redis_server, openai_api_key=API_KEY, openai_base_url=httpserver.url_for("/v1"),
-                       llm_max_retries=2, action_logging=False) as (s, listener, client):  # fmt: skip
+    with running_fleet(
+        tmp_path,
+        redis_server,
+        openai_api_key=API_KEY,
+        openai_base_url=httpserver.url_for("/v1"),
+        llm_max_retries=2,
+        action_logging=False,
+    ) as (s, listener, client):
         s.tasks.create_task(s.requester, INJECTION, ["research"], now(s) + 30, 3600, s.evaluator.address, value=ETH)
         pump(listener, lambda: s.auction.bid_count(1) >= 1)
         advance_time(s.client.w3, 31)
-        app.send_task("workers.tasks.finalize_due", queue="keeper")
-        pump(listener, lambda: s.tasks.status_of(1) in (4, 5), timeout=120)
+        app.send_task(routing.FINALIZE_DUE, queue=routing.KEEPER)
+        pump(listener, lambda: s.tasks.status_of(1) in (TaskStatus.COMPLETED, TaskStatus.FAILED), timeout=120)
 
         task = s.tasks.get_task(1)
         for bid in s.auction.get_bids(1):
@@ -75,7 +83,7 @@ def test_hostile_llm_and_injected_task_stay_inside_policy(
         assert stored is not None and API_KEY not in stored and "[redacted]" in stored
         mnemonic = runtime().settings.mnemonic.get_secret_value()
         assert not any(API_KEY in body or mnemonic in body for body in llm.bodies)  # never sent in a prompt
-        usage = client.hgetall(f"agentfleet:usage:task:{1}")
+        usage = client.hgetall(keys.usage_of_task(1))
         assert int(usage[b"prompt_tokens"]) > 0  # tokens recorded per task
 
 
@@ -84,13 +92,15 @@ def test_llm_down_ends_in_a_visible_failure_and_no_bid(
 ) -> None:
     httpserver.expect_request("/v1/chat/completions").respond_with_data("down", status=500)
     monkeypatch.setattr(tasks.consider, "max_retries", 1)
-    with running_fleet(tmp_path, redis_server, openai_api_key=API_KEY, openai_base_url=httpserver.url_for("/v1"),
-                       llm_max_retries=0) as (s, listener, client):  # fmt: skip
-        s.tasks.create_task(s.requester, "research task", ["research"], now(s) + 300, 3600,
-                            s.evaluator.address, value=ETH)  # fmt: skip
-        pump(listener, lambda: client.xlen("agentfleet:failures") >= 1, timeout=60)
-        entry = client.xrange("agentfleet:failures")[0][1]
-        assert entry[b"task"] == b"workers.tasks.consider"
+    with running_fleet(
+        tmp_path, redis_server, openai_api_key=API_KEY, openai_base_url=httpserver.url_for("/v1"), llm_max_retries=0
+    ) as (s, listener, client):
+        s.tasks.create_task(
+            s.requester, "research task", ["research"], now(s) + 300, 3600, s.evaluator.address, value=ETH
+        )
+        pump(listener, lambda: client.xlen(keys.FAILURES) >= 1, timeout=60)
+        entry = client.xrange(keys.FAILURES)[0][1]
+        assert entry[b"task"] == routing.CONSIDER.encode()
         assert b"InternalServerError" in entry[b"error"] and API_KEY.encode() not in entry[b"error"]
         assert s.auction.bid_count(1) == 0
         assert len(httpserver.log) >= 2  # it was retried before giving up

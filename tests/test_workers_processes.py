@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,25 +19,21 @@ from werkzeug import Request, Response
 from agentfleet.chain.local import fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
-from agentfleet.fleet import register_fleet
 from agentfleet.profiles import AGENT_TYPES
-from agentfleet.services import RedisServer, free_port
-from tests.chain_helpers import ETH, create_task, deployed_market, fleet_env
-from tests.llm_helpers import completion
-from workers.app import app
+from agentfleet.protocol import keys, routing
+from agentfleet.protocol.app import app
+from agentfleet.protocol.status import TaskStatus
+from shell.fleet import register_fleet
+from shell.services import RedisServer, free_port
+from testkit.chain import ETH, create_task, deployed_market, fleet_env
+from testkit.llm import completion
+from testkit.wait import wait_until
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parent.parent
 CELERY = str(Path(sys.executable).with_name("celery"))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+RESEARCH = routing.agent_queue("research")
+DEVELOPMENT = routing.agent_queue("development")
 
 
 @pytest.fixture
@@ -48,22 +44,39 @@ def market(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[ChainSes
         for number in range(2):
             fund(session.client.w3, session.agent(number).address, 100 * ETH)
         register_fleet(session, AgentDirectory(client), AGENT_TYPES[:2])
-        env = fleet_env(session, redis_server.url, confirmations=0, visibility_timeout=10,
-                        unacked_restore_interval=1)  # fmt: skip
+        env = fleet_env(session, redis_server.url, confirmations=0, visibility_timeout=10, unacked_restore_interval=1)
         app.conf.broker_url = redis_server.url
         app.conf.result_backend = redis_server.url
         yield session, env, client
 
 
-def worker(env: dict[str, str], name: str, queues: str = "agent.research,agent.development",
-           metrics_port: int | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+def worker(
+    env: dict[str, str], name: str, queues: str = f"{RESEARCH},{DEVELOPMENT}", metrics_port: int | None = None
+) -> subprocess.Popen[bytes]:
     if metrics_port is not None:
         env = {**env, "AGENTFLEET_WORKER_METRICS_PORT": str(metrics_port)}
     return subprocess.Popen(
-        [CELERY, "-A", "workers", "worker", "-P", "solo", "-Q", queues, "-n", f"{name}@%h", "--without-gossip",
-         "--without-mingle", "--loglevel", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            CELERY,
+            "-A",
+            "workers",
+            "worker",
+            "-P",
+            "solo",
+            "-Q",
+            queues,
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def stop(*procs: subprocess.Popen[bytes]) -> None:
@@ -77,11 +90,15 @@ def stop(*procs: subprocess.Popen[bytes]) -> None:
             proc.kill()
 
 
-def celery_call(env: dict[str, str], kwargs: dict[str, object], queue: str = "agent.research") -> str:
+def celery_call(env: dict[str, str], kwargs: dict[str, object], queue: str = RESEARCH) -> str:
     result = subprocess.run(
-        [CELERY, "-A", "workers", "call", "workers.tasks.consider", "--kwargs", json.dumps(kwargs), "--queue", queue],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [CELERY, "-A", "workers", "call", routing.CONSIDER, "--kwargs", json.dumps(kwargs), "--queue", queue],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
@@ -112,14 +129,14 @@ def test_three_workers_for_one_agent_bid_once_without_nonce_errors(
     task_ids = [create_task(s, tags=["research"]) for _ in range(4)]
     port = free_port()  # w0 serves metrics on it; w1 is given the same (taken) port and must work regardless
     procs = [worker(env, "w0", metrics_port=port)]
-    wait_until(lambda: _serves(port))
+    wait_until(lambda: _serves(port), 60, f"w0 does not serve metrics on port {port}", interval=0.1)
     procs += [worker(env, "w1", metrics_port=port), worker(env, "w2")]
     try:
         ids = [
-            app.send_task("workers.tasks.consider", kwargs={"agent": s.agent(0).address, "task_id": t},
-                          queue="agent.research").id
-            for t in task_ids for _ in range(3)  # every message three times: duplicates race each other
-        ]  # fmt: skip
+            app.send_task(routing.CONSIDER, kwargs={"agent": s.agent(0).address, "task_id": t}, queue=RESEARCH).id
+            for t in task_ids
+            for _ in range(3)  # every message three times: duplicates race each other
+        ]
         results = [app.AsyncResult(i).get(timeout=120) for i in ids]
         assert all(proc.poll() is None for proc in procs)  # a metrics port conflict costs metrics, not the worker
         assert (
@@ -131,7 +148,7 @@ def test_three_workers_for_one_agent_bid_once_without_nonce_errors(
     assert all(r["status"] == "bid" for r in results)
     for task_id in task_ids:
         assert s.auction.bid_count(task_id) == 1
-    assert client.xlen("agentfleet:failures") == 0
+    assert client.xlen(keys.FAILURES) == 0
 
 
 def _serves(port: int) -> bool:
@@ -170,14 +187,17 @@ def test_worker_killed_during_consider_and_execute_bids_and_submits_once(
     s, env, _ = market
     llm = SlowLLM(first_delay=4.0)
     httpserver.expect_request("/v1/chat/completions").respond_with_handler(llm)
-    env = {**env, "OPENAI_API_KEY": "sk-test-local", "OPENAI_BASE_URL": httpserver.url_for("/v1"),
-           "AGENTFLEET_ACTION_LOGGING": "false"}  # fmt: skip
+    env = {
+        **env,
+        "OPENAI_API_KEY": "sk-test-local",
+        "OPENAI_BASE_URL": httpserver.url_for("/v1"),
+        "AGENTFLEET_ACTION_LOGGING": "false",
+    }
     task_id = create_task(s, tags=["research"], window=120)
 
     first = worker(env, "victim")
-    result = app.send_task("workers.tasks.consider", kwargs={"agent": s.agent(0).address, "task_id": task_id},
-                           queue="agent.research")  # fmt: skip
-    wait_until(lambda: llm.calls >= 1)  # the worker is inside the LLM call now
+    result = app.send_task(routing.CONSIDER, kwargs={"agent": s.agent(0).address, "task_id": task_id}, queue=RESEARCH)
+    wait_until(lambda: llm.calls >= 1, 60, "the worker did not call the LLM", interval=0.1)  # inside the call now
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     second = worker(env, "heir")
@@ -194,9 +214,8 @@ def test_worker_killed_during_consider_and_execute_bids_and_submits_once(
         llm.calls, llm.first_delay = 0, 4.0
         stop(second)
         third = worker(env, "victim2")
-        run = app.send_task("workers.tasks.execute", kwargs={"agent": s.agent(0).address, "task_id": task_id},
-                            queue="agent.research")  # fmt: skip
-        wait_until(lambda: llm.calls >= 1)
+        run = app.send_task(routing.EXECUTE, kwargs={"agent": s.agent(0).address, "task_id": task_id}, queue=RESEARCH)
+        wait_until(lambda: llm.calls >= 1, 60, "the worker did not call the LLM", interval=0.1)
         third.send_signal(signal.SIGKILL)
         third.wait(timeout=10)
         fourth = worker(env, "heir2")
@@ -205,6 +224,6 @@ def test_worker_killed_during_consider_and_execute_bids_and_submits_once(
         finally:
             stop(fourth)
         logs = s.tasks.contract.events.ResultSubmitted().get_logs(from_block=0)
-        assert len(logs) == 1 and s.tasks.status_of(task_id) == 3
+        assert len(logs) == 1 and s.tasks.status_of(task_id) == TaskStatus.SUBMITTED
     finally:
         stop(second)

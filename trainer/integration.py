@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trainer.rl import ReinforcementLearning, load_or_fresh, write_atomically
+from agentfleet.bidding.dqn import ReinforcementLearning, load_or_fresh
+from agentfleet.files import write_atomically
 
 WEIGHT_STEP = 0.25  # fraction of the gap to the score a weight moves per task, as on chain
 HISTORY = 1000  # processed task ids kept for deduplication and reports
@@ -91,8 +92,9 @@ class LearningIntegration:
         for tag, target in {task_type: checked_score, **per_tag}.items():
             if tag in self.capabilities:
                 self.capabilities[tag] += (target - self.capabilities[tag]) * WEIGHT_STEP
-        self.history.append({"task_id": task_key, "task_type": task_type, "score": checked_score,
-                             "reward": checked_reward})  # fmt: skip
+        self.history.append(
+            {"task_id": task_key, "task_type": task_type, "score": checked_score, "reward": checked_reward}
+        )
         self.history = self.history[-HISTORY:]
         return True
 
@@ -107,25 +109,38 @@ class LearningIntegration:
     def save_state(self) -> Path:
         path = self.models_dir / f"{self.agent_address}_state.json"
         state = {
-            "agent_address": self.agent_address, "capabilities": self.capabilities, "reputation": self.reputation,
-            "confidence_factor": self.confidence_factor, "risk_tolerance": self.risk_tolerance,
-            "history": self.history, "model_version": self.rl_model.version,
-        }  # fmt: skip
+            "agent_address": self.agent_address,
+            "capabilities": self.capabilities,
+            "reputation": self.reputation,
+            "confidence_factor": self.confidence_factor,
+            "risk_tolerance": self.risk_tolerance,
+            "history": self.history,
+            "model_version": self.rl_model.version,
+        }
         write_atomically(path, json.dumps(state, indent=2, sort_keys=True).encode())
         self.rl_model.save(self.models_dir)
         return path
 
     @classmethod
-    def load_state(cls, agent_address: str, *, models_dir: Path = Path("models")) -> LearningIntegration:
+    def load_state(
+        cls, agent_address: str, *, models_dir: Path = Path("models"), model_options: dict[str, Any] | None = None
+    ) -> LearningIntegration:
+        """The saved state; ``model_options`` (learning rate, discount factor) build the model if its file is
+        missing or unreadable."""
         path = Path(models_dir) / f"{agent_address}_state.json"
         try:
             state = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot load learning state {path}: {exc}") from exc
         learning = cls(
-            agent_address, state["capabilities"], load_or_fresh(agent_address, Path(models_dir)),
-            state["reputation"], state["confidence_factor"], state["risk_tolerance"], models_dir=Path(models_dir),
-        )  # fmt: skip
+            agent_address,
+            state["capabilities"],
+            load_or_fresh(agent_address, Path(models_dir), **(model_options or {})),
+            state["reputation"],
+            state["confidence_factor"],
+            state["risk_tolerance"],
+            models_dir=Path(models_dir),
+        )
         learning.history = list(state.get("history", []))
         return learning
 

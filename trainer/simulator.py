@@ -23,17 +23,36 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentfleet import policy
+from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
+from agentfleet.bidding.context import BidContext
+from agentfleet.bidding.record import RECENT_BIDS
+from agentfleet.bidding.reward import REPUTATION_WEIGHT, reputation_moved
+from agentfleet.bidding.state import nearest_action
 from agentfleet.profiles import AgentLearningConfig
-from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext
-from trainer.outcomes import REPUTATION_WEIGHT, nearest_action
+from agentfleet.protocol.limits import INITIAL_REPUTATION, PASS_SCORE
+
+if TYPE_CHECKING:  # torch: imported when a learner runs
+    from agentfleet.bidding.dqn import ReinforcementLearning
 
 TAGS = ("research", "coding", "data_analysis", "creative_writing", "blockchain")
 EXECUTION_COST = 0.1  # of the reward
 TRAIN_STEPS = 2  # gradient steps per task
-RECENT_BIDS = 20  # window of the win rate in the state (as trainer.outcomes.RECENT_BIDS)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a simulated agent decided on one task."""
+
+    fraction: float | None  # of the reward; None: no bid
+    action: int | None = None  # the DQN action behind it, when a learner decided
+
+
+NO_BID = Choice(None)
+Decide = Callable[[BidContext], Choice]
+Learn = Callable[[BidContext, int, float], None]  # (context, action, reward)
 
 
 @dataclass
@@ -41,20 +60,38 @@ class SimAgent:
     name: str
     skill: dict[str, float]  # hidden, 0..1
     weights: dict[str, int]  # what the agent (and its fit score) believes, 0..100
-    decide: Callable[[BidContext], tuple[float | None, int | None]]  # -> (fraction or None, RL action)
-    reputation: int = 50
+    decide: Decide
+    reputation: int = INITIAL_REPUTATION
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_BIDS))  # 1 won, 0 lost, per bid
     profit: list[float] = field(default_factory=list)  # per task (0 when not winning)
     wins: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
 
 
-def _competitors(rng: random.Random) -> list[tuple[str, dict[str, float], str]]:
+@dataclass(frozen=True)
+class SimBid:
+    """One bid in a simulated auction; the lowest ``weighted`` wins, the earlier ``order`` on a tie."""
+
+    weighted: float  # amount x 100 / (reputation + 1): the auction contract's ordering
+    order: int
+    agent: SimAgent
+    fraction: float
+    action: int | None
+
+
+@dataclass(frozen=True)
+class Competitor:
+    name: str
+    skill: dict[str, float]
+    profile: str
+
+
+def _competitors(rng: random.Random) -> list[Competitor]:
     profiles = ["balanced", "aggressive", "conservative", "explorer", "specialist"]
     out = []
     for i, profile in enumerate(profiles):
         skill = {t: rng.uniform(0.3, 0.9) for t in TAGS}
-        out.append((f"fixed-{profile}-{i}", skill, profile))
+        out.append(Competitor(f"fixed-{profile}-{i}", skill, profile))
     return out
 
 
@@ -66,82 +103,89 @@ def _win_rate(agent: SimAgent) -> float:
     return sum(agent.recent) / len(agent.recent) if agent.recent else 0.0
 
 
-def _fixed(profile: str) -> Callable[[BidContext], tuple[float | None, int | None]]:
+def _fixed(profile: str) -> Decide:
     strategy = AdaptiveBiddingStrategy(AgentLearningConfig.get_profile(profile))
 
-    def decide(ctx: BidContext) -> tuple[float | None, int | None]:
+    def decide(ctx: BidContext) -> Choice:
         decision = strategy.decide(ctx)
-        return (decision.amount_fraction if decision.bid else None), None
+        return Choice(decision.amount_fraction) if decision.bid else NO_BID
 
     return decide
 
 
 def run_market(
-    focal: Callable[[BidContext], tuple[float | None, int | None]],
+    focal: Decide,
     *,
     seed: int,
     tasks: int,
-    learn: Callable[[BidContext, int, float], None] | None = None,  # (context, action, reward)
+    learn: Learn | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[SimAgent]:
     """One market run; returns every agent, the focal agent first."""
     rng = random.Random(seed)
     focal_skill = {t: s for t, s in zip(TAGS, (0.85, 0.75, 0.45, 0.3, 0.8), strict=True)}
     agents = [SimAgent("focal", focal_skill, _weights(focal_skill, rng), focal)]
-    for name, skill, profile in _competitors(rng):
-        agents.append(SimAgent(name, skill, _weights(skill, rng), _fixed(profile)))
+    for rival in _competitors(rng):
+        agents.append(SimAgent(rival.name, rival.skill, _weights(rival.skill, rng), _fixed(rival.profile)))
     noise = random.Random(seed + 1)
     for step in range(tasks):
         tag = rng.choice(TAGS)
         reward = rng.uniform(0.5, 2.0)
-        bids: list[tuple[float, int, SimAgent, float, int | None]] = []
+        bids: list[SimBid] = []
         contexts: dict[str, BidContext] = {}
         for order, agent in enumerate(agents):
-            ctx = BidContext(task_id=step + 1, reward_wei=int(reward * 1e18), tags=[tag], fit_score=agent.weights[tag],
-                             capability_weights=agent.weights, reputation=agent.reputation,
-                             competing_bids=len(agents) - 1, recent_win_rate=_win_rate(agent))  # fmt: skip
+            ctx = BidContext(
+                task_id=step + 1,
+                reward_wei=int(reward * 1e18),
+                tags=[tag],
+                fit_score=agent.weights[tag],
+                capability_weights=agent.weights,
+                reputation=agent.reputation,
+                competing_bids=len(agents) - 1,
+                recent_win_rate=_win_rate(agent),
+            )
             contexts[agent.name] = ctx
-            fraction, action = agent.decide(ctx)
-            if fraction is not None:
-                fraction = policy.clamp_fraction(fraction)
-                bids.append((fraction * reward * 100 / (agent.reputation + 1), order, agent, fraction, action))
-        winner = min(bids, key=lambda b: (b[0], b[1])) if bids else None
+            choice = agent.decide(ctx)
+            if choice.fraction is not None:
+                fraction = policy.clamp_fraction(choice.fraction)
+                weighted = fraction * reward * 100 / (agent.reputation + 1)
+                bids.append(SimBid(weighted, order, agent, fraction, choice.action))
+        winner = min(bids, key=lambda bid: (bid.weighted, bid.order)) if bids else None
         reputation_before = agents[0].reputation
         for agent in agents:
-            won = winner is not None and winner[2] is agent
+            won = winner is not None and winner.agent is agent
             gain, score = 0.0, float("nan")
             if won and winner is not None:
                 score = float(policy.clamp_score(100 * agent.skill[tag] + noise.gauss(0, 12)))
-                gain = (winner[3] if score >= 50 else 0.0) * reward - EXECUTION_COST * reward
-                if score >= 50:
-                    agent.reputation = min(100, agent.reputation + int((score - 50) // 5))
-                else:
-                    agent.reputation = max(0, agent.reputation - 10)
+                gain = (winner.fraction if score >= PASS_SCORE else 0.0) * reward - EXECUTION_COST * reward
+                agent.reputation = min(100, max(0, agent.reputation + reputation_moved(int(score))))
                 agent.scores.append(score)
-            if any(b[2] is agent for b in bids):
+            if any(bid.agent is agent for bid in bids):
                 agent.recent.append(int(won))
             agent.profit.append(gain)
             agent.wins.append(int(won))
         if learn is not None:
-            focal_bid = next((b for b in bids if b[2] is agents[0]), None)
-            action = focal_bid[4] if focal_bid else 0
+            focal_bid = next((bid for bid in bids if bid.agent is agents[0]), None)
+            action = focal_bid.action if focal_bid else 0
             moved = agents[0].reputation - reputation_before
-            learn(contexts["focal"], action if action is not None else 0,
-                  agents[0].profit[-1] / reward + REPUTATION_WEIGHT * moved)  # fmt: skip
+            learn(
+                contexts["focal"],
+                action if action is not None else 0,
+                agents[0].profit[-1] / reward + REPUTATION_WEIGHT * moved,
+            )
         if progress is not None:
             progress(step)
     return agents
 
 
-def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext], tuple[float | None, int | None]],
-                                                             Callable[[BidContext, int, float], None]]:  # fmt: skip
+def rl_focal(seed: int, profile: str = "balanced") -> tuple[Decide, Learn]:
     """A learning focal agent: the workers' ``RLBiddingStrategy`` itself (profile fit bar, exploration
     schedule, state), its DQN kept in memory and trained after every task (a contextual bandit)."""
     import torch
 
-    from trainer.rl import ReinforcementLearning
-    from trainer.state import state_of
-    from trainer.strategy import RLBiddingStrategy
+    from agentfleet.bidding.dqn import ReinforcementLearning
+    from agentfleet.bidding.rl import RLBiddingStrategy
+    from agentfleet.bidding.state import state_of
 
     torch.set_num_threads(1)
     learning = AgentLearningConfig.get_profile(profile)
@@ -149,11 +193,11 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext
     model = ReinforcementLearning("focal", seed=seed, batch_size=32, exploration_rate=0.3, learning_rate=0.003)
     strategy = RLBiddingStrategy("focal", learning, _OneModel(model))  # the workers' strategy, model in memory
 
-    def decide(ctx: BidContext) -> tuple[float | None, int | None]:
+    def decide(ctx: BidContext) -> Choice:
         decision = strategy.decide(ctx)
         if not decision.bid:
-            return None, None
-        return decision.amount_fraction, nearest_action(decision.amount_fraction)
+            return NO_BID
+        return Choice(decision.amount_fraction, nearest_action(decision.amount_fraction))
 
     def learn(ctx: BidContext, action: int, reward: float) -> None:
         if ctx.fit_score < bar:
@@ -169,10 +213,10 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Callable[[BidContext
 class _OneModel:
     """The learner's model where the workers pass their file-backed ``ModelCache``."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: ReinforcementLearning) -> None:
         self.model = model
 
-    def get(self, _agent: str) -> Any:
+    def get(self, _agent: str) -> ReinforcementLearning:
         return self.model
 
 
@@ -190,8 +234,9 @@ def summary(results: dict[str, SimAgent], window: int = 500) -> list[dict[str, f
     rows: list[dict[str, float | str]] = []
     for name, a in results.items():
         first, last = sum(a.profit[:window]), sum(a.profit[-window:])
-        rows.append({"strategy": name, "first": first, "last": last, "total": sum(a.profit),
-                     "last_wins": sum(a.wins[-window:])})  # fmt: skip
+        rows.append(
+            {"strategy": name, "first": first, "last": last, "total": sum(a.profit), "last_wins": sum(a.wins[-window:])}
+        )
     return rows
 
 
@@ -202,8 +247,15 @@ def sweep(seeds: list[int], tasks: int = 3000, progress: Callable[[], None] | No
         table = {row["strategy"]: row for row in summary(compare(seed, tasks))}
         learner = table.pop("rl")
         best = max(table.values(), key=lambda row: float(row["last"]))
-        rows.append({"seed": seed, "rl_first": learner["first"], "rl_last": learner["last"],
-                     "best_fixed": best["strategy"], "best_last": best["last"]})  # fmt: skip
+        rows.append(
+            {
+                "seed": seed,
+                "rl_first": learner["first"],
+                "rl_last": learner["last"],
+                "best_fixed": best["strategy"],
+                "best_last": best["last"],
+            }
+        )
         if progress is not None:
             progress()
     return rows

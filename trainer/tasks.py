@@ -10,32 +10,39 @@ write and the Redis marker does not learn twice when the message comes back (ack
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from celery import Task
 from pydantic import ValidationError
 
+from agentfleet import worker_metrics as metrics
+from agentfleet.bidding.record import load_bid_state, record_recent
+from agentfleet.bidding.reward import Outcome, reward_of
 from agentfleet.chain.session import capability_weights
-from trainer.outcomes import Outcome, load_bid_state, record_recent, reward_of
-from workers import metrics
-from workers.app import app
-from workers.retry import RETRY
-from workers.runtime import runtime
+from agentfleet.profiles import AgentLearningConfig
+from agentfleet.protocol import keys, routing
+from agentfleet.protocol.app import app
+from agentfleet.retry import RETRY
+from agentfleet.runtime import Runtime, runtime
+
+if TYPE_CHECKING:  # torch: imported only where the trainer trains, not in every agent worker
+    from trainer.integration import LearningIntegration
 
 log = logging.getLogger(__name__)
 TRAIN_STEPS_PER_OUTCOME = 4
 
 
-@app.task(name="trainer.tasks.record_outcome", bind=True, **RETRY)
+@app.task(name=routing.RECORD_OUTCOME, bind=True, **RETRY)
 def record_outcome(
-    self: Any, agent: str, task_id: int, outcome: str, event: dict[str, Any] | None = None
+    self: Task, agent: str, task_id: int, outcome: str, event: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     try:
-        parsed = Outcome(agent=agent, task_id=task_id, outcome=outcome, event=event)  # type: ignore[arg-type]
+        parsed = Outcome.model_validate({"agent": agent, "task_id": task_id, "outcome": outcome, "event": event})
     except ValidationError as exc:
         raise ValueError(f"invalid outcome: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
     rt = runtime()
     outcome_id = _outcome_id(parsed)
-    done_key = f"agentfleet:trainer:done:{outcome_id}"
+    done_key = keys.trainer_done(outcome_id)
     if rt.redis.exists(done_key):
         return {"status": "duplicate"}
     settled = _settled(rt, parsed)
@@ -44,7 +51,7 @@ def record_outcome(
             return {"status": "reverted"}  # the listener dispatches the outcome again if it is re-included
         raise self.retry(countdown=settled, max_retries=60)  # not deep enough yet: learn from final facts only
     record = load_bid_state(rt.redis, parsed.task_id, parsed.agent)
-    if record is None or record.get("reconstructed"):
+    if record is None or record.reconstructed:
         _count_recent(rt, parsed, outcome_id)
         rt.redis.set(done_key, "no-state")
         return {"status": "no_bid_state"}  # no state the agent saw: nothing to learn, the win rate still counts
@@ -60,7 +67,7 @@ def record_outcome(
         rt.redis.set(done_key, model.version)
         return {"status": "duplicate"}
     reward = reward_of(parsed, record)
-    model.remember(record["state"], int(record["action"]), reward, record["state"], True)
+    model.remember(record.state, record.action, reward, record.state, True)
     losses = [loss for _ in range(TRAIN_STEPS_PER_OUTCOME) if (loss := model.train_step()) is not None]
     pushed = False
     if parsed.outcome != "lost" and parsed.event is not None:
@@ -69,10 +76,17 @@ def record_outcome(
     learning.save_state()  # writes {agent}_state.json and {agent}_rl_model.pt (with outcome_id), atomically
     _count_recent(rt, parsed, outcome_id)
     rt.redis.set(done_key, model.version)
-    metrics.record_training(parsed.agent, version=model.version, loss=losses[-1] if losses else None,
-                            replay_size=model.memory.size)  # fmt: skip
-    return {"status": "trained", "reward": reward, "version": model.version, "memory": model.memory.size,
-            "loss": losses[-1] if losses else None, "capabilities_pushed": pushed}  # fmt: skip
+    metrics.record_training(
+        parsed.agent, version=model.version, loss=losses[-1] if losses else None, replay_size=model.memory.size
+    )
+    return {
+        "status": "trained",
+        "reward": reward,
+        "version": model.version,
+        "memory": model.memory.size,
+        "loss": losses[-1] if losses else None,
+        "capabilities_pushed": pushed,
+    }
 
 
 def _outcome_id(outcome: Outcome) -> str:
@@ -81,11 +95,11 @@ def _outcome_id(outcome: Outcome) -> str:
     return f"{outcome.task_id}:{outcome.agent.lower()}"
 
 
-def _settled(rt: Any, outcome: Outcome) -> str | int | None:
+def _settled(rt: Runtime, outcome: Outcome) -> str | int | None:
     """None when the outcome's event is final enough to learn from; "reverted" when a reorg removed it;
     else the seconds to wait until it is ``training_confirmations`` blocks deep."""
     event = outcome.event or {}
-    if rt.redis.exists(f"agentfleet:reverted:{event.get('id')}"):
+    if rt.redis.exists(keys.reverted(event.get("id"))):
         return "reverted"
     number, block_hash = event.get("block_number"), event.get("block_hash")
     if not isinstance(number, int) or not isinstance(block_hash, str):
@@ -101,31 +115,40 @@ def _settled(rt: Any, outcome: Outcome) -> str | int | None:
     return None if amount > 0 else "reverted"  # the bid itself was in blocks a reorg replaced
 
 
-def _count_recent(rt: Any, outcome: Outcome, outcome_id: str) -> None:
+def _count_recent(rt: Runtime, outcome: Outcome, outcome_id: str) -> None:
     """The settled bid counts once in the agent's recent win rate, whichever path the outcome took."""
-    if rt.redis.set(f"agentfleet:trainer:recent:{outcome_id}", 1, nx=True, ex=30 * 24 * 3600):
+    if rt.redis.set(keys.trainer_counted(outcome_id), 1, nx=True, ex=30 * 24 * 3600):
         record_recent(rt.redis, outcome.agent, won=outcome.outcome != "lost")
 
 
-def _learning(rt: Any, agent: str, chain_agent: Any) -> Any:
+def _learning(rt: Runtime, agent: str, chain_agent: Any) -> LearningIntegration:
+    from agentfleet.bidding.dqn import load_or_fresh
     from trainer.integration import LearningIntegration
-    from trainer.rl import load_or_fresh
 
+    member = rt.directory.get(agent)
+    profile = AgentLearningConfig.get_profile(member.learning_profile if member else "balanced")
+    options = {"learning_rate": profile.learning_rate, "discount_factor": profile.discount_factor}
+    models = rt.settings.models_dir
     try:
-        learning = LearningIntegration.load_state(agent, models_dir=rt.settings.models_dir)
+        learning = LearningIntegration.load_state(agent, models_dir=models, model_options=options)
     except ValueError:
-        models = rt.settings.models_dir
-        learning = LearningIntegration(agent, capability_weights(chain_agent), load_or_fresh(agent, models),
-                                       chain_agent.reputation, models_dir=models)  # fmt: skip
+        learning = LearningIntegration(
+            agent,
+            capability_weights(chain_agent),
+            load_or_fresh(agent, models, **options),
+            chain_agent.reputation,
+            models_dir=models,
+        )
     learning.reputation = float(chain_agent.reputation)  # reputation follows the chain
     return learning
 
 
-def _learn_capabilities(rt: Any, learning: Any, outcome: Outcome, on_chain: dict[str, int]) -> bool:
+def _learn_capabilities(rt: Runtime, learning: LearningIntegration, outcome: Outcome, on_chain: dict[str, int]) -> bool:
     """Move local weights with the score; push them on chain only when they drifted beyond the threshold."""
     task = rt.session.tasks.get_task(outcome.task_id)
-    learning.process_task_result(outcome.task_id, task.tags[0] if task.tags else "general", task.score,
-                                 task.price / 1e18, list(task.tags))  # fmt: skip
+    learning.process_task_result(
+        outcome.task_id, task.tags[0] if task.tags else "general", task.score, task.price / 1e18, list(task.tags)
+    )
     if not learning.moved_beyond(on_chain, rt.settings.capability_push_threshold):
         return False
     member = rt.directory.get(outcome.agent)

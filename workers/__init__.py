@@ -1,9 +1,9 @@
 """Celery workers acting for the fleet's agents; ``celery -A workers worker -Q agent.research,...``."""
 
-from workers.metrics_dir import prepare_multiprocess_dir
+from agentfleet.worker_metrics_dir import prepare_multiprocess_dir
 
 prepare_multiprocess_dir()  # before anything imports prometheus_client (see workers/metrics.py)
 
-from workers.app import app  # noqa: E402
+from agentfleet.protocol.app import app  # noqa: E402
 
 __all__ = ["app"]

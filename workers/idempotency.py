@@ -24,7 +24,9 @@ from typing import Any
 
 import redis
 
-PREFIX = "agentfleet:work"
+from agentfleet.protocol import keys
+
+PREFIX = keys.WORK
 DONE_TTL = 30 * 24 * 3600  # seconds
 
 # Renew only our own claim (compare-and-expire), so a claim that expired and was taken over is left alone.

@@ -30,27 +30,28 @@ from typing import Any
 import redis
 from celery import Task
 
+from agentfleet.bidding.record import BidRecord, drop_bid_state, store_bid_state
+from agentfleet.bidding.state import STATE_SIZE, nearest_action
 from agentfleet.chain import bindings as b
 from agentfleet.chain.local import chain_now
-from trainer.outcomes import bidstate_key, drop_bid_state, nearest_action, store_bid_state
-from trainer.state import STATE_SIZE
+from agentfleet.protocol import keys, routing
+from agentfleet.protocol.app import app
+from agentfleet.protocol.status import TaskStatus
+from agentfleet.retry import RETRY
+from agentfleet.runtime import Runtime, runtime
 from workers import review
-from workers.app import app
 from workers.idempotency import WorkLedger
-from workers.retry import RETRY
-from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
 
-UNFINISHED = "agentfleet:reconcile:unfinished"  # sorted set: task id -> task id
-SEEN = "agentfleet:reconcile:seen"  # highest task id added to UNFINISHED
-RESUME = "agentfleet:reconcile:resume"  # where the next sweep starts in UNFINISHED
-SENT = "agentfleet:reconcile:sent"  # SENT:{action}:{task}: a re-drive sent recently
-LOCK = "agentfleet:reconcile:lock"
-OPEN, ASSIGNED, SUBMITTED, FINAL = 1, 2, 3, 4  # FINAL and above: Completed, Failed, Cancelled, Expired
+UNFINISHED = f"{keys.RECONCILE}:unfinished"  # sorted set: task id -> task id
+SEEN = f"{keys.RECONCILE}:seen"  # highest task id added to UNFINISHED
+RESUME = f"{keys.RECONCILE}:resume"  # where the next sweep starts in UNFINISHED
+SENT = f"{keys.RECONCILE}:sent"  # SENT:{action}:{task}: a re-drive sent recently
+LOCK = f"{keys.RECONCILE}:lock"
 
 
-@app.task(name="workers.tasks.reconcile", bind=True, max_retries=0, ignore_result=True)
+@app.task(name=routing.RECONCILE, bind=True, max_retries=0, ignore_result=True)
 def reconcile(self: Task, limit: int | None = None) -> dict[str, Any]:
     """One sweep over (at most ``limit``) unfinished tasks; returns what it did, by action."""
     rt = runtime()
@@ -115,27 +116,28 @@ class Reconciler:
 
     def _one(self, task_id: int) -> None:
         task = self.s.tasks.get_task(task_id)
-        if task.status >= FINAL:
+        if TaskStatus(task.status).final:
             self.redis.zrem(UNFINISHED, task_id)
-            if task.status != 6:  # Cancelled tasks had no auction
+            if task.status != TaskStatus.CANCELLED:  # cancelled tasks had no auction
                 self._bid_records(task_id, task)
             return
-        if task.status == OPEN:
+        if task.status == TaskStatus.OPEN:
             if self.now >= task.biddingDeadline:
                 self._keeper(task_id, "finalize")
             return
         self._bid_records(task_id, task)
-        if task.status == ASSIGNED:
+        if task.status == TaskStatus.ASSIGNED:
             if self.now > task.executionDeadline:
                 self._keeper(task_id, "expire")
             elif task.assignee.lower() in self.fleet:
                 self._execute(task_id, task.assignee)
-        elif task.status == SUBMITTED and task.evaluator.lower() == self.evaluator:
+        elif task.status == TaskStatus.SUBMITTED and task.evaluator.lower() == self.evaluator:
             if review.waiting(self.redis, task_id):
                 self.done["waiting_review"] += 1
             elif self._once(f"evaluate:{task_id}"):
-                app.send_task("workers.tasks.evaluate", kwargs={"task_id": task_id}, queue="evaluation",
-                              ignore_result=True)  # fmt: skip
+                app.send_task(
+                    routing.EVALUATE, kwargs={"task_id": task_id}, queue=routing.EVALUATION, ignore_result=True
+                )
                 self.done["evaluate"] += 1
 
     def _execute(self, task_id: int, assignee: str) -> None:
@@ -145,13 +147,18 @@ class Reconciler:
         if self.ledger.claim_ttl_left(f"execute:{task_id}"):
             return  # a live worker is on it
         if self._once(f"execute:{task_id}"):
-            app.send_task("workers.tasks.execute", kwargs={"agent": member.address, "task_id": task_id},
-                          queue=member.queue, ignore_result=True)  # fmt: skip
+            app.send_task(
+                routing.EXECUTE,
+                kwargs={"agent": member.address, "task_id": task_id},
+                queue=member.queue,
+                ignore_result=True,
+            )
             self.done["execute"] += 1
 
     def _keeper(self, task_id: int, action: str) -> None:
         if self._once(f"{action}:{task_id}"):
-            app.send_task(f"workers.tasks.{action}", kwargs={"task_id": task_id}, queue="keeper", ignore_result=True)
+            name = routing.FINALIZE if action == "finalize" else routing.EXPIRE
+            app.send_task(name, kwargs={"task_id": task_id}, queue=routing.KEEPER, ignore_result=True)
             self.done[action] += 1
 
     def _once(self, what: str) -> bool:
@@ -164,13 +171,19 @@ class Reconciler:
         if not self.fleet or self.redis.exists(f"{SENT}:bids:{task_id}"):
             return
         bids = {str(bid.agent).lower(): bid for bid in self.s.auction.get_bids(task_id)}
-        keys = [bidstate_key(task_id, agent) for agent in self.fleet]
-        for agent, record in zip(self.fleet, self.redis.mget(keys), strict=True):
+        records = self.redis.mget([keys.bid_state(task_id, agent) for agent in self.fleet])
+        for agent, record in zip(self.fleet, records, strict=True):
             bid = bids.get(agent)
             if bid is not None and record is None:
                 fraction = int(bid.amount) / max(1, int(task.reward))
-                store_bid_state(self.redis, task_id, agent, [0.0] * STATE_SIZE, nearest_action(fraction),
-                                int(task.reward), int(bid.amount), reconstructed=True)  # fmt: skip
+                restored = BidRecord(
+                    state=[0.0] * STATE_SIZE,
+                    action=nearest_action(fraction),
+                    reward_wei=int(task.reward),
+                    amount_wei=int(bid.amount),
+                    reconstructed=True,
+                )
+                store_bid_state(self.redis, task_id, agent, restored)
                 self.done["bid_record_restored"] += 1
             elif bid is None and record is not None:
                 drop_bid_state(self.redis, task_id, agent)
@@ -178,7 +191,7 @@ class Reconciler:
         self.redis.set(f"{SENT}:bids:{task_id}", 1, ex=7 * 24 * 3600)  # settled once the auction is over
 
 
-@app.task(name="workers.tasks.finalize", bind=True, ignore_result=True, **RETRY)
+@app.task(name=routing.FINALIZE, bind=True, ignore_result=True, **RETRY)
 def finalize(self: Task, task_id: int) -> dict[str, Any]:
     """Close one auction whose deadline passed (the contract picks the winner)."""
     s = runtime().session
@@ -191,7 +204,7 @@ def finalize(self: Task, task_id: int) -> dict[str, Any]:
     return {"status": "finalized"}
 
 
-@app.task(name="workers.tasks.expire", bind=True, ignore_result=True, **RETRY)
+@app.task(name=routing.EXPIRE, bind=True, ignore_result=True, **RETRY)
 def expire(self: Task, task_id: int) -> dict[str, Any]:
     """Expire an assigned task whose execution window passed: refund the requester, penalise the agent."""
     s = runtime().session

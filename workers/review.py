@@ -13,7 +13,9 @@ import time
 
 import redis
 
-REVIEW_KEY = "agentfleet:review"  # hash: task id -> {"reason", "since"}
+from agentfleet.protocol import keys
+
+REVIEW_KEY = keys.REVIEW  # hash: task id -> {"reason", "since"}
 
 
 def request(client: redis.Redis, task_id: int, reason: str) -> None:

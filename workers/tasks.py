@@ -20,6 +20,11 @@ from pydantic import BaseModel, Field, ValidationError
 from web3 import Web3
 
 from agentfleet import policy
+from agentfleet import worker_metrics as metrics
+from agentfleet.bidding.choice import choose_strategy
+from agentfleet.bidding.context import BidContext, BiddingStrategy
+from agentfleet.bidding.record import BidRecord, drop_bid_state, recent_win_rate, store_bid_state
+from agentfleet.bidding.state import nearest_action, state_of
 from agentfleet.chain import bindings as b
 from agentfleet.chain.errors import ChainError
 from agentfleet.chain.local import chain_now
@@ -27,20 +32,16 @@ from agentfleet.chain.session import capability_weights
 from agentfleet.directory import FleetAgent
 from agentfleet.llm import LLMOutputError, TaskView, Usage
 from agentfleet.profiles import AgentLearningConfig
-from agentfleet.strategy import AdaptiveBiddingStrategy, BidContext, BiddingStrategy
-from trainer.outcomes import drop_bid_state, nearest_action, recent_win_rate, store_bid_state
-from trainer.state import state_of
-from workers import metrics, review
+from agentfleet.protocol import keys, routing
+from agentfleet.protocol.app import app
+from agentfleet.protocol.status import TaskStatus
+from agentfleet.retry import RETRY, TryLater
+from agentfleet.runtime import Runtime, runtime
 from workers import reconcile as _reconcile  # noqa: F401 - registers the reconciler and keeper tasks
-from workers.app import app
+from workers import review
 from workers.idempotency import Claimed, WorkLedger
-from workers.retry import RETRY, TryLater
-from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
-
-
-OPEN, ASSIGNED, SUBMITTED = 1, 2, 3
 
 
 class AgentTaskArgs(BaseModel):
@@ -73,7 +74,7 @@ def _record_usage(rt: Runtime, agent: str, task_id: int, usage: Usage) -> None:
     if not (usage.prompt_tokens or usage.completion_tokens):
         return
     pipe = rt.redis.pipeline()
-    for key in (f"agentfleet:usage:agent:{agent.lower()}", f"agentfleet:usage:task:{task_id}"):
+    for key in (keys.usage_of_agent(agent), keys.usage_of_task(task_id)):
         pipe.hincrby(key, "prompt_tokens", usage.prompt_tokens)
         pipe.hincrby(key, "completion_tokens", usage.completion_tokens)
         pipe.hincrbyfloat(key, "cost_usd", usage.cost_usd)
@@ -100,7 +101,7 @@ def _guarded(task: Task, args: Any, key: str, work: Work, *, still_done: StillDo
     hold the claim on ``key`` while working. A live claim elsewhere means a live worker: back off."""
     rt = runtime()
     event = args.event
-    if event and rt.redis.exists(f"agentfleet:reverted:{event.get('id')}"):
+    if event and rt.redis.exists(keys.reverted(event.get("id"))):
         return {"status": "reverted"}
     ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
     done = ledger.done(key)
@@ -124,12 +125,11 @@ def _view(rt: Runtime, task_id: int, task: Any) -> TaskView:
     )
 
 
-@app.task(name="workers.tasks.consider", bind=True, **RETRY)
+@app.task(name=routing.CONSIDER, bind=True, **RETRY)
 def consider(self: Task, agent: str, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate a new task for one agent and, if its profile says so, bid inside policy bounds."""
     args = _parse(AgentTaskArgs, agent=agent, task_id=task_id, event=event)
-    return _guarded(self, args, f"consider:{args.task_id}:{args.agent.lower()}", _consider,
-                    still_done=_decision_stands)  # fmt: skip
+    return _guarded(self, args, f"consider:{args.task_id}:{args.agent.lower()}", _consider, still_done=_decision_stands)
 
 
 def _decision_stands(rt: Runtime, args: AgentTaskArgs, done: dict[str, Any]) -> bool:
@@ -137,7 +137,7 @@ def _decision_stands(rt: Runtime, args: AgentTaskArgs, done: dict[str, Any]) -> 
     if done.get("status") != "bid":
         return True
     _amount, live = rt.session.auction.bid_of(args.task_id, args.agent)
-    return bool(live) or rt.session.tasks.status_of(args.task_id) != OPEN
+    return bool(live) or rt.session.tasks.status_of(args.task_id) != TaskStatus.OPEN
 
 
 def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     account = s.account(member.hd_index or 0)
     task = s.tasks.get_task(args.task_id)
     now = chain_now(s.client.w3)
-    if task.status != OPEN or now >= task.biddingDeadline:
+    if task.status != TaskStatus.OPEN or now >= task.biddingDeadline:
         return {"status": "closed"}
     amount, live = s.auction.bid_of(args.task_id, args.agent)
     if live:
@@ -170,18 +170,29 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         except LLMOutputError:
             advice = None  # advice is optional; the strategy prices alone
     ctx = BidContext(
-        task_id=args.task_id, reward_wei=task.reward, tags=list(task.tags), fit_score=fit_score,
-        capability_weights=capabilities, reputation=chain_agent.reputation,
-        seconds_to_deadline=max(0, task.biddingDeadline - now), llm_fraction=advice,
-        competing_bids=s.auction.bid_count(args.task_id), recent_win_rate=recent_win_rate(rt.redis, args.agent),
-    )  # fmt: skip
+        task_id=args.task_id,
+        reward_wei=task.reward,
+        tags=list(task.tags),
+        fit_score=fit_score,
+        capability_weights=capabilities,
+        reputation=chain_agent.reputation,
+        seconds_to_deadline=max(0, task.biddingDeadline - now),
+        llm_fraction=advice,
+        competing_bids=s.auction.bid_count(args.task_id),
+        recent_win_rate=recent_win_rate(rt.redis, args.agent),
+    )
     decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:
         return {"status": "refused", "reason": decision.reason, "fit": fit_score}
     # The learning record goes first: a kill after the bid lands must not lose what the agent saw. A record
     # whose bid never lands is dropped here or by the reconciler once the auction is over.
-    store_bid_state(rt.redis, args.task_id, args.agent, state_of(ctx).vector(),
-                    nearest_action(decision.amount_fraction), task.reward, decision.amount_wei)  # fmt: skip
+    record = BidRecord(
+        state=state_of(ctx).vector(),
+        action=nearest_action(decision.amount_fraction),
+        reward_wei=task.reward,
+        amount_wei=decision.amount_wei,
+    )
+    store_bid_state(rt.redis, args.task_id, args.agent, record)
     try:
         s.auction.place_bid(account, args.task_id, decision.amount_wei)
     except b.AlreadyBid:
@@ -195,16 +206,10 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
 
 def _strategy(rt: Runtime, member: FleetAgent) -> BiddingStrategy:
     profile = AgentLearningConfig.get_profile(member.learning_profile)
-    if rt.settings.bidding_strategy == "rl":
-        from trainer.strategy import ModelCache, RLBiddingStrategy  # torch only where RL is asked for
-
-        if rt.models is None:
-            rt.models = ModelCache(rt.settings.models_dir)
-        return RLBiddingStrategy(member.address, profile, rt.models)  # type: ignore[arg-type]
-    return AdaptiveBiddingStrategy(profile)
+    return choose_strategy(rt.settings.bidding_strategy, member.address, profile, rt.model_cache)
 
 
-@app.task(name="workers.tasks.execute", bind=True, **RETRY)
+@app.task(name=routing.EXECUTE, bind=True, **RETRY)
 def execute(self: Task, agent: str, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a won task with the LLM, store the result content-addressed, submit its hash on chain."""
     args = _parse(AgentTaskArgs, agent=agent, task_id=task_id, event=event)
@@ -218,8 +223,8 @@ def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     task = s.tasks.get_task(args.task_id)
     if task.assignee != args.agent:
         return {"status": "not_assignee"}
-    if task.status != ASSIGNED:
-        return {"status": "already_submitted" if task.status > ASSIGNED else "not_assigned"}
+    if task.status != TaskStatus.ASSIGNED:
+        return {"status": "already_submitted" if task.status > TaskStatus.ASSIGNED else "not_assigned"}
     if chain_now(s.client.w3) > task.executionDeadline:
         return {"status": "window_passed"}  # the reconciler expires it (refund + penalty)
     ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
@@ -232,8 +237,12 @@ def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         result, usage = rt.provider.execute_task(member.name, capabilities, _view(rt, args.task_id, task))
     except LLMOutputError as exc:
         if ledger.add_attempt(attempts_key, str(exc)) >= rt.settings.execute_attempts:
-            log.error("task %s: no usable answer after %s executions; giving it up (it expires at its deadline, "
-                      "the requester is refunded)", args.task_id, rt.settings.execute_attempts)  # fmt: skip
+            log.error(
+                "task %s: no usable answer after %s executions; giving it up (it expires at its deadline, "
+                "the requester is refunded)",
+                args.task_id,
+                rt.settings.execute_attempts,
+            )
             metrics.record_stuck("execute_given_up")
             return {"status": "given_up", "reason": policy.scrub(str(exc), rt.secrets())[:300]}
         raise TryLater(f"execution answer unusable: {exc}") from exc
@@ -250,7 +259,7 @@ def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     return {"status": "submitted", "result_hash": "0x" + digest.hex(), "bytes": len(content.encode())}
 
 
-@app.task(name="workers.tasks.evaluate", bind=True, **RETRY)
+@app.task(name=routing.EVALUATE, bind=True, **RETRY)
 def evaluate(self: Task, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a submitted result as the requester's evaluator and complete the task on chain."""
     args = _parse(TaskArgs, task_id=task_id, event=event)
@@ -260,8 +269,8 @@ def evaluate(self: Task, task_id: int, event: dict[str, Any] | None = None) -> d
 def _evaluate(rt: Runtime, args: TaskArgs) -> dict[str, Any]:
     s = rt.session
     task = s.tasks.get_task(args.task_id)
-    if task.status != SUBMITTED:
-        return {"status": "not_submitted" if task.status < SUBMITTED else "already_completed"}
+    if task.status != TaskStatus.SUBMITTED:
+        return {"status": "not_submitted" if task.status < TaskStatus.SUBMITTED else "already_completed"}
     if review.waiting(rt.redis, args.task_id):
         return {"status": "needs_review"}
     content = rt.results.get(bytes(task.resultHash))
@@ -293,18 +302,18 @@ def _scoring_failed(rt: Runtime, task_id: int, exc: LLMOutputError) -> dict[str,
     return {"status": "needs_review", "reason": reason}
 
 
-@app.task(name="workers.tasks.finalize_due", bind=True, **RETRY)
+@app.task(name=routing.FINALIZE_DUE, bind=True, **RETRY)
 def finalize_due(self: Task, limit: int = 200) -> dict[str, Any]:
     """Keeper (beat): finalize every auction whose deadline passed. Scans from a cursor kept in Redis."""
     rt = runtime()
     s = rt.session
-    cursor_key = "agentfleet:keeper:first_open"
+    cursor_key = keys.KEEPER_FIRST_OPEN
     first = int(rt.redis.get(cursor_key) or 1)
     count = s.tasks.task_count()
     now = chain_now(s.client.w3)
     finalized, lowest_open = [], None
     for task_id in range(first, min(count, first + limit - 1) + 1):
-        if s.tasks.status_of(task_id) != OPEN:
+        if s.tasks.status_of(task_id) != TaskStatus.OPEN:
             continue
         if now < s.tasks.bidding_deadline_of(task_id):
             lowest_open = lowest_open or task_id
@@ -320,27 +329,37 @@ def finalize_due(self: Task, limit: int = 200) -> dict[str, Any]:
     return {"finalized": finalized}
 
 
-@app.task(name="workers.tasks.deliver_message", bind=True, **RETRY)
+@app.task(name=routing.DELIVER, bind=True, **RETRY)
 def deliver_message(self: Task, agent: str, event: dict[str, Any]) -> dict[str, Any]:
     """Put a MessageHub message in the recipient agent's inbox (payload stays encrypted to its key)."""
     if not Web3.is_address(agent) or not isinstance(event, dict) or "args" not in event:
         raise ValueError("invalid arguments: need an agent address and a MessageSent event")
     rt = runtime()
     args = event["args"]
-    entry = {"id": event.get("id"), "message_id": args.get("messageId"), "from": args.get("from"),
-             "topic": args.get("topic"), "payload": args.get("payload"), "task_id": args.get("taskId")}  # fmt: skip
-    rt.redis.rpush(f"agentfleet:inbox:{agent.lower()}", json.dumps(entry))
+    entry = {
+        "id": event.get("id"),
+        "message_id": args.get("messageId"),
+        "from": args.get("from"),
+        "topic": args.get("topic"),
+        "payload": args.get("payload"),
+        "task_id": args.get("taskId"),
+    }
+    rt.redis.rpush(keys.inbox(agent), json.dumps(entry))
     return {"status": "delivered"}
 
 
 @task_failure.connect
-def _record_failure(sender: Task | None = None, task_id: str | None = None, exception: BaseException | None = None,
-                    **_kwargs: Any) -> None:  # fmt: skip
+def _record_failure(
+    sender: Task | None = None, task_id: str | None = None, exception: BaseException | None = None, **_kwargs: Any
+) -> None:
     """Every final failure is visible: a stream entry with the task name, id and error (no secrets)."""
     try:
         rt = runtime()
         text = policy.scrub(f"{type(exception).__name__}: {exception}", rt.secrets())[:500]
-        rt.redis.xadd("agentfleet:failures", {"task": getattr(sender, "name", "?"), "id": task_id or "",
-                                              "error": text, "at": str(time.time())}, maxlen=10_000)  # fmt: skip
+        rt.redis.xadd(
+            keys.FAILURES,
+            {"task": getattr(sender, "name", "?"), "id": task_id or "", "error": text, "at": str(time.time())},
+            maxlen=10_000,
+        )
     except Exception:  # never let failure reporting fail the worker
         log.exception("could not record a task failure")

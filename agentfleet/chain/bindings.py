@@ -467,15 +467,15 @@ class AgentRegistry(BoundContract):
 
     def agent_at(self, index: int) -> str:
         """``agentAt(uint256)`` (view)"""
-        return self._call("agentAt", index)  # type: ignore[no-any-return]
+        return self._call("agentAt", index)
 
     def agent_count(self) -> int:
         """``agentCount()`` (view)"""
-        return self._call("agentCount")  # type: ignore[no-any-return]
+        return self._call("agentCount")
 
     def capability_weight(self, account: str, capability: str) -> int:
         """``capabilityWeight(address,string)`` (view)"""
-        return self._call("capabilityWeight", account, capability)  # type: ignore[no-any-return]
+        return self._call("capabilityWeight", account, capability)
 
     def deactivate(self, sender: LocalAccount) -> TxReceipt:
         """``deactivate()``"""
@@ -483,27 +483,27 @@ class AgentRegistry(BoundContract):
 
     def get_agent(self, account: str) -> Any:
         """``getAgent(address)`` (view)"""
-        return self._call("getAgent", account)  # type: ignore[no-any-return]
+        return self._call("getAgent", account)
 
     def has_capability(self, account: str, capability: str) -> bool:
         """``hasCapability(address,string)`` (view)"""
-        return self._call("hasCapability", account, capability)  # type: ignore[no-any-return]
+        return self._call("hasCapability", account, capability)
 
     def incentive_engine(self) -> str:
         """``incentiveEngine()`` (view)"""
-        return self._call("incentiveEngine")  # type: ignore[no-any-return]
+        return self._call("incentiveEngine")
 
     def is_active(self, account: str) -> bool:
         """``isActive(address)`` (view)"""
-        return self._call("isActive", account)  # type: ignore[no-any-return]
+        return self._call("isActive", account)
 
     def is_registered(self, account: str) -> bool:
         """``isRegistered(address)`` (view)"""
-        return self._call("isRegistered", account)  # type: ignore[no-any-return]
+        return self._call("isRegistered", account)
 
     def owner(self) -> str:
         """``owner()`` (view)"""
-        return self._call("owner")  # type: ignore[no-any-return]
+        return self._call("owner")
 
     def reactivate(self, sender: LocalAccount) -> TxReceipt:
         """``reactivate()``"""
@@ -515,7 +515,7 @@ class AgentRegistry(BoundContract):
 
     def reputation_of(self, account: str) -> int:
         """``reputationOf(address)`` (view)"""
-        return self._call("reputationOf", account)  # type: ignore[no-any-return]
+        return self._call("reputationOf", account)
 
     def set_capability_weight(self, sender: LocalAccount, account: str, capability: str, weight: int) -> TxReceipt:
         """``setCapabilityWeight(address,string,uint8)``"""
@@ -546,11 +546,11 @@ class TaskManager(BoundContract):
 
     def auction(self) -> str:
         """``auction()`` (view)"""
-        return self._call("auction")  # type: ignore[no-any-return]
+        return self._call("auction")
 
     def bidding_deadline_of(self, task_id: int) -> int:
         """``biddingDeadlineOf(uint256)`` (view)"""
-        return self._call("biddingDeadlineOf", task_id)  # type: ignore[no-any-return]
+        return self._call("biddingDeadlineOf", task_id)
 
     def cancel_task(self, sender: LocalAccount, task_id: int) -> TxReceipt:
         """``cancelTask(uint256)``"""
@@ -574,31 +574,31 @@ class TaskManager(BoundContract):
 
     def get_tags(self, task_id: int) -> list[str]:
         """``getTags(uint256)`` (view)"""
-        return self._call("getTags", task_id)  # type: ignore[no-any-return]
+        return self._call("getTags", task_id)
 
     def get_task(self, task_id: int) -> Any:
         """``getTask(uint256)`` (view)"""
-        return self._call("getTask", task_id)  # type: ignore[no-any-return]
+        return self._call("getTask", task_id)
 
     def incentive_engine(self) -> str:
         """``incentiveEngine()`` (view)"""
-        return self._call("incentiveEngine")  # type: ignore[no-any-return]
+        return self._call("incentiveEngine")
 
     def owner(self) -> str:
         """``owner()`` (view)"""
-        return self._call("owner")  # type: ignore[no-any-return]
+        return self._call("owner")
 
     def registry(self) -> str:
         """``registry()`` (view)"""
-        return self._call("registry")  # type: ignore[no-any-return]
+        return self._call("registry")
 
     def requester_of(self, task_id: int) -> str:
         """``requesterOf(uint256)`` (view)"""
-        return self._call("requesterOf", task_id)  # type: ignore[no-any-return]
+        return self._call("requesterOf", task_id)
 
     def reward_of(self, task_id: int) -> int:
         """``rewardOf(uint256)`` (view)"""
-        return self._call("rewardOf", task_id)  # type: ignore[no-any-return]
+        return self._call("rewardOf", task_id)
 
     def set_auction(self, sender: LocalAccount, auction: str) -> TxReceipt:
         """``setAuction(address)``"""
@@ -610,7 +610,7 @@ class TaskManager(BoundContract):
 
     def status_of(self, task_id: int) -> int:
         """``statusOf(uint256)`` (view)"""
-        return self._call("statusOf", task_id)  # type: ignore[no-any-return]
+        return self._call("statusOf", task_id)
 
     def submit_result(self, sender: LocalAccount, task_id: int, result_hash: bytes, result_uri: str) -> TxReceipt:
         """``submitResult(uint256,bytes32,string)``"""
@@ -618,11 +618,11 @@ class TaskManager(BoundContract):
 
     def task_count(self) -> int:
         """``taskCount()`` (view)"""
-        return self._call("taskCount")  # type: ignore[no-any-return]
+        return self._call("taskCount")
 
     def total_escrowed(self) -> int:
         """``totalEscrowed()`` (view)"""
-        return self._call("totalEscrowed")  # type: ignore[no-any-return]
+        return self._call("totalEscrowed")
 
 
 class BidAuction(BoundContract):
@@ -633,11 +633,11 @@ class BidAuction(BoundContract):
 
     def bid_count(self, task_id: int) -> int:
         """``bidCount(uint256)`` (view)"""
-        return self._call("bidCount", task_id)  # type: ignore[no-any-return]
+        return self._call("bidCount", task_id)
 
     def bid_of(self, task_id: int, agent: str) -> tuple[Any, ...]:
         """``bidOf(uint256,address)`` (view)"""
-        return self._call("bidOf", task_id, agent)  # type: ignore[no-any-return]
+        return self._call("bidOf", task_id, agent)
 
     def finalize(self, sender: LocalAccount, task_id: int) -> TxReceipt:
         """``finalize(uint256)``"""
@@ -645,11 +645,11 @@ class BidAuction(BoundContract):
 
     def get_bids(self, task_id: int) -> list[Any]:
         """``getBids(uint256)`` (view)"""
-        return self._call("getBids", task_id)  # type: ignore[no-any-return]
+        return self._call("getBids", task_id)
 
     def is_finalized(self, arg0: int) -> bool:
         """``isFinalized(uint256)`` (view)"""
-        return self._call("isFinalized", arg0)  # type: ignore[no-any-return]
+        return self._call("isFinalized", arg0)
 
     def place_bid(self, sender: LocalAccount, task_id: int, amount: int) -> TxReceipt:
         """``placeBid(uint256,uint256)``"""
@@ -657,11 +657,11 @@ class BidAuction(BoundContract):
 
     def registry(self) -> str:
         """``registry()`` (view)"""
-        return self._call("registry")  # type: ignore[no-any-return]
+        return self._call("registry")
 
     def task_manager(self) -> str:
         """``taskManager()`` (view)"""
-        return self._call("taskManager")  # type: ignore[no-any-return]
+        return self._call("taskManager")
 
     def withdraw_bid(self, sender: LocalAccount, task_id: int) -> TxReceipt:
         """``withdrawBid(uint256)``"""
@@ -676,7 +676,7 @@ class IncentiveEngine(BoundContract):
 
     def credit_of(self, arg0: str) -> int:
         """``creditOf(address)`` (view)"""
-        return self._call("creditOf", arg0)  # type: ignore[no-any-return]
+        return self._call("creditOf", arg0)
 
     def penalize(self, sender: LocalAccount, task_id: int, agent: str) -> TxReceipt:
         """``penalize(uint256,address)``"""
@@ -688,7 +688,7 @@ class IncentiveEngine(BoundContract):
 
     def registry(self) -> str:
         """``registry()`` (view)"""
-        return self._call("registry")  # type: ignore[no-any-return]
+        return self._call("registry")
 
     def settle(self, sender: LocalAccount, task_id: int, agent: str, requester: str, price: int, score: int, *, value: int = 0) -> TxReceipt:
         """``settle(uint256,address,address,uint256,uint8)``"""
@@ -696,11 +696,11 @@ class IncentiveEngine(BoundContract):
 
     def task_manager(self) -> str:
         """``taskManager()`` (view)"""
-        return self._call("taskManager")  # type: ignore[no-any-return]
+        return self._call("taskManager")
 
     def total_credits(self) -> int:
         """``totalCredits()`` (view)"""
-        return self._call("totalCredits")  # type: ignore[no-any-return]
+        return self._call("totalCredits")
 
     def withdraw(self, sender: LocalAccount) -> TxReceipt:
         """``withdraw()``"""
@@ -715,27 +715,27 @@ class TaskMarketplace(BoundContract):
 
     def max_limit(self) -> int:
         """``MAX_LIMIT()`` (view)"""
-        return self._call("MAX_LIMIT")  # type: ignore[no-any-return]
+        return self._call("MAX_LIMIT")
 
     def max_scan(self) -> int:
         """``MAX_SCAN()`` (view)"""
-        return self._call("MAX_SCAN")  # type: ignore[no-any-return]
+        return self._call("MAX_SCAN")
 
     def filter_tasks(self, tag: str, min_reward: int, cursor: int, limit: int) -> tuple[Any, ...]:
         """``filterTasks(string,uint256,uint256,uint256)`` (view)"""
-        return self._call("filterTasks", tag, min_reward, cursor, limit)  # type: ignore[no-any-return]
+        return self._call("filterTasks", tag, min_reward, cursor, limit)
 
     def open_tasks(self, cursor: int, limit: int) -> tuple[Any, ...]:
         """``openTasks(uint256,uint256)`` (view)"""
-        return self._call("openTasks", cursor, limit)  # type: ignore[no-any-return]
+        return self._call("openTasks", cursor, limit)
 
     def task_manager(self) -> str:
         """``taskManager()`` (view)"""
-        return self._call("taskManager")  # type: ignore[no-any-return]
+        return self._call("taskManager")
 
     def tasks_by_requester(self, requester: str, cursor: int, limit: int) -> tuple[Any, ...]:
         """``tasksByRequester(address,uint256,uint256)`` (view)"""
-        return self._call("tasksByRequester", requester, cursor, limit)  # type: ignore[no-any-return]
+        return self._call("tasksByRequester", requester, cursor, limit)
 
 
 class MessageHub(BoundContract):
@@ -746,19 +746,19 @@ class MessageHub(BoundContract):
 
     def encryption_key_of(self, agent: str) -> bytes:
         """``encryptionKeyOf(address)`` (view)"""
-        return self._call("encryptionKeyOf", agent)  # type: ignore[no-any-return]
+        return self._call("encryptionKeyOf", agent)
 
     def inbox_count(self, arg0: str) -> int:
         """``inboxCount(address)`` (view)"""
-        return self._call("inboxCount", arg0)  # type: ignore[no-any-return]
+        return self._call("inboxCount", arg0)
 
     def message_count(self) -> int:
         """``messageCount()`` (view)"""
-        return self._call("messageCount")  # type: ignore[no-any-return]
+        return self._call("messageCount")
 
     def registry(self) -> str:
         """``registry()`` (view)"""
-        return self._call("registry")  # type: ignore[no-any-return]
+        return self._call("registry")
 
     def send_message(self, sender: LocalAccount, to: str, topic: str, payload: bytes, task_id: int) -> TxReceipt:
         """``sendMessage(address,string,bytes,uint256)``"""
@@ -777,7 +777,7 @@ class ActionLogger(BoundContract):
 
     def action_count(self, arg0: str) -> int:
         """``actionCount(address)`` (view)"""
-        return self._call("actionCount", arg0)  # type: ignore[no-any-return]
+        return self._call("actionCount", arg0)
 
     def log_action(self, sender: LocalAccount, task_id: int, action_type: str, data_hash: bytes) -> TxReceipt:
         """``logAction(uint256,string,bytes32)``"""
@@ -785,11 +785,11 @@ class ActionLogger(BoundContract):
 
     def registry(self) -> str:
         """``registry()`` (view)"""
-        return self._call("registry")  # type: ignore[no-any-return]
+        return self._call("registry")
 
     def total_actions(self) -> int:
         """``totalActions()`` (view)"""
-        return self._call("totalActions")  # type: ignore[no-any-return]
+        return self._call("totalActions")
 
 
 CONTRACT_CLASSES: dict[str, type[BoundContract]] = {

@@ -211,8 +211,9 @@ class ChainClient:
         node_next = self._pending_count(address)
         counter = self.nonces.peek(address, lambda: node_next)
         if counter > node_next:
-            log.warning("nonce gap for %s: counter %s, node pending %s; resyncing from the node",
-                        address, counter, node_next)  # fmt: skip
+            log.warning(
+                "nonce gap for %s: counter %s, node pending %s; resyncing from the node", address, counter, node_next
+            )
         return node_next
 
     def _fill_gap(self, account: LocalAccount, nonce: int) -> bool:
@@ -223,12 +224,23 @@ class ChainClient:
             pending = self._pending_count(address)
             if pending >= nonce:
                 return False  # nothing missing below us (we are next, or already in line / mined)
-            log.warning("nonce gap for %s: node at %s, our transaction at %s; filling %s nonce(s)",
-                        address, pending, nonce, nonce - pending)  # fmt: skip
+            log.warning(
+                "nonce gap for %s: node at %s, our transaction at %s; filling %s nonce(s)",
+                address,
+                pending,
+                nonce,
+                nonce - pending,
+            )
             fees = self._fees()
             for missing in range(pending, nonce):
-                filler: dict[str, Any] = {"to": address, "value": 0, "gas": 21_000, "chainId": self.chain_id,
-                                          "nonce": missing, **fees}  # fmt: skip
+                filler: dict[str, Any] = {
+                    "to": address,
+                    "value": 0,
+                    "gas": 21_000,
+                    "chainId": self.chain_id,
+                    "nonce": missing,
+                    **fees,
+                }
                 try:
                     self.w3.eth.send_raw_transaction(account.sign_transaction(filler).raw_transaction)
                 except (Web3RPCError, ValueError) as exc:  # filled meanwhile: fine

@@ -129,7 +129,7 @@ def render_function(item: dict[str, Any]) -> str:
         return (
             f"\n    def {snake(name)}(self{params}) -> {ret}:\n"
             f'        """``{name}({sig})`` (view)"""\n'
-            f'        return self._call("{name}"{args})  # type: ignore[no-any-return]\n'
+            f'        return self._call("{name}"{args})\n'
         )
     value = ", *, value: int = 0" if item["stateMutability"] == "payable" else ""
     pass_value = ", value=value" if value else ""

@@ -20,6 +20,8 @@ from typing import Protocol
 
 import redis
 
+from agentfleet.protocol import keys
+
 
 class NonceAllocator(Protocol):
     """Hands out the next nonce of an address while its lock is held."""
@@ -75,7 +77,7 @@ class RedisNonceAllocator:
         client: redis.Redis,
         *,
         chain_id: int,
-        prefix: str = "agentfleet:nonce",
+        prefix: str = keys.NONCE,
         lock_timeout: float = 30.0,
         wait_timeout: float = 120.0,
     ) -> None:

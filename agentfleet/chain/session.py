@@ -8,7 +8,7 @@ stored, only the derived accounts are) and makes "connect like the workers do" a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from eth_account.signers.local import LocalAccount
@@ -21,6 +21,8 @@ from agentfleet.chain.connect import connect
 from agentfleet.chain.keys import derive_account
 from agentfleet.chain.nonces import NonceAllocator, RedisNonceAllocator
 from agentfleet.settings import Settings
+
+Bound = TypeVar("Bound", bound=bindings.BoundContract)
 
 
 @dataclass
@@ -77,10 +79,11 @@ class ChainSession:
         return self.account(self.settings.agent_index_offset + number)
 
     # --- contracts ------------------------------------------------------------------------------------
-    def _get(self, cls: type[bindings.BoundContract]) -> bindings.BoundContract:
-        if cls.NAME not in self._bound:
-            self._bound[cls.NAME] = cls(self.client)
-        return self._bound[cls.NAME]
+    def _get(self, cls: type[Bound]) -> Bound:
+        bound = self._bound.get(cls.NAME)
+        if not isinstance(bound, cls):
+            bound = self._bound[cls.NAME] = cls(self.client)
+        return bound
 
     def reset_contracts(self) -> None:
         """Forget bound contracts (after a new deployment)."""
@@ -88,31 +91,31 @@ class ChainSession:
 
     @property
     def registry(self) -> bindings.AgentRegistry:
-        return self._get(bindings.AgentRegistry)  # type: ignore[return-value]
+        return self._get(bindings.AgentRegistry)
 
     @property
     def tasks(self) -> bindings.TaskManager:
-        return self._get(bindings.TaskManager)  # type: ignore[return-value]
+        return self._get(bindings.TaskManager)
 
     @property
     def auction(self) -> bindings.BidAuction:
-        return self._get(bindings.BidAuction)  # type: ignore[return-value]
+        return self._get(bindings.BidAuction)
 
     @property
     def incentives(self) -> bindings.IncentiveEngine:
-        return self._get(bindings.IncentiveEngine)  # type: ignore[return-value]
+        return self._get(bindings.IncentiveEngine)
 
     @property
     def marketplace(self) -> bindings.TaskMarketplace:
-        return self._get(bindings.TaskMarketplace)  # type: ignore[return-value]
+        return self._get(bindings.TaskMarketplace)
 
     @property
     def messages(self) -> bindings.MessageHub:
-        return self._get(bindings.MessageHub)  # type: ignore[return-value]
+        return self._get(bindings.MessageHub)
 
     @property
     def actions(self) -> bindings.ActionLogger:
-        return self._get(bindings.ActionLogger)  # type: ignore[return-value]
+        return self._get(bindings.ActionLogger)
 
 
 def capability_weights(chain_agent: Any) -> dict[str, int]:

@@ -33,6 +33,7 @@ from agentfleet.llm.base import (
     Usage,
 )
 from agentfleet.llm.ratelimit import TokenBucket
+from agentfleet.settings import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -69,13 +70,7 @@ class OpenAIProvider:
     ) -> None:
         self.client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
         self.name = f"openai:{base_url or 'api.openai.com'}"
-        self.models = {
-            "evaluate": "gpt-4o-mini",
-            "bid": "gpt-4o-mini",
-            "execute": "gpt-4o-mini",
-            "score": "gpt-4o-mini",
-        }
-        self.models.update(models or {})
+        self.models = {role: DEFAULT_MODEL for role in ("evaluate", "bid", "execute", "score")} | (models or {})
         self.bucket = bucket
         self.output_attempts = max(1, output_attempts)
         self.reask_backoff = reask_backoff  # seconds x attempt number between asks (tests set 0)

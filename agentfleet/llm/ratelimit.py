@@ -6,6 +6,8 @@ import time
 
 import redis
 
+from agentfleet.protocol import keys
+
 # KEYS[1] bucket hash; ARGV: rate (tokens/s), burst, now (s, float). Returns seconds to wait (0 = granted).
 _TAKE = """
 local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -24,7 +26,7 @@ return tostring(wait)
 class TokenBucket:
     def __init__(self, client: redis.Redis, name: str, *, rate: float, burst: int) -> None:
         self.redis = client
-        self.key = f"agentfleet:ratelimit:{name}"
+        self.key = f"{keys.RATE_LIMIT}:{name}"
         self.rate = rate
         self.burst = burst
         self._take = client.register_script(_TAKE)

@@ -11,12 +11,13 @@ from celery import Celery
 
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory, FleetAgent
-from tests.chain_helpers import ETH, now
+from agentfleet.protocol import keys
+from testkit.chain import ETH, now
 
 
 def celery_app(redis_url: str) -> Celery:
     app = Celery("agentfleet-test")
-    app.config_from_object("celeryconfig")
+    app.config_from_object("agentfleet.protocol.celeryconfig")
     app.conf.broker_url = redis_url
     app.conf.result_backend = redis_url
     return app
@@ -51,9 +52,15 @@ def emit_tasks(
     hashes = []
     for i in range(count):
         signed = requester.sign_transaction(
-            {**tx, "gas": gas, "nonce": nonce + i, "chainId": w3.eth.chain_id,
-             "maxFeePerGas": 4 * base + 10**9, "maxPriorityFeePerGas": 10**9}
-        )  # fmt: skip
+            {
+                **tx,
+                "gas": gas,
+                "nonce": nonce + i,
+                "chainId": w3.eth.chain_id,
+                "maxFeePerGas": 4 * base + 10**9,
+                "maxPriorityFeePerGas": 10**9,
+            }
+        )
         hashes.append(w3.eth.send_raw_transaction(signed.raw_transaction).to_0x_hex())
     for tx_hash in hashes[-1:] if wait else []:
         assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)["status"] == 1
@@ -70,5 +77,5 @@ def queued(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
     return out
 
 
-def stream(client: redis.Redis, key: str = "agentfleet:events") -> list[dict[str, str]]:
+def stream(client: redis.Redis, key: str = keys.EVENTS) -> list[dict[str, str]]:
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange(key)]

@@ -1,4 +1,10 @@
-"""The fleet's Celery application (``celery -A workers ...``)."""
+"""The fleet's Celery application: one app for the workers, the trainer, the listener and the CLI.
+
+It is bare on purpose: configuration (``agentfleet.protocol.celeryconfig``) and the broker-restart fix, no
+signal handlers. Processes that run tasks add theirs (``agentfleet.worker_metrics``, imported by the task
+modules); the listener and the CLI only send by name. ``celery -A workers ...`` finds this app through the
+``workers`` package.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from celery.signals import setup_logging
 from kombu.transport import redis as kombu_redis
 
 from agentfleet.logs import configure_logging
+from agentfleet.protocol.routing import TASK_MODULES
 from agentfleet.settings import get_settings
 
 
@@ -34,17 +41,15 @@ def survive_broker_restarts() -> None:
         transport = self.connection
         if transport is None or transport.client is None:
             raise redis.exceptions.ConnectionError("this channel's broker connection was closed (Redis restarted?)")
-        return original(self, asynchronous=asynchronous)  # type: ignore[no-any-return]
+        return original(self, asynchronous=asynchronous)
 
     _connparams.survives_restarts = True  # type: ignore[attr-defined]
     kombu_redis.Channel._connparams = _connparams  # type: ignore[method-assign]
 
 
 survive_broker_restarts()
-app = Celery("agentfleet", include=["workers.tasks", "trainer.tasks"])
-app.config_from_object("celeryconfig")
-
-import workers.metrics  # noqa: E402,F401  - signal handlers: metrics endpoint and task counters
+app = Celery("agentfleet", include=list(TASK_MODULES))
+app.config_from_object("agentfleet.protocol.celeryconfig")
 
 
 @setup_logging.connect

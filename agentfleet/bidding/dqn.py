@@ -20,13 +20,14 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from trainer.state import ACTIONS, STATE_SIZE
+from agentfleet.bidding.state import ACTIONS, STATE_SIZE
+from agentfleet.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,6 @@ APPLIED_KEPT = 2_000  # outcome ids kept in the model file (far more than any re
 
 def model_path(models_dir: Path, agent: str) -> Path:
     return Path(models_dir) / f"{agent}_rl_model.pt"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never part of one: a temp file in the same folder,
-    flushed to disk, then renamed over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 class ModelLoadError(ValueError):
@@ -62,7 +51,7 @@ class QNetwork(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # type: ignore[no-any-return]
+        return self.net(x)
 
 
 class ReplayMemory:
@@ -94,9 +83,14 @@ class ReplayMemory:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
-            "states": self.states, "actions": self.actions, "rewards": self.rewards, "next_states": self.next_states,
-            "dones": self.dones, "size": torch.tensor(self.size), "cursor": torch.tensor(self.cursor),
-        }  # fmt: skip
+            "states": self.states,
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "next_states": self.next_states,
+            "dones": self.dones,
+            "size": torch.tensor(self.size),
+            "cursor": torch.tensor(self.cursor),
+        }
 
     def load_state_dict(self, data: dict[str, torch.Tensor]) -> None:
         if data["states"].shape != (self.capacity, STATE_SIZE):
@@ -188,17 +182,27 @@ class ReinforcementLearning:
         payload = io.BytesIO()
         torch.save(
             {
-                "q": self.q.state_dict(), "target": self.target.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "memory": self.memory.state_dict(), "steps": torch.tensor(self.steps),
-                "version": torch.tensor(self.version), "generator": self.generator.get_state(),
+                "q": self.q.state_dict(),
+                "target": self.target.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "memory": self.memory.state_dict(),
+                "steps": torch.tensor(self.steps),
+                "version": torch.tensor(self.version),
+                "generator": self.generator.get_state(),
                 "applied": list(self.applied),
             },
             payload,
-        )  # fmt: skip
+        )
         body = payload.getvalue()
         envelope = io.BytesIO()
-        torch.save({"format": torch.tensor(FORMAT), "sha256": torch.tensor(list(hashlib.sha256(body).digest())),
-                    "body": torch.frombuffer(bytearray(body), dtype=torch.uint8)}, envelope)  # fmt: skip
+        torch.save(
+            {
+                "format": torch.tensor(FORMAT),
+                "sha256": torch.tensor(list(hashlib.sha256(body).digest())),
+                "body": torch.frombuffer(bytearray(body), dtype=torch.uint8),
+            },
+            envelope,
+        )
         path = self.model_path(models_dir)
         write_atomically(path, envelope.getvalue())
         return path
@@ -228,9 +232,9 @@ class ReinforcementLearning:
             raise ModelLoadError(f"{path}: unreadable model ({type(exc).__name__}: {exc})") from exc
 
 
-def load_or_fresh(agent_address: str, models_dir: Path, **kwargs: object) -> ReinforcementLearning:
+def load_or_fresh(agent_address: str, models_dir: Path, **kwargs: Any) -> ReinforcementLearning:
     """The saved model if it loads, else a fresh one (a corrupt file is reported and moved aside)."""
-    model = ReinforcementLearning(agent_address, **kwargs)  # type: ignore[arg-type]
+    model = ReinforcementLearning(agent_address, **kwargs)
     path = model.model_path(models_dir)
     if not path.exists():
         return model
@@ -239,5 +243,5 @@ def load_or_fresh(agent_address: str, models_dir: Path, **kwargs: object) -> Rei
     except ModelLoadError as exc:
         log.error("%s; starting from a fresh model (the bad file is kept as %s.corrupt)", exc, path.name)
         os.replace(path, path.with_suffix(path.suffix + ".corrupt"))
-        return ReinforcementLearning(agent_address, **kwargs)  # type: ignore[arg-type]
+        return ReinforcementLearning(agent_address, **kwargs)
     return model

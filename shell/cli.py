@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from agentfleet.chain.session import ChainSession
-    from agentfleet.demo import TaskRow
+    from shell.demo import TaskRow
 
 app = typer.Typer(
     help="agentfleet: LLM agents competing for on-chain tasks, as a Celery worker fleet.", no_args_is_help=True
@@ -58,12 +58,16 @@ def demo(
     """The main job on an embedded default: redis, anvil, listener, workers, trainer and keeper in one go."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from agentfleet.demo import DemoFailed, run_demo
+    from shell.demo import DemoFailed, run_demo
 
     settings = load_settings()
     console.rule("[bold]agentfleet demo[/bold]")
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} final"),
-                  console=console) as progress:  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} final"),
+        console=console,
+    ) as progress:
         bar = progress.add_task("starting", total=tasks)
 
         def show(counts: dict[str, int]) -> None:
@@ -96,8 +100,16 @@ def _demo_table(rows: list[TaskRow], provider: str) -> Table:
     for column in ("task", "tags", "status", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
         table.add_column(column)
     for r in rows:
-        table.add_row(str(r.task_id), Text(",".join(r.tags)), r.status, r.winner, f"{r.bid_eth:.3f}",
-                      "-" if r.score is None else str(r.score), f"{r.payment_eth:.3f}", r.reputation)  # fmt: skip
+        table.add_row(
+            str(r.task_id),
+            Text(",".join(r.tags)),
+            r.status,
+            r.winner,
+            f"{r.bid_eth:.3f}",
+            "-" if r.score is None else str(r.score),
+            f"{r.payment_eth:.3f}",
+            r.reputation,
+        )
     return table
 
 
@@ -106,7 +118,7 @@ def walkthrough(
     chain: Annotated[str, typer.Option(help="Embedded chain: 'inprocess' (py-evm) or 'anvil'.")] = "inprocess",
 ) -> None:
     """One task's whole life, step by step, with no Celery (the protocol in under a minute)."""
-    from agentfleet.walkthrough import run_embedded
+    from shell.walkthrough import run_embedded
 
     if chain not in {"inprocess", "anvil"}:
         raise typer.BadParameter("use 'inprocess' or 'anvil'", param_hint="--chain")
@@ -170,12 +182,22 @@ def simulate(
             rows = sweep(chosen, tasks, progress=lambda: progress.advance(bar))
         table = Table("seed", "learner, first 500", "learner, last 500", "best fixed profile", "its last 500")
         for r in rows:
-            table.add_row(str(r["seed"]), f"{r['rl_first']:.0f}", f"{r['rl_last']:.0f}", str(r["best_fixed"]),
-                          f"{r['best_last']:.0f}")  # fmt: skip
+            table.add_row(
+                str(r["seed"]),
+                f"{r['rl_first']:.0f}",
+                f"{r['rl_last']:.0f}",
+                str(r["best_fixed"]),
+                f"{r['best_last']:.0f}",
+            )
         ahead = sum(r["rl_last"] > r["best_last"] for r in rows)
         totals = {key: f"{sum(r[key] for r in rows):.0f}" for key in ("rl_first", "rl_last", "best_last")}
-        table.add_row("all", totals["rl_first"], totals["rl_last"], f"learner ahead on {ahead} of {len(rows)}",
-                      totals["best_last"])  # fmt: skip
+        table.add_row(
+            "all",
+            totals["rl_first"],
+            totals["rl_last"],
+            f"learner ahead on {ahead} of {len(rows)}",
+            totals["best_last"],
+        )
         console.print(table)
         return
     with Progress(console=console) as progress:
@@ -183,8 +205,13 @@ def simulate(
         results = compare(seed, tasks, progress=lambda _step: progress.advance(bar))
     table = Table("strategy of the focal agent", "profit, first 500", "profit, last 500", "wins, last 500", "total")
     for row in summary(results):
-        table.add_row(str(row["strategy"]), f"{row['first']:.1f}", f"{row['last']:.1f}", str(row["last_wins"]),
-                      f"{row['total']:.1f}")  # fmt: skip
+        table.add_row(
+            str(row["strategy"]),
+            f"{row['first']:.1f}",
+            f"{row['last']:.1f}",
+            str(row["last_wins"]),
+            f"{row['total']:.1f}",
+        )
     console.print(table)
     console.print(f"learning curves: {plot(results, out)}")
 
@@ -195,7 +222,7 @@ def up(
     run_dir: Annotated[Path, typer.Option(help="Logs, deployment record, models, env file.")] = Path("run"),
 ) -> None:
     """The whole fleet as local processes (anvil, redis, listener, workers, trainer, beat, Flower); Ctrl-C stops all."""
-    from agentfleet.stack import run_stack
+    from shell.stack import run_stack
 
     run_stack(workers=workers, run_dir=run_dir, settings=load_settings(), say=console.print)
 
@@ -211,7 +238,7 @@ def create_tasks(
     import random
 
     from agentfleet.chain.session import ChainSession
-    from agentfleet.fleet import create_example_tasks
+    from shell.fleet import create_example_tasks
 
     session = ChainSession.open(load_settings())
     for task_id in create_example_tasks(session, random.Random(seed), count, window=window, reward_eth=reward):
@@ -235,8 +262,13 @@ def tasks(
     table = Table("task", "tags", "reward (ETH)", "bids", "closes at")
     for task_id in ids:
         task = session.tasks.get_task(task_id)
-        table.add_row(str(task_id), Text(",".join(task.tags)), f"{task.reward / 1e18:.3f}",
-                      str(session.auction.bid_count(task_id)), str(task.biddingDeadline))  # fmt: skip
+        table.add_row(
+            str(task_id),
+            Text(",".join(task.tags)),
+            f"{task.reward / 1e18:.3f}",
+            str(session.auction.bid_count(task_id)),
+            str(task.biddingDeadline),
+        )
     console.print(table)
 
 
@@ -371,9 +403,11 @@ def stuck() -> None:
     client = redis_lib.Redis.from_url(settings.redis_url.get_secret_value())
     try:
         waiting = review.pending(client)
-        given_up = {key.decode().split(":")[-2]: client.hget(key, "last_error")
-                    for key in client.scan_iter(f"{PREFIX}:attempts:execute:*")
-                    if int(client.hget(key, "count") or 0) >= settings.execute_attempts}  # fmt: skip
+        given_up = {
+            key.decode().split(":")[-2]: client.hget(key, "last_error")
+            for key in client.scan_iter(f"{PREFIX}:attempts:execute:*")
+            if int(client.hget(key, "count") or 0) >= settings.execute_attempts
+        }
     except redis_lib.ConnectionError as exc:
         console.print(Text(f"cannot reach Redis: {exc}", style="red"))
         raise typer.Exit(code=1) from None

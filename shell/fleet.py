@@ -63,9 +63,14 @@ def bootstrap_local_fleet(
 
 
 def create_example_tasks(
-    session: ChainSession, rng: random.Random, count: int, *, window: int, reward_eth: float | None = None,
+    session: ChainSession,
+    rng: random.Random,
+    count: int,
+    *,
+    window: int,
+    reward_eth: float | None = None,
     tag_counts: Sequence[int] = (1, 2),
-) -> list[int]:  # fmt: skip
+) -> list[int]:
     """``count`` tasks the agent types can do (tags drawn from their capabilities), each escrowing
     ``reward_eth`` (None: a random 0.5..2 ETH), bidding open for ``window`` seconds of chain time."""
     capabilities = [c for agent in AGENT_TYPES for c in agent.capabilities]
@@ -73,7 +78,14 @@ def create_example_tasks(
     for _ in range(count):
         tags = rng.sample(capabilities, k=rng.choice(tag_counts))
         reward = reward_eth if reward_eth is not None else round(rng.uniform(0.5, 2.0), 2)
-        session.tasks.create_task(session.requester, f"Example task: deliver {' and '.join(tags)}", tags, deadline,
-                                  3600, session.evaluator.address, value=Web3.to_wei(reward, "ether"))  # fmt: skip
+        session.tasks.create_task(
+            session.requester,
+            f"Example task: deliver {' and '.join(tags)}",
+            tags,
+            deadline,
+            3600,
+            session.evaluator.address,
+            value=Web3.to_wei(reward, "ether"),
+        )
     total = session.tasks.task_count()
     return list(range(total - count + 1, total + 1))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from celery import Celery
 from pydantic import SecretStr
 from web3.logs import DISCARD
 
@@ -29,19 +30,17 @@ from agentfleet.chain.connect import http_web3
 from agentfleet.chain.local import advance_time
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
-from agentfleet.fleet import ETH, bootstrap_local_fleet, create_example_tasks
 from agentfleet.logs import configure_logging, log_to_file
 from agentfleet.policy import scrub
 from agentfleet.profiles import AGENT_TYPES
-from agentfleet.services import ServiceError, local_services
+from agentfleet.protocol.routing import ALL_QUEUES, FINALIZE_DUE, KEEPER, RECONCILE
+from agentfleet.protocol.status import FINAL_STATUSES, TaskStatus
 from agentfleet.settings import Settings
+from shell.fleet import ETH, bootstrap_local_fleet, create_example_tasks
+from shell.services import ServiceError, local_services
 
-STATUS = {1: "open", 2: "assigned", 3: "submitted", 4: "completed", 5: "failed", 6: "cancelled", 7: "expired"}
-ASSIGNED = 2
-FINAL = {4, 5, 6, 7}
+STATUS = {int(s): s.name.lower() for s in TaskStatus if s != TaskStatus.NONE}
 DEFAULT_TIMEOUT = 600.0  # seconds for the whole demo, set-up included (a normal run of 24 tasks takes ~1-2 min)
-QUEUES = ["agent.research", "agent.development", "agent.analytics", "agent.creative", "agent.blockchain",
-          "evaluation", "training", "keeper"]  # fmt: skip
 
 
 @dataclass
@@ -139,21 +138,29 @@ def _run(
     """The demo proper, within ``budget`` (start, seconds); ``seen`` keeps what a failure report shows."""
     from celery.contrib.testing.worker import start_worker
 
+    from agentfleet.protocol.app import app
+    from agentfleet.runtime import Runtime, use_runtime
     from chain_listener.listener import Listener
-    from workers.app import app
-    from workers.runtime import Runtime, use_runtime
 
     began = budget[0]
     with local_services() as (server, node), tempfile.TemporaryDirectory(prefix="agentfleet-demo-") as tmp:
-        settings = base.model_copy(update={
-            "rpc_urls": [node.url], "redis_url": SecretStr(server.url), "confirmations": 0,
-            "contract_addresses_path": Path(tmp) / "contract_addresses.json", "models_dir": out_dir / "models",
-            "action_logging": True, "listener_poll_interval": 0.1, "training_confirmations": 0,
-        })  # fmt: skip
+        settings = base.model_copy(
+            update={
+                "rpc_urls": [node.url],
+                "redis_url": SecretStr(server.url),
+                "confirmations": 0,
+                "contract_addresses_path": Path(tmp) / "contract_addresses.json",
+                "models_dir": out_dir / "models",
+                "action_logging": True,
+                "listener_poll_interval": 0.1,
+                "training_confirmations": 0,
+            }
+        )
         client = redis.Redis.from_url(server.url)
         session = ChainSession.open(settings, w3=http_web3(node.url), redis_client=client)
-        members = bootstrap_local_fleet(session, AgentDirectory(client), AGENT_TYPES,
-                                        record_path=settings.contract_addresses_path)  # fmt: skip
+        members = bootstrap_local_fleet(
+            session, AgentDirectory(client), AGENT_TYPES, record_path=settings.contract_addresses_path
+        )
         names = {m.address: m.name for m in members}
         runtime = Runtime.build(settings)
         seen.provider = runtime.provider.name
@@ -164,7 +171,7 @@ def _run(
         listener_thread = threading.Thread(target=listener.run, name="listener", daemon=True)
         ids: list[int] = []
         try:
-            with start_worker(app, pool="solo", queues=QUEUES, perform_ping_check=False, shutdown_timeout=30):
+            with start_worker(app, pool="solo", queues=list(ALL_QUEUES), perform_ping_check=False, shutdown_timeout=30):
                 listener_thread.start()
                 ids = create_example_tasks(session, rng, tasks, window=60, tag_counts=(1, 1, 2))
                 try:
@@ -181,8 +188,16 @@ def _run(
             raise Unfinished(f"none of the {len(rows)} tasks was completed")
         png = _plot(session, ids, names, out_dir / "learning-curves.png")
         counts = {status: sum(1 for r in rows if r.status == status) for status in STATUS.values()}
-        return DemoResult(rows, runtime.provider.name, png, out_dir, settings.models_dir, out_dir / "demo.log",
-                          time.monotonic() - began, counts)  # fmt: skip
+        return DemoResult(
+            rows,
+            runtime.provider.name,
+            png,
+            out_dir,
+            settings.models_dir,
+            out_dir / "demo.log",
+            time.monotonic() - began,
+            counts,
+        )
 
 
 def _sentence(exc: BaseException, problems: list[str]) -> str:
@@ -206,7 +221,7 @@ def _sentence(exc: BaseException, problems: list[str]) -> str:
 
 def _drive(
     session: ChainSession,
-    app: object,
+    app: Celery,
     ids: list[int],
     on_progress: Callable[[dict[str, int]], None] | None,
     budget: tuple[float, float],
@@ -221,26 +236,27 @@ def _drive(
     advance_time(session.client.w3, 61)  # local chain: no need to wait a minute of wall time
     last, changed, swept, moved = None, time.monotonic(), 0.0, False
     while True:
-        app.send_task("workers.tasks.finalize_due", queue="keeper", ignore_result=True)  # type: ignore[attr-defined]
+        app.send_task(FINALIZE_DUE, queue=KEEPER, ignore_result=True)
         if time.monotonic() - swept >= 2:  # no beat in the demo: the reconciler re-drives what got stuck
-            app.send_task("workers.tasks.reconcile", queue="keeper", ignore_result=True)  # type: ignore[attr-defined]
+            app.send_task(RECONCILE, queue=KEEPER, ignore_result=True)
             swept = time.monotonic()
         statuses = _report(session, ids, on_progress)
-        if all(s in FINAL for s in statuses):
+        if all(s in FINAL_STATUSES for s in statuses):
             return
         if statuses != last:
             last, changed = statuses, time.monotonic()
-        stuck = [s for s in statuses if s not in FINAL]
-        if not moved and time.monotonic() - changed > 20 and all(s == ASSIGNED for s in stuck):
+        stuck = [s for s in statuses if s not in FINAL_STATUSES]
+        if not moved and time.monotonic() - changed > 20 and all(s == TaskStatus.ASSIGNED for s in stuck):
             # Executions given up (their LLM answers never validated) expire at the end of the execution
             # window: on the local chain, move the clock there instead of waiting an hour.
             advance_time(session.client.w3, 3601)
             moved = True
         if time.monotonic() >= deadline:
-            left = [STATUS.get(code, "?") for code in statuses if code not in FINAL]
+            left = [STATUS.get(code, "?") for code in statuses if code not in FINAL_STATUSES]
             summary = ", ".join(f"{name} {left.count(name)}" for name in sorted(set(left)))
-            raise Unfinished(f"{len(left)} of {len(ids)} tasks were not final within the {budget[1]:g} s time "
-                             f"budget ({summary})")  # fmt: skip
+            raise Unfinished(
+                f"{len(left)} of {len(ids)} tasks were not final within the {budget[1]:g} s time budget ({summary})"
+            )
         time.sleep(0.5)
 
 

@@ -1,9 +1,10 @@
-"""Per-process resources of a worker, created lazily after the fork (never in a prefork parent)."""
+"""Per-process resources of a worker or the trainer, created lazily after the fork (never in a prefork parent)."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -11,7 +12,11 @@ from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
 from agentfleet.llm import LLMProvider, make_provider
 from agentfleet.policy import MAX_RESULT_BYTES
+from agentfleet.protocol import keys
 from agentfleet.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from agentfleet.bidding.rl import ModelCache
 
 
 class ResultStore:
@@ -25,11 +30,11 @@ class ResultStore:
         if len(data) > MAX_RESULT_BYTES:
             raise ValueError(f"result of {len(data)} bytes exceeds {MAX_RESULT_BYTES}")
         digest = hashlib.sha256(data).digest()
-        self.redis.set(f"agentfleet:results:{digest.hex()}", data)
+        self.redis.set(keys.results(digest.hex()), data)
         return digest
 
     def get(self, digest: bytes) -> str | None:
-        raw = self.redis.get(f"agentfleet:results:{digest.hex()}")
+        raw = self.redis.get(keys.results(digest.hex()))
         if isinstance(raw, str):
             raw = raw.encode()
         if raw is None or hashlib.sha256(raw).digest() != digest:
@@ -45,7 +50,7 @@ class Runtime:
     provider: LLMProvider
     directory: AgentDirectory
     results: ResultStore
-    models: object | None = None  # trainer.strategy.ModelCache, built on first RL bid (imports torch)
+    models: ModelCache | None = None  # built on the first RL bid (imports torch)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -58,6 +63,14 @@ class Runtime:
             directory=AgentDirectory(client),
             results=ResultStore(client),
         )
+
+    def model_cache(self) -> ModelCache:
+        """The RL models this process bids with, reloaded when the trainer writes a new version."""
+        if self.models is None:
+            from agentfleet.bidding.rl import ModelCache
+
+            self.models = ModelCache(self.settings.models_dir)
+        return self.models
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a result, a prompt or a log line."""

@@ -20,8 +20,8 @@ from agentfleet.chain.connect import http_web3, inprocess_web3
 from agentfleet.chain.deploy import deploy_all
 from agentfleet.chain.local import advance_time, chain_now, fund
 from agentfleet.chain.session import ChainSession
-from agentfleet.services import AnvilNode
 from agentfleet.settings import Settings
+from shell.services import AnvilNode
 
 ETH = 10**18
 

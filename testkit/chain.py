@@ -11,8 +11,8 @@ from agentfleet.chain.connect import http_web3, inprocess_web3
 from agentfleet.chain.deploy import deploy_all
 from agentfleet.chain.local import chain_now, fund
 from agentfleet.chain.session import ChainSession
-from agentfleet.services import AnvilNode
 from agentfleet.settings import Settings
+from shell.services import AnvilNode
 
 ETH = 10**18
 AGENT_CAPS = (

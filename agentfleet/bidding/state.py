@@ -5,12 +5,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from agentfleet.strategy import BidContext
+from agentfleet.bidding.context import BidContext
 
 # Fine steps where winning auctions are priced (measured in the simulator: 0.1 steps left money on the
 # table against fixed strategies), coarse ones at the bottom to win back reputation.
-BID_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85,
-                                 0.9, 0.95, 1.0)  # fmt: skip
+BID_LEVELS: tuple[float, ...] = (
+    0.1,
+    0.2,
+    0.3,
+    0.35,
+    0.4,
+    0.45,
+    0.5,
+    0.55,
+    0.6,
+    0.65,
+    0.7,
+    0.75,
+    0.8,
+    0.85,
+    0.9,
+    0.95,
+    1.0,
+)
 ACTIONS = 1 + len(BID_LEVELS)  # 0 = abstain
 STATE_SIZE = 8
 
@@ -58,10 +75,15 @@ def state_of(ctx: BidContext) -> BidState:
     learns from must see the same numbers."""
     relevant = [ctx.capability_weights[t] for t in ctx.tags if t in ctx.capability_weights]
     return BidState(
-        fit=ctx.fit_score, capability=sum(relevant) / len(relevant) if relevant else 0.0,
-        reputation=float(ctx.reputation), workload=float(ctx.workload), reward_eth=ctx.reward_wei / 1e18,
-        deadline_s=float(ctx.seconds_to_deadline), win_rate=ctx.recent_win_rate, competition=float(ctx.competing_bids),
-    )  # fmt: skip
+        fit=ctx.fit_score,
+        capability=sum(relevant) / len(relevant) if relevant else 0.0,
+        reputation=float(ctx.reputation),
+        workload=float(ctx.workload),
+        reward_eth=ctx.reward_wei / 1e18,
+        deadline_s=float(ctx.seconds_to_deadline),
+        win_rate=ctx.recent_win_rate,
+        competition=float(ctx.competing_bids),
+    )
 
 
 EXPLORATION_SPAN = 1200  # transitions over which exploration decays from its start to its floor
@@ -73,3 +95,8 @@ def exploration_rate(profile_rate: float, experience: int) -> float:
     more keeps exploring more, and a fresh model explores most."""
     start, floor = min(1.0, 3 * profile_rate), profile_rate / 5
     return max(floor, start * (1 - experience / EXPLORATION_SPAN))
+
+
+def nearest_action(fraction: float) -> int:
+    """The DQN action whose bid level is closest to ``fraction`` (for bids another strategy chose)."""
+    return 1 + min(range(len(BID_LEVELS)), key=lambda i: abs(BID_LEVELS[i] - fraction))

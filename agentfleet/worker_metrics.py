@@ -2,7 +2,7 @@
 
 Why prometheus_client's multiprocess mode: with the prefork pool, tasks run in pool children that cannot
 each serve the port. Every process writes its values to files in one folder (``PROMETHEUS_MULTIPROC_DIR``)
-and the worker's main process serves their sum. ``workers.metrics_dir`` makes a fresh folder (removed on
+and the worker's main process serves their sum. ``agentfleet.worker_metrics_dir`` makes a fresh folder (removed on
 shutdown) in ``workers/__init__.py``, before the metrics below are created. With the port unset nothing
 changes: metrics are plain in-process values nobody serves. Cost: ``bench/metrics.py`` (about 0.2 ms a task).
 
@@ -29,7 +29,7 @@ from celery.signals import (
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
 
 from agentfleet.settings import get_settings
-from workers.metrics_dir import OWNED_DIR_ENV
+from agentfleet.worker_metrics_dir import OWNED_DIR_ENV
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,12 @@ def _serve(**_kwargs: Any) -> None:
     try:
         start_http_server(settings.worker_metrics_port, addr=settings.metrics_address, registry=registry)
     except OSError as exc:  # the worker's tasks matter more than its metrics: say so loudly and go on
-        log.error("worker metrics endpoint not started on %s:%s: %s", settings.metrics_address,
-                  settings.worker_metrics_port, exc)  # fmt: skip
+        log.error(
+            "worker metrics endpoint not started on %s:%s: %s",
+            settings.metrics_address,
+            settings.worker_metrics_port,
+            exc,
+        )
         return
     log.info("worker metrics on %s:%s/metrics", settings.metrics_address, settings.worker_metrics_port)
 

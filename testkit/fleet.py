@@ -14,17 +14,17 @@ from celery.contrib.testing.worker import start_worker
 from agentfleet.chain.local import fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
-from agentfleet.fleet import register_fleet
 from agentfleet.profiles import AGENT_TYPES
-from agentfleet.services import RedisServer
+from agentfleet.protocol.app import app
+from agentfleet.protocol.routing import WORKER_QUEUES
+from agentfleet.runtime import Runtime, use_runtime
 from agentfleet.settings import Settings
 from chain_listener.listener import Listener
-from tests.chain_helpers import ETH, deployed_market
-from workers.app import app
-from workers.runtime import Runtime, use_runtime
+from shell.fleet import register_fleet
+from shell.services import RedisServer
+from testkit.chain import ETH, deployed_market
 
-QUEUES = ["agent.research", "agent.development", "agent.analytics", "agent.creative", "agent.blockchain",
-          "evaluation", "keeper"]  # fmt: skip
+QUEUES = list(WORKER_QUEUES)  # an agent worker's queues: every profile, evaluation, keeper
 
 
 @contextmanager
@@ -55,8 +55,14 @@ def running_fleet(
         app.conf.result_backend = redis_server.url
         listener = Listener.build(settings, app=app, redis_client=client)
         try:
-            with start_worker(app, pool=pool, concurrency=concurrency, queues=queues or QUEUES,
-                              perform_ping_check=False, shutdown_timeout=30):  # fmt: skip
+            with start_worker(
+                app,
+                pool=pool,
+                concurrency=concurrency,
+                queues=queues or QUEUES,
+                perform_ping_check=False,
+                shutdown_timeout=30,
+            ):
                 yield session, listener, client
         finally:
             use_runtime(None)

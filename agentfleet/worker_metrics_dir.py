@@ -1,4 +1,4 @@
-"""Where the worker's metric files go; kept apart from ``workers.metrics`` because it must run before our
+"""Where the worker's metric files go; kept apart from ``agentfleet.worker_metrics`` because it must run before our
 metrics are created: prometheus_client picks its value class (in-process or multiprocess files) when it is
 imported, and `celery` itself may have imported it already (Flower's CLI plugin does), so the class is
 picked again here from the environment we just set."""

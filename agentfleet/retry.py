@@ -19,9 +19,19 @@ class TryLater(Exception):
 # transaction still on its way. A task that meets one of these retries with backoff; the reconciler picks up
 # whatever still needs doing after the last retry.
 TRANSIENT = (
-    LLMError, requests.ConnectionError, requests.Timeout, TimeoutError, ConnectionError, redis.ConnectionError,
-    redis.TimeoutError, NodeUnavailable, TransactionTimeout, TransactionDropped, TransactionReplaced, TryLater,
-)  # fmt: skip
+    LLMError,
+    requests.ConnectionError,
+    requests.Timeout,
+    TimeoutError,
+    ConnectionError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    NodeUnavailable,
+    TransactionTimeout,
+    TransactionDropped,
+    TransactionReplaced,
+    TryLater,
+)
 RETRY: dict[str, Any] = {
     "autoretry_for": TRANSIENT,
     "retry_backoff": 2,

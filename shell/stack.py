@@ -26,14 +26,15 @@ from pydantic import SecretStr
 from agentfleet.chain.connect import http_web3
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
-from agentfleet.fleet import bootstrap_local_fleet
+from agentfleet.files import write_atomically
 from agentfleet.profiles import AGENT_TYPES
-from agentfleet.services import free_port, local_services
+from agentfleet.protocol.routing import TRAINING, WORKER_QUEUES
 from agentfleet.settings import Settings
+from shell.fleet import bootstrap_local_fleet
+from shell.services import free_port, local_services
 
 LISTENER_METRICS = "AGENTFLEET_LISTENER_METRICS_PORT"
 WORKER_METRICS = "AGENTFLEET_WORKER_METRICS_PORT"
-AGENT_QUEUES = "agent.research,agent.development,agent.analytics,agent.creative,agent.blockchain,evaluation,keeper"
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0  # seconds before restarting a process that died; doubles each time
 STABLE_AFTER = 60.0  # seconds up after which a process counts as healthy again (backoff back to the first)
 
@@ -54,8 +55,9 @@ class Supervised:
 
     def start(self) -> None:
         with self.log.open("ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.started, self.due = time.monotonic(), None
 
     def check(self, now: float) -> str | None:
@@ -116,9 +118,7 @@ class Stack:
         if self.pids == text:
             return
         self.pids = text
-        tmp = self.run_dir / "pids.tmp"
-        tmp.write_text(text)
-        tmp.replace(self.run_dir / "pids")
+        write_atomically(self.run_dir / "pids", text.encode())
 
     def stop(self, timeout: float = 20.0) -> None:
         procs = {name: entry.proc for name, entry in self.procs.items() if entry.proc}
@@ -151,8 +151,15 @@ def bin_path(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def run_stack(*, workers: int, run_dir: Path, settings: Settings, ready: threading.Event | None = None,
-              stop: threading.Event | None = None, say: Callable[[str], object] = print) -> None:  # fmt: skip
+def run_stack(
+    *,
+    workers: int,
+    run_dir: Path,
+    settings: Settings,
+    ready: threading.Event | None = None,
+    stop: threading.Event | None = None,
+    say: Callable[[str], object] = print,
+) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
 
@@ -163,21 +170,31 @@ def run_stack(*, workers: int, run_dir: Path, settings: Settings, ready: threadi
     signal.signal(signal.SIGTERM, on_signal)
     with ExitStack() as services:
         server, node = services.enter_context(local_services())
-        local = settings.model_copy(update={
-            "rpc_urls": [node.url], "redis_url": SecretStr(server.url), "confirmations": 0,
-            "contract_addresses_path": run_dir / "contract_addresses.json", "models_dir": run_dir / "models",
-        })  # fmt: skip
+        local = settings.model_copy(
+            update={
+                "rpc_urls": [node.url],
+                "redis_url": SecretStr(server.url),
+                "confirmations": 0,
+                "contract_addresses_path": run_dir / "contract_addresses.json",
+                "models_dir": run_dir / "models",
+            }
+        )
         client = redis.Redis.from_url(server.url)
         session = ChainSession.open(local, w3=http_web3(node.url), redis_client=client)
         bootstrap_local_fleet(session, AgentDirectory(client), AGENT_TYPES, record_path=local.contract_addresses_path)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFLEET_")}
-        env.update({
-            "AGENTFLEET_RPC_URLS": node.url, "AGENTFLEET_WS_URL": node.ws_url, "AGENTFLEET_REDIS_URL": server.url,
-            "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(local.contract_addresses_path),
-            "AGENTFLEET_MODELS_DIR": str(local.models_dir), "AGENTFLEET_CONFIRMATIONS": "0",
-            "AGENTFLEET_KEEPER_INTERVAL": "2",
-        })  # fmt: skip
+        env.update(
+            {
+                "AGENTFLEET_RPC_URLS": node.url,
+                "AGENTFLEET_WS_URL": node.ws_url,
+                "AGENTFLEET_REDIS_URL": server.url,
+                "AGENTFLEET_CONTRACT_ADDRESSES_PATH": str(local.contract_addresses_path),
+                "AGENTFLEET_MODELS_DIR": str(local.models_dir),
+                "AGENTFLEET_CONFIRMATIONS": "0",
+                "AGENTFLEET_KEEPER_INTERVAL": "2",
+            }
+        )
         env["AGENTFLEET_MNEMONIC"] = settings.mnemonic.get_secret_value()
         if settings.openai_api_key is not None:
             env["OPENAI_API_KEY"] = settings.openai_api_key.get_secret_value()
@@ -185,15 +202,59 @@ def run_stack(*, workers: int, run_dir: Path, settings: Settings, ready: threadi
         services.callback(stack.stop)
         stack.spawn("listener", [sys.executable, "-m", "chain_listener"], metrics_setting=LISTENER_METRICS)
         for i in range(workers):
-            stack.spawn(f"worker{i + 1}", [bin_path("celery"), "-A", "workers", "worker", "-Q", AGENT_QUEUES,
-                                           "-c", "1", "-n", f"worker{i + 1}@%h", "--loglevel", "INFO"],
-                        metrics_setting=WORKER_METRICS)  # fmt: skip
-        stack.spawn("trainer", [bin_path("celery"), "-A", "workers", "worker", "-Q", "training", "-P", "solo",
-                                "-n", "trainer@%h", "--loglevel", "INFO"], metrics_setting=WORKER_METRICS)  # fmt: skip
-        stack.spawn("beat", [bin_path("celery"), "-A", "workers", "beat", "--schedule",
-                             str(run_dir / "beat-schedule"), "--loglevel", "INFO"])  # fmt: skip
-        stack.spawn("flower", [bin_path("celery"), "-A", "workers", "flower", "--address=127.0.0.1",
-                               f"--port={stack.flower_port}"])  # fmt: skip
+            stack.spawn(
+                f"worker{i + 1}",
+                [
+                    bin_path("celery"),
+                    "-A",
+                    "workers",
+                    "worker",
+                    "-Q",
+                    ",".join(WORKER_QUEUES),
+                    "-c",
+                    "1",
+                    "-n",
+                    f"worker{i + 1}@%h",
+                    "--loglevel",
+                    "INFO",
+                ],
+                metrics_setting=WORKER_METRICS,
+            )
+        stack.spawn(
+            "trainer",
+            [
+                bin_path("celery"),
+                "-A",
+                "workers",
+                "worker",
+                "-Q",
+                TRAINING,
+                "-P",
+                "solo",
+                "-n",
+                "trainer@%h",
+                "--loglevel",
+                "INFO",
+            ],
+            metrics_setting=WORKER_METRICS,
+        )
+        stack.spawn(
+            "beat",
+            [
+                bin_path("celery"),
+                "-A",
+                "workers",
+                "beat",
+                "--schedule",
+                str(run_dir / "beat-schedule"),
+                "--loglevel",
+                "INFO",
+            ],
+        )
+        stack.spawn(
+            "flower",
+            [bin_path("celery"), "-A", "workers", "flower", "--address=127.0.0.1", f"--port={stack.flower_port}"],
+        )
         say(f"chain    {node.url}  (contracts: {local.contract_addresses_path})")
         say(f"redis    {server.url}")
         say(f"flower   http://127.0.0.1:{stack.flower_port}")

@@ -1,4 +1,4 @@
-"""RLBiddingStrategy: the trained DQN behind the workers' ``BiddingStrategy`` protocol.
+"""RLBiddingStrategy: the trained DQN behind the ``BiddingStrategy`` protocol, and the workers' model cache.
 
 Why a cache keyed by the file's (mtime, size): a worker checks for a new model version before every bid
 with one ``stat`` call (microseconds) and reloads only when the trainer wrote a new file. A model that
@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Protocol
 
 from agentfleet import policy
+from agentfleet.bidding.context import BidContext, BidDecision, abstain
+from agentfleet.bidding.dqn import ModelLoadError, ReinforcementLearning, model_path
+from agentfleet.bidding.state import action_fraction, exploration_rate, state_of
 from agentfleet.profiles import LearningProfile
-from agentfleet.strategy import BidContext, BidDecision
-from trainer.rl import ModelLoadError, ReinforcementLearning, model_path
-from trainer.state import action_fraction, exploration_rate, state_of
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,16 @@ class RLBiddingStrategy:
         if ctx.fit_score < self.profile.min_fit_to_bid:  # risk follows the profile: no bets on tasks it cannot do
             bar = self.profile.min_fit_to_bid
             reason = f"RL v{model.version}: fit {ctx.fit_score:.0f} below the profile's bar {bar:.0f}"
-            return BidDecision(bid=False, amount_fraction=0.0, amount_wei=0, reason=reason)
+            return abstain(reason)
         state = state_of(ctx)
         action = model.act(state.vector())
         fraction = action_fraction(action)
         if fraction is None:
-            return BidDecision(bid=False, amount_fraction=0.0, amount_wei=0, reason=f"RL v{model.version}: abstain")
+            return abstain(f"RL v{model.version}: abstain")
         fraction = policy.clamp_fraction(fraction)
-        return BidDecision(bid=True, amount_fraction=fraction, amount_wei=policy.bid_amount(ctx.reward_wei, fraction),
-                           reason=f"RL v{model.version}: action {action}")  # fmt: skip
+        return BidDecision(
+            bid=True,
+            amount_fraction=fraction,
+            amount_wei=policy.bid_amount(ctx.reward_wei, fraction),
+            reason=f"RL v{model.version}: action {action}",
+        )

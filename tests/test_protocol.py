@@ -1,0 +1,60 @@
+"""The protocol module is the one definition: checked against the contracts and the registered tasks."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from agentfleet.profiles import AGENT_TYPES
+from agentfleet.protocol import limits, routing
+from agentfleet.protocol.status import FINAL_STATUSES, TaskStatus
+
+CONTRACTS = Path(__file__).resolve().parent.parent / "contracts"
+
+
+def test_task_status_matches_the_solidity_enum_and_the_abi() -> None:
+    source = (CONTRACTS / "src" / "Common.sol").read_text()
+    names = re.search(r"enum Status \{([^}]*)\}", source)
+    assert names is not None
+    solidity = [name.strip().upper() for name in names.group(1).split(",")]
+    assert [s.name for s in TaskStatus] == solidity
+    assert [int(s) for s in TaskStatus] == list(range(len(solidity)))
+    abi = json.loads((CONTRACTS / "artifacts" / "TaskManager.json").read_text())["abi"]
+    status_of = next(item for item in abi if item.get("name") == "statusOf")
+    assert status_of["outputs"][0]["internalType"] == "enum ITaskManager.Status"
+    assert {s.name for s in FINAL_STATUSES} == {"COMPLETED", "FAILED", "CANCELLED", "EXPIRED"}
+
+
+def test_limits_match_the_contracts() -> None:
+    source = (CONTRACTS / "src" / "Common.sol").read_text()
+    declared = dict(re.findall(r"constant (\w+) = (\d+);", source))
+    assert declared, "no constants found in Common.sol"
+    for name, value in declared.items():
+        assert getattr(limits, name) == int(value), name
+    engine = (CONTRACTS / "src" / "IncentiveEngine.sol").read_text()
+    assert f"(score - Limits.PASS_SCORE) / {limits.REPUTATION_STEP}" in engine
+
+
+def test_queues_come_from_the_profiles_and_every_task_name_is_registered() -> None:
+    import trainer.tasks  # noqa: F401
+    import workers.tasks  # noqa: F401
+    from agentfleet.protocol.app import app
+
+    assert tuple(f"agent.{a.queue}" for a in AGENT_TYPES) == routing.AGENT_QUEUES
+    names = {value for key, value in vars(routing).items() if key.isupper() and isinstance(value, str)}
+    task_names = {n for n in names if "." in n and n not in routing.ALL_QUEUES}
+    assert task_names == {
+        routing.CONSIDER,
+        routing.EXECUTE,
+        routing.EVALUATE,
+        routing.DELIVER,
+        routing.FINALIZE_DUE,
+        routing.FINALIZE,
+        routing.EXPIRE,
+        routing.RECONCILE,
+        routing.RECORD_OUTCOME,
+    }
+    assert task_names <= set(app.tasks), task_names - set(app.tasks)
+    assert {route["queue"] for route in routing.ROUTES.values()} <= set(routing.ALL_QUEUES)
+    assert set(app.conf.task_routes) <= task_names
