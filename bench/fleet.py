@@ -24,12 +24,16 @@ from pathlib import Path
 from celery.contrib.testing.worker import start_worker
 
 from agentfleet.chain.local import advance_time
+from agentfleet.protocol import routing
 from agentfleet.protocol.app import app
+from agentfleet.protocol.status import TaskStatus
 from agentfleet.runtime import runtime
 from shell.services import RedisServer, free_port
 from testkit.chain import ETH, create_task, deployed_market, now
 from testkit.fleet import pump, running_fleet
 from testkit.llm import completion
+
+RESEARCH = routing.agent_queue("research")
 
 
 def plain_script(tasks: int) -> float:
@@ -58,16 +62,15 @@ def fleet_lifecycle(server: RedisServer, tasks: int) -> tuple[float, float]:
         ids = range(1, tasks + 1)
         pump(listener, lambda: all(s.auction.bid_count(t) >= 1 for t in ids), timeout=600)
         advance_time(s.client.w3, 31)
-        app.send_task("workers.tasks.finalize_due", queue="keeper")
-        pump(listener, lambda: all(s.tasks.status_of(t) == 4 for t in ids), timeout=600)
+        app.send_task(routing.FINALIZE_DUE, queue=routing.KEEPER)
+        pump(listener, lambda: all(s.tasks.status_of(t) == TaskStatus.COMPLETED for t in ids), timeout=600)
         lifecycle = tasks / (time.perf_counter() - began)
 
         agent = s.agent(0).address
         n = args.messages
         began = time.perf_counter()
         results = [
-            app.send_task("workers.tasks.consider", kwargs={"agent": agent, "task_id": 1}, queue="agent.research")
-            for _ in range(n)
+            app.send_task(routing.CONSIDER, kwargs={"agent": agent, "task_id": 1}, queue=RESEARCH) for _ in range(n)
         ]
         for r in results:
             r.get(timeout=120)
@@ -78,10 +81,10 @@ def fleet_lifecycle(server: RedisServer, tasks: int) -> tuple[float, float]:
 def bare_celery(server: RedisServer, n: int) -> float:
     app.conf.broker_url = server.url
     app.conf.result_backend = server.url
-    with start_worker(app, pool="solo", queues=["agent.research"], perform_ping_check=False):
+    with start_worker(app, pool="solo", queues=[RESEARCH], perform_ping_check=False):
         began = time.perf_counter()
         # celery.accumulate: the no-op every Celery app has built in (nothing registered on the fleet's app)
-        results = [app.send_task("celery.accumulate", args=(None,), queue="agent.research") for _ in range(n)]
+        results = [app.send_task("celery.accumulate", args=(None,), queue=RESEARCH) for _ in range(n)]
         for r in results:
             r.get(timeout=120)
         return n / (time.perf_counter() - began)

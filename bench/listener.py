@@ -23,12 +23,14 @@ from pathlib import Path
 import redis
 
 from agentfleet.chain.session import ChainSession
+from agentfleet.protocol.routing import agent_queue
 from agentfleet.settings import Settings
 from chain_listener.listener import Listener
 from testkit.chain import deployed_market
 from testkit.listener import add_fleet_agents, celery_app, emit_tasks
 
 BATCH = 500
+RESEARCH = agent_queue("research")
 
 
 def baseline(url: str, client: redis.Redis, addresses: list[str], start: int, end: int) -> tuple[int, float]:
@@ -53,10 +55,10 @@ def head_latency(listener: Listener, session: ChainSession, client: redis.Redis,
     time.sleep(0.5)
     latencies = []
     for _ in range(samples):
-        before = client.llen("agent.research")
+        before = client.llen(RESEARCH)
         sent = time.perf_counter()  # anvil automines on arrival: sent ~ mined
         emit_tasks(session, 1, wait=False)
-        while client.llen("agent.research") == before:
+        while client.llen(RESEARCH) == before:
             time.sleep(0.001)
         latencies.append((time.perf_counter() - sent) * 1000)
         time.sleep(0.01)
