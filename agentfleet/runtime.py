@@ -74,11 +74,14 @@ class Runtime:
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a result, a prompt or a log line."""
-        s = self.settings
-        values = [s.mnemonic.get_secret_value(), s.redis_url.get_secret_value()]
-        if s.openai_api_key is not None:
-            values.append(s.openai_api_key.get_secret_value())
-        return values
+        return secrets_of(self.settings)
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    values = [settings.mnemonic.get_secret_value(), settings.redis_url.get_secret_value()]
+    if settings.openai_api_key is not None:
+        values.append(settings.openai_api_key.get_secret_value())
+    return values
 
 
 _runtime: Runtime | None = None
@@ -95,3 +98,12 @@ def use_runtime(value: Runtime | None) -> None:
     """Install a runtime (tests and the embedded demo build theirs from explicit settings)."""
     global _runtime
     _runtime = value
+
+
+def redis_only() -> tuple[redis.Redis, Settings]:
+    """This process's Redis client without building the rest of the runtime (no chain connection): for work
+    that must succeed while the node is down, such as recording why a task failed."""
+    if _runtime is not None:
+        return _runtime.redis, _runtime.settings
+    settings = get_settings()
+    return redis.Redis.from_url(settings.redis_url.get_secret_value()), settings

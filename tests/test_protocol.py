@@ -37,9 +37,12 @@ def test_limits_match_the_contracts() -> None:
 
 
 def test_queues_come_from_the_profiles_and_every_task_name_is_registered() -> None:
-    import trainer.tasks  # noqa: F401
-    import workers.tasks  # noqa: F401
+    import importlib
+
     from agentfleet.protocol.app import app
+
+    for module in routing.TASK_MODULES:
+        importlib.import_module(module)
 
     assert tuple(f"agent.{a.queue}" for a in AGENT_TYPES) == routing.AGENT_QUEUES
     names = {value for key, value in vars(routing).items() if key.isupper() and isinstance(value, str)}

@@ -27,7 +27,7 @@ from kombu.transport import redis as kombu_redis
 
 from agentfleet.protocol import routing
 from agentfleet.protocol.app import app
-from shell.services import RedisServer, free_port, redis_server_binary, wait_for_port
+from shell.services import RedisServer, free_port
 from testkit.chain import clean_env
 from testkit.wait import wait_until
 
@@ -65,28 +65,7 @@ def test_an_ack_on_a_torn_down_connection_is_a_connection_error(redis_server: Re
 
 def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     """redis-server WITH appendonly: queued and unacked messages survive the kill like on a real server."""
-    proc = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--dir",
-            str(workdir),
-            "--protected-mode",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_for_port(port, timeout=10, proc=proc)
-    return proc
+    return RedisServer.start(port=port, appendonly=True, workdir=workdir).proc
 
 
 def task_state(url: str, task_id: str) -> str | None:

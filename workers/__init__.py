@@ -1,4 +1,9 @@
-"""Celery workers acting for the fleet's agents; ``celery -A workers worker -Q agent.research,...``."""
+"""The agent workers: Celery tasks acting for the fleet's agents (``celery -A workers worker -Q agent.research,...``).
+
+``tasks``: consider, execute, evaluate, deliver; ``keeper``: finalize and expire; ``reconcile``: re-drive stuck
+work from chain state; ``idempotency``: the work ledger; ``review``: work waiting for a human. The app itself is
+the protocol's (``agentfleet.protocol.app``); this package prepares the metrics folder first.
+"""
 
 from agentfleet.worker_metrics_dir import prepare_multiprocess_dir
 

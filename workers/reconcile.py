@@ -32,12 +32,10 @@ from celery import Task
 
 from agentfleet.bidding.record import BidRecord, drop_bid_state, store_bid_state
 from agentfleet.bidding.state import STATE_SIZE, nearest_action
-from agentfleet.chain import bindings as b
 from agentfleet.chain.local import chain_now
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import TaskStatus
-from agentfleet.retry import RETRY
 from agentfleet.runtime import Runtime, runtime
 from workers import review
 from workers.idempotency import WorkLedger
@@ -189,27 +187,3 @@ class Reconciler:
                 drop_bid_state(self.redis, task_id, agent)
                 self.done["bid_record_dropped"] += 1
         self.redis.set(f"{SENT}:bids:{task_id}", 1, ex=7 * 24 * 3600)  # settled once the auction is over
-
-
-@app.task(name=routing.FINALIZE, bind=True, ignore_result=True, **RETRY)
-def finalize(self: Task, task_id: int) -> dict[str, Any]:
-    """Close one auction whose deadline passed (the contract picks the winner)."""
-    s = runtime().session
-    try:
-        s.auction.finalize(s.requester, task_id)
-    except (b.AlreadyFinalized, b.TaskNotOpen):
-        return {"status": "already_finalized"}
-    except b.BiddingStillOpen:
-        return {"status": "still_open"}  # the chain's clock lags ours: the next sweep tries again
-    return {"status": "finalized"}
-
-
-@app.task(name=routing.EXPIRE, bind=True, ignore_result=True, **RETRY)
-def expire(self: Task, task_id: int) -> dict[str, Any]:
-    """Expire an assigned task whose execution window passed: refund the requester, penalise the agent."""
-    s = runtime().session
-    try:
-        s.tasks.expire_task(s.requester, task_id)
-    except (b.InvalidStatus, b.DeadlineNotReached):
-        return {"status": "not_expirable"}
-    return {"status": "expired"}

@@ -36,8 +36,7 @@ from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import TaskStatus
 from agentfleet.retry import RETRY, TryLater
-from agentfleet.runtime import Runtime, runtime
-from workers import reconcile as _reconcile  # noqa: F401 - registers the reconciler and keeper tasks
+from agentfleet.runtime import Runtime, redis_only, runtime, secrets_of
 from workers import review
 from workers.idempotency import Claimed, WorkLedger
 
@@ -302,33 +301,6 @@ def _scoring_failed(rt: Runtime, task_id: int, exc: LLMOutputError) -> dict[str,
     return {"status": "needs_review", "reason": reason}
 
 
-@app.task(name=routing.FINALIZE_DUE, bind=True, **RETRY)
-def finalize_due(self: Task, limit: int = 200) -> dict[str, Any]:
-    """Keeper (beat): finalize every auction whose deadline passed. Scans from a cursor kept in Redis."""
-    rt = runtime()
-    s = rt.session
-    cursor_key = keys.KEEPER_FIRST_OPEN
-    first = int(rt.redis.get(cursor_key) or 1)
-    count = s.tasks.task_count()
-    now = chain_now(s.client.w3)
-    finalized, lowest_open = [], None
-    for task_id in range(first, min(count, first + limit - 1) + 1):
-        if s.tasks.status_of(task_id) != TaskStatus.OPEN:
-            continue
-        if now < s.tasks.bidding_deadline_of(task_id):
-            lowest_open = lowest_open or task_id
-            continue
-        try:
-            s.auction.finalize(s.requester, task_id)
-            finalized.append(task_id)
-        except b.BiddingStillOpen:
-            lowest_open = lowest_open or task_id  # the chain's clock lags ours: try again next sweep
-        except (b.AlreadyFinalized, b.TaskNotOpen):
-            pass
-    rt.redis.set(cursor_key, lowest_open or min(count + 1, first + limit))
-    return {"finalized": finalized}
-
-
 @app.task(name=routing.DELIVER, bind=True, **RETRY)
 def deliver_message(self: Task, agent: str, event: dict[str, Any]) -> dict[str, Any]:
     """Put a MessageHub message in the recipient agent's inbox (payload stays encrypted to its key)."""
@@ -354,9 +326,9 @@ def _record_failure(
 ) -> None:
     """Every final failure is visible: a stream entry with the task name, id and error (no secrets)."""
     try:
-        rt = runtime()
-        text = policy.scrub(f"{type(exception).__name__}: {exception}", rt.secrets())[:500]
-        rt.redis.xadd(
+        client, settings = redis_only()  # not runtime(): the failure may be that the chain is unreachable
+        text = policy.scrub(f"{type(exception).__name__}: {exception}", secrets_of(settings))[:500]
+        client.xadd(
             keys.FAILURES,
             {"task": getattr(sender, "name", "?"), "id": task_id or "", "error": text, "at": str(time.time())},
             maxlen=10_000,

@@ -20,7 +20,7 @@ EXPIRE = "workers.tasks.expire"  # (task_id): keeper expires one task past its e
 RECONCILE = "workers.tasks.reconcile"  # (): re-drive stuck work from chain state (beat)
 RECORD_OUTCOME = "trainer.tasks.record_outcome"  # (agent, task_id, outcome, event): learn from a settled bid
 
-TASK_MODULES = ("workers.tasks", "trainer.tasks")  # where the names above are registered
+TASK_MODULES = ("workers.tasks", "workers.keeper", "workers.reconcile", "trainer.tasks")  # where they are registered
 
 # --- queues ------------------------------------------------------------------------------------------------
 CAPABILITY_PROFILES: tuple[str, ...] = tuple(dict.fromkeys(agent.queue for agent in AGENT_TYPES))
