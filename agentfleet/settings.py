@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     capability_push_threshold: int = Field(
         default=10, ge=0, le=100, description="Weight drift (points) before the trainer updates the chain."
     )
-    action_logging: bool = Field(default=True, description="Workers log bids and results to ActionLogger.")
+    action_logging: bool = Field(
+        default=False, description="Workers also log bids and results to ActionLogger (the events already audit them)."
+    )
     keeper_interval: float = Field(default=5.0, gt=0, description="Seconds between keeper finalize sweeps.")
     claim_ttl: int = Field(
         default=30, ge=5, description="Seconds a claim outlives its holder's last heartbeat (ttl/3 beats)."

@@ -151,7 +151,6 @@ def _run(
                 "confirmations": 0,
                 "contract_addresses_path": Path(tmp) / "contract_addresses.json",
                 "models_dir": out_dir / "models",
-                "action_logging": True,
                 "listener_poll_interval": 0.1,
                 "training_confirmations": 0,
             }

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anvil
 
 @pytest.fixture
 def fleet(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[ChainSession, Listener, redis.Redis]]:
-    with running_fleet(tmp_path, redis_server) as parts:
+    with running_fleet(tmp_path, redis_server, action_logging=True) as parts:  # off by default: checked here
         yield parts
 
 
