@@ -4,7 +4,8 @@ The market follows the contracts' rules: the winner is the lowest amount*100/(re
 50 or more pays the bid, a lower one pays nothing and costs 10 reputation; reputation moves by
 (score-50)/5 on a pass, bounded 0..100. Agents have a hidden true skill per tag; scores are that skill
 plus noise; executing a task costs ``EXECUTION_COST`` x reward (the LLM bill), so winning a task you then
-fail loses money.
+fail loses money, and every bid placed costs its gas (``BID_COST_WEI``: an open-auction bid at 20 gwei), won
+or lost.
 
 The learner (``rl_focal``) is the fleet's DQN with what makes it safe in this market: it never bids below
 its learning profile's fit bar (one early run of failures sinks reputation so far that no bid can win
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from agentfleet import policy
 from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
 from agentfleet.bidding.context import BidContext
+from agentfleet.bidding.costs import bid_cost_wei
 from agentfleet.bidding.record import RECENT_BIDS
 from agentfleet.bidding.reward import REPUTATION_WEIGHT, reputation_moved
 from agentfleet.bidding.state import nearest_action
@@ -39,6 +41,8 @@ if TYPE_CHECKING:  # torch: imported when a learner runs
 
 TAGS = ("research", "coding", "data_analysis", "creative_writing", "blockchain")
 EXECUTION_COST = 0.1  # of the reward
+GAS_PRICE_WEI = 20 * 10**9  # an L1-like 20 gwei
+BID_COST_WEI = bid_cost_wei(GAS_PRICE_WEI)  # what every placed bid costs its agent, won or lost
 TRAIN_STEPS = 2  # gradient steps per task
 
 
@@ -143,6 +147,7 @@ def run_market(
                 reputation=agent.reputation,
                 competing_bids=len(agents) - 1,
                 recent_win_rate=_win_rate(agent),
+                bid_cost_wei=BID_COST_WEI,
             )
             contexts[agent.name] = ctx
             choice = agent.decide(ctx)
@@ -162,6 +167,7 @@ def run_market(
                 agent.scores.append(score)
             if any(bid.agent is agent for bid in bids):
                 agent.recent.append(int(won))
+                gain -= BID_COST_WEI / 1e18  # the bid's transaction, paid win or lose
             agent.profit.append(gain)
             agent.wins.append(int(won))
         if learn is not None:

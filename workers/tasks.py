@@ -23,6 +23,7 @@ from agentfleet import policy
 from agentfleet import worker_metrics as metrics
 from agentfleet.bidding.choice import choose_strategy
 from agentfleet.bidding.context import BidContext, BiddingStrategy
+from agentfleet.bidding.costs import bid_cost_wei
 from agentfleet.bidding.record import BidRecord, drop_bid_state, recent_win_rate, store_bid_state
 from agentfleet.bidding.state import nearest_action, state_of
 from agentfleet.chain import bindings as b
@@ -179,6 +180,7 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         llm_fraction=advice,
         competing_bids=s.auction.bid_count(args.task_id),
         recent_win_rate=recent_win_rate(rt.redis, args.agent),
+        bid_cost_wei=bid_cost_wei(s.client.gas_price()),
     )
     decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:
@@ -190,6 +192,7 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         action=nearest_action(decision.amount_fraction),
         reward_wei=task.reward,
         amount_wei=decision.amount_wei,
+        bid_cost_wei=ctx.bid_cost_wei,
     )
     store_bid_state(rt.redis, args.task_id, args.agent, record)
     try:

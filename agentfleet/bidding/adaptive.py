@@ -1,13 +1,15 @@
 """The seed's AdaptiveBiddingStrategy: the default way an agent prices a bid, with no model to train.
 
 Capabilities against the task's tags, workload, reputation, and the learning profile's confidence factor,
-risk tolerance and fit bar decide whether and how high to bid.
+risk tolerance and fit bar decide whether and how high to bid; a bid whose gas exceeds its expected payment
+(win chance x amount) is not placed.
 """
 
 from __future__ import annotations
 
 from agentfleet import policy
 from agentfleet.bidding.context import BidContext, BidDecision, abstain
+from agentfleet.bidding.costs import win_chance
 from agentfleet.profiles import LearningProfile
 
 
@@ -34,9 +36,12 @@ class AdaptiveBiddingStrategy:
         if ctx.llm_fraction is not None:  # advice only: blended in, then clamped like everything else
             fraction = 0.7 * fraction + 0.3 * policy.clamp_fraction(ctx.llm_fraction)
         fraction = policy.clamp_fraction(fraction)
+        amount = policy.bid_amount(ctx.reward_wei, fraction)
+        if win_chance(ctx.recent_win_rate, ctx.competing_bids) * amount <= ctx.bid_cost_wei:
+            return abstain(f"the bid's gas ({ctx.bid_cost_wei} wei) exceeds what it can expect to earn")
         return BidDecision(
             bid=True,
             amount_fraction=fraction,
-            amount_wei=policy.bid_amount(ctx.reward_wei, fraction),
+            amount_wei=amount,
             reason=f"fit {fit * 100:.0f}, reputation {ctx.reputation}, workload {ctx.workload}",
         )

@@ -26,6 +26,7 @@ class BidContext(BaseModel):
     competing_bids: int = Field(default=0, ge=0, description="bids already placed on this task")
     recent_win_rate: float = Field(default=0.0, ge=0, le=1, description="share of the agent's recent bids it won")
     llm_fraction: float | None = Field(default=None, description="the LLM's bid advice (untrusted)")
+    bid_cost_wei: int = Field(default=0, ge=0, description="gas the agent pays to place the bid, at the gas price")
 
 
 class BidDecision(BaseModel):

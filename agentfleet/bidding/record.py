@@ -26,6 +26,7 @@ class BidRecord(BaseModel):
     action: int = Field(ge=0)
     reward_wei: int = Field(ge=0)
     amount_wei: int = Field(ge=0)
+    bid_cost_wei: int = Field(default=0, ge=0)  # the bid's gas, paid win or lose
     reconstructed: bool = False
 
 

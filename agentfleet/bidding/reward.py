@@ -1,4 +1,5 @@
-"""The reward a settled bid teaches: profit relative to the task's reward plus the reputation it moved.
+"""The reward a settled bid teaches: profit relative to the task's reward (the bid's gas paid) plus the reputation
+it moved.
 
 One definition for the trainer (real outcomes) and the simulator (its market), so what the agent learns in
 the simulator is what it learns in the fleet.
@@ -38,12 +39,14 @@ def reward_of(outcome: Outcome, record: BidRecord) -> float:
     """Profit relative to the reward, plus the reputation the task moved (it wins the next auctions).
 
     Passed: price / reward + REPUTATION_WEIGHT x (score - 50) // 5 (from the TaskCompleted event's score when
-    the message carries it). Failed or expired: the 10-point penalty. Lost: 0, nothing was spent."""
+    the message carries it). Failed or expired: the 10-point penalty. Lost: nothing earned. In every case the
+    bid's gas (relative to the reward) is subtracted: a bid that could not win still cost its transaction."""
+    gas = record.bid_cost_wei / max(1, record.reward_wei)  # paid whatever the outcome
     if outcome.outcome == "lost":
-        return 0.0
+        return -gas
     if outcome.outcome == "failed":
-        return FAILURE_REWARD
-    reward = record.amount_wei / max(1, record.reward_wei)
+        return FAILURE_REWARD - gas
+    reward = record.amount_wei / max(1, record.reward_wei) - gas
     score = ((outcome.event or {}).get("args") or {}).get("score")
     if isinstance(score, int) and PASS_SCORE <= score <= 100:
         reward += REPUTATION_WEIGHT * reputation_moved(score)

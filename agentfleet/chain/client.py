@@ -160,6 +160,14 @@ class ChainClient:
         self._fee_cache = (now, fees)
         return dict(fees)
 
+    def gas_price(self) -> int:
+        """Wei per gas a transaction sent now is expected to pay (base fee + tip), from the cached fees."""
+        fees = self._fees()
+        if "gasPrice" in fees:
+            return fees["gasPrice"]
+        tip = fees["maxPriorityFeePerGas"]
+        return (fees["maxFeePerGas"] - tip) // 2 + tip
+
     def _fresh_fees(self) -> dict[str, int]:
         block = self.w3.eth.get_block("latest")
         base = int(block.get("baseFeePerGas") or 0)

@@ -1,0 +1,62 @@
+"""A bid's gas is a cost in the agents' decisions: the adaptive strategy weighs it, the RL reward pays it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
+from agentfleet.bidding.context import BidContext
+from agentfleet.bidding.costs import OPEN_BID_GAS, bid_cost_wei, win_chance
+from agentfleet.bidding.record import BidRecord
+from agentfleet.bidding.reward import Outcome, reward_of
+from agentfleet.profiles import AgentLearningConfig
+from testkit.chain import ETH, deployed_market
+
+
+def context(**overrides: object) -> BidContext:
+    values: dict[str, object] = {
+        "task_id": 1,
+        "reward_wei": ETH // 100,
+        "tags": ["research"],
+        "fit_score": 90,
+        "capability_weights": {"research": 90},
+        "reputation": 60,
+        "competing_bids": 4,
+        "recent_win_rate": 0.0,
+    }
+    return BidContext.model_validate({**values, **overrides})
+
+
+def test_adaptive_strategy_does_not_bid_when_the_gas_exceeds_the_expected_payment() -> None:
+    strategy = AdaptiveBiddingStrategy(AgentLearningConfig.get_profile("balanced"))
+    free = strategy.decide(context())
+    assert free.bid
+    expected = win_chance(0.0, 4) * free.amount_wei  # a fifth of the bid: five bids seen, no wins yet
+    assert strategy.decide(context(bid_cost_wei=int(expected) - 1)).bid
+    refused = strategy.decide(context(bid_cost_wei=int(expected) + 1))
+    assert not refused.bid and "gas" in refused.reason
+    assert strategy.decide(context(bid_cost_wei=int(expected) + 1, recent_win_rate=1.0)).bid  # a sure winner pays
+
+
+def test_the_reward_pays_the_bid_gas_whatever_the_outcome() -> None:
+    agent = "0x" + "cd" * 20
+    record = BidRecord(state=[0.0] * 8, action=3, reward_wei=ETH, amount_wei=ETH // 2, bid_cost_wei=ETH // 100)
+
+    def reward(outcome: str) -> float:
+        return reward_of(Outcome.model_validate({"agent": agent, "task_id": 1, "outcome": outcome}), record)
+
+    assert reward("lost") == pytest.approx(-0.01)
+    assert reward("won") == pytest.approx(0.5 - 0.01)
+    assert reward("failed") == pytest.approx(-0.5 - 0.01)
+    old = BidRecord.model_validate({"state": [0.0] * 8, "action": 3, "reward_wei": ETH, "amount_wei": ETH // 2})
+    assert old.bid_cost_wei == 0  # records written before gas counted read as free bids
+
+
+@pytest.mark.parametrize("kind", ["inprocess", "anvil"])
+def test_the_chain_client_prices_a_bid_at_the_chain_gas_price(kind: str, tmp_path: Path) -> None:
+    with deployed_market(kind, tmp_path, register=0) as session:
+        price = session.client.gas_price()
+        assert 0 < price < 10**12  # wei per gas on a local chain: below 1000 gwei
+        assert bid_cost_wei(price) == OPEN_BID_GAS * price
