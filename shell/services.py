@@ -168,9 +168,15 @@ class AnvilNode(LocalProcess):
         extra_args: list[str] | None = None,
         timeout: float = 20.0,
     ) -> AnvilNode:
+        """Old block states anvil moves out of memory go to a folder of this node's own (``--cache-path``),
+        removed when it stops: anvil's default, ``~/.foundry/anvil/tmp``, is never cleaned after a killed node
+        and grew to 76 GB over one day of test runs until the disk was full."""
         port = port or free_port()
+        workdir = Path(tempfile.mkdtemp(prefix="agentfleet-anvil-"))
         args = [
             anvil_binary(),
+            "--cache-path",
+            str(workdir),
             "--host",
             "127.0.0.1",
             "--port",
@@ -184,7 +190,7 @@ class AnvilNode(LocalProcess):
         if block_time:
             args += ["--block-time", str(block_time)]
         args += extra_args or []
-        return cls.launch("anvil", port, args, timeout=timeout)
+        return cls.launch("anvil", port, args, timeout=timeout, workdir=workdir)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.types import RPCEndpoint
 
 from agentfleet.chain.errors import ChainError
 from agentfleet.settings import redact_url
@@ -17,9 +18,24 @@ from agentfleet.settings import redact_url
 log = logging.getLogger(__name__)
 
 
+CACHEABLE = {
+    RPCEndpoint(name)
+    for name in ("eth_chainId", "net_version", "web3_clientVersion", "eth_getBlockByNumber", "eth_getBlockByHash")
+}
+
+
 def http_web3(url: str, *, timeout: float = 10.0) -> Web3:
-    """A Web3 over HTTP; ``eth_chainId`` is cached (it never changes for a live connection)."""
-    return Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True))
+    """A Web3 over HTTP with web3's request cache for what cannot change: the chain id and finalized blocks.
+
+    Transaction lookups are left out of the cache: web3 8.0.0 validates a cached ``eth_getTransactionByHash``
+    from the block number in its result, which a pending transaction lacks, and logs a traceback every time."""
+    provider = HTTPProvider(
+        url,
+        request_kwargs={"timeout": timeout},
+        cache_allowed_requests=True,
+        cacheable_requests=CACHEABLE,
+    )
+    return Web3(provider)
 
 
 def connect(urls: Sequence[str], *, timeout: float = 10.0, expected_chain_id: int | None = None) -> Web3:
