@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, SupportsFloat, cast
 
 from pydantic import AfterValidator
 from web3 import Web3
@@ -27,7 +27,7 @@ def clamp_fraction(value: object) -> float:
     """A bid fraction inside policy bounds; NaN, infinities and non-numbers become the lowest bid (the
     cheapest mistake for the requester, and one the agent's profile can still refuse to place)."""
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(cast(SupportsFloat, value))
     except (TypeError, ValueError):
         return MIN_BID_FRACTION
     if math.isnan(number) or math.isinf(number):
@@ -43,7 +43,7 @@ def bid_amount(reward_wei: int, fraction: object) -> int:
 
 def clamp_score(value: object) -> int:
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(cast(SupportsFloat, value))
     except (TypeError, ValueError):
         return 0
     if math.isnan(number):

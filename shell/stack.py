@@ -24,6 +24,7 @@ import redis
 from pydantic import SecretStr
 
 from agentfleet.chain.connect import http_web3
+from agentfleet.chain.local import rpc
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
 from agentfleet.files import write_atomically
@@ -142,7 +143,7 @@ def _tick(url: str, stop: threading.Event, every: float = 1.0) -> None:
     while not stop.wait(every):
         try:
             if time.time() - int(w3.eth.get_block("latest")["timestamp"]) >= every:
-                w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+                rpc(w3, "evm_mine", [])
         except Exception:  # the node is stopping: the loop ends with the stack
             continue
 

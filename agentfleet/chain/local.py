@@ -6,13 +6,25 @@ so they live apart from the client.
 
 from __future__ import annotations
 
-from web3 import Web3
-from web3.types import Wei
+from typing import Any, cast
+
+from web3 import EthereumTesterProvider, Web3
+from web3.types import RPCEndpoint, Wei
 
 from agentfleet.chain.connect import is_inprocess
 from agentfleet.chain.errors import ChainError
 
 LOCAL_CHAIN_IDS = {31337, 1337, 131277322940537}
+
+
+def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
+    """A raw JSON-RPC call (anvil_* and evm_* methods web3 has no API for)."""
+    return w3.provider.make_request(RPCEndpoint(method), params)
+
+
+def _tester(w3: Web3) -> Any:
+    """The in-process chain's EthereumTester (time travel, mining)."""
+    return cast(EthereumTesterProvider, w3.provider).ethereum_tester
 
 
 def require_local(w3: Web3) -> None:
@@ -33,7 +45,7 @@ def fund(w3: Web3, address: str, wei: int) -> None:
             w3.eth.send_transaction({"from": rich, "to": address, "value": Wei(wei - balance)})
         )
     else:
-        w3.provider.make_request("anvil_setBalance", [address, hex(wei)])  # type: ignore[arg-type]
+        rpc(w3, "anvil_setBalance", [address, hex(wei)])
 
 
 def chain_now(w3: Web3) -> int:
@@ -47,18 +59,18 @@ def advance_time(w3: Web3, seconds: int) -> int:
     require_local(w3)
     if is_inprocess(w3):
         now = chain_now(w3)  # the pending block can be ahead of the latest (after a snapshot revert)
-        tester = w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        tester = _tester(w3)
         tester.time_travel(now + seconds)
         tester.mine_blocks(1)
     else:
-        w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        rpc(w3, "evm_increaseTime", [seconds])
+        rpc(w3, "evm_mine", [])
     return int(w3.eth.get_block("latest")["timestamp"])
 
 
 def mine(w3: Web3, blocks: int = 1) -> None:
     require_local(w3)
     if is_inprocess(w3):
-        w3.provider.ethereum_tester.mine_blocks(blocks)  # type: ignore[attr-defined]
+        _tester(w3).mine_blocks(blocks)
     else:
-        w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+        rpc(w3, "anvil_mine", [hex(blocks)])
