@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class ResultStore:
-    """Full results off chain, content-addressed: ``agentfleet:results:{sha256}``; the chain holds the hash."""
+    """Full results off chain, content-addressed (``keys.results(sha256)``); the chain holds the hash."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client

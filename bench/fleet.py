@@ -34,6 +34,7 @@ from testkit.fleet import pump, running_fleet
 from testkit.llm import completion
 
 RESEARCH = routing.agent_queue("research")
+BENCH_QUEUE = routing.agent_queue("bench")  # a queue no listener feeds: only the benchmark's messages
 
 
 def plain_script(tasks: int) -> float:
@@ -120,7 +121,7 @@ def scaling(server: RedisServer, delay: float, per_run: int) -> list[tuple[int, 
                 server,
                 pool="threads",
                 concurrency=concurrency,
-                queues=["agent.bench"],
+                queues=[BENCH_QUEUE],
                 openai_api_key="sk-bench",
                 openai_base_url=url,
                 action_logging=False,
@@ -132,9 +133,7 @@ def scaling(server: RedisServer, delay: float, per_run: int) -> list[tuple[int, 
                 runtime()  # build shared resources before the threads race for them
                 began = time.perf_counter()
                 results = [
-                    app.send_task(
-                        "workers.tasks.consider", kwargs={"agent": agents[i % 5], "task_id": t}, queue="agent.bench"
-                    )
+                    app.send_task(routing.CONSIDER, kwargs={"agent": agents[i % 5], "task_id": t}, queue=BENCH_QUEUE)
                     for i, t in enumerate(ids)
                 ]
                 for r in results:

@@ -44,7 +44,8 @@ def test_queues_come_from_the_profiles_and_every_task_name_is_registered() -> No
     for module in routing.TASK_MODULES:
         importlib.import_module(module)
 
-    assert tuple(f"agent.{a.queue}" for a in AGENT_TYPES) == routing.AGENT_QUEUES
+    assert tuple(routing.agent_queue(p) for p in dict.fromkeys(a.queue for a in AGENT_TYPES)) == routing.AGENT_QUEUES
+    assert all(q.startswith("agent.") and q.count(".") == 1 for q in routing.AGENT_QUEUES)
     names = {value for key, value in vars(routing).items() if key.isupper() and isinstance(value, str)}
     task_names = {n for n in names if "." in n and n not in routing.ALL_QUEUES}
     assert task_names == {

@@ -14,9 +14,9 @@ converges on the desired state:
   the win rate but does not learn from a state it never saw); records whose bid never landed: dropped.
 
 It scales with open work, not with every task ever: new task ids enter a sorted set of unfinished tasks
-(``agentfleet:reconcile:unfinished``) in bounded batches, finished ones leave it, and each sweep reads at
+(``UNFINISHED``, under ``keys.RECONCILE``) in bounded batches, finished ones leave it, and each sweep reads at
 most ``reconcile_batch`` of them, resuming where the last sweep stopped. Re-drives are rate limited per task
-and action (``agentfleet:reconcile:sent:*``, SET NX with a TTL), so concurrent sweeps do not multiply work;
+and action (``SENT``, SET NX with a TTL), so concurrent sweeps do not multiply work;
 every action is idempotent on chain anyway.
 """
 

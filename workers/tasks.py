@@ -3,7 +3,7 @@
 Each task validates its arguments (a malformed ``celery call`` fails at once with a clear message), skips
 work that is done (ledger + chain state), holds a claim while it works, and retries transient LLM/RPC
 failures with exponential backoff and jitter before ending in a visible FAILURE (result backend and the
-``agentfleet:failures`` stream).
+``keys.FAILURES`` stream).
 """
 
 from __future__ import annotations
