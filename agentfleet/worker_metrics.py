@@ -7,7 +7,8 @@ shutdown) in ``workers/__init__.py``, before the metrics below are created. With
 changes: metrics are plain in-process values nobody serves. Cost: ``bench/metrics.py`` (about 0.2 ms a task).
 
 The trainer is a Celery worker of the same app: it serves the same families (its ``record_outcome``
-results, model versions, losses) on the port its own environment sets.
+results, model versions, losses) on the port its own environment sets. Importing this module connects the
+signal handlers: the task modules (workers, trainer) import it; the listener and the CLI never do.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the protocol's (``agentfleet.protocol.app``); this package prepares the metrics 
 
 from agentfleet.worker_metrics_dir import prepare_multiprocess_dir
 
-prepare_multiprocess_dir()  # before anything imports prometheus_client (see workers/metrics.py)
+prepare_multiprocess_dir()  # before anything imports prometheus_client (see agentfleet/worker_metrics.py)
 
 from agentfleet.protocol.app import app  # noqa: E402
 
