@@ -100,10 +100,16 @@ def use_runtime(value: Runtime | None) -> None:
     _runtime = value
 
 
+_plain_redis: redis.Redis | None = None
+
+
 def redis_only() -> tuple[redis.Redis, Settings]:
     """This process's Redis client without building the rest of the runtime (no chain connection): for work
-    that must succeed while the node is down, such as recording why a task failed."""
+    that must succeed while the node is down, such as recording why a task failed. One client per process."""
+    global _plain_redis
     if _runtime is not None:
         return _runtime.redis, _runtime.settings
     settings = get_settings()
-    return redis.Redis.from_url(settings.redis_url.get_secret_value()), settings
+    if _plain_redis is None:
+        _plain_redis = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    return _plain_redis, settings
