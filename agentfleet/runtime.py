@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis
 
 from agentfleet.chain.session import ChainSession
+from agentfleet.content import ResultStore, TaskTexts
 from agentfleet.directory import AgentDirectory
 from agentfleet.llm import LLMProvider, make_provider
-from agentfleet.policy import MAX_RESULT_BYTES
 from agentfleet.protocol import keys
 from agentfleet.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from agentfleet.bidding.rl import ModelCache
-
-
-class ResultStore:
-    """Full results off chain, content-addressed (``keys.results(sha256)``); the chain holds the hash."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
-
-    def put(self, content: str) -> bytes:
-        data = content.encode("utf-8")
-        if len(data) > MAX_RESULT_BYTES:
-            raise ValueError(f"result of {len(data)} bytes exceeds {MAX_RESULT_BYTES}")
-        digest = hashlib.sha256(data).digest()
-        self.redis.set(keys.results(digest.hex()), data)
-        return digest
-
-    def get(self, digest: bytes) -> str | None:
-        raw = self.redis.get(keys.results(digest.hex()))
-        if isinstance(raw, str):
-            raw = raw.encode()
-        if raw is None or hashlib.sha256(raw).digest() != digest:
-            return None  # missing or tampered with: never trusted
-        return raw.decode("utf-8")
 
 
 @dataclass
@@ -50,6 +26,7 @@ class Runtime:
     provider: LLMProvider
     directory: AgentDirectory
     results: ResultStore
+    texts: TaskTexts
     models: ModelCache | None = None  # built on the first RL bid (imports torch)
 
     @classmethod
@@ -62,6 +39,7 @@ class Runtime:
             provider=make_provider(settings, client),
             directory=AgentDirectory(client),
             results=ResultStore(client),
+            texts=TaskTexts(client),
         )
 
     def model_cache(self) -> ModelCache:

@@ -1,10 +1,10 @@
-"""Gas per contract operation and per task life, measured from receipts on a fresh anvil.
+"""Gas per contract operation and per task life, in both auction modes, from receipts on a fresh anvil.
 
-Run: ``.venv/bin/python -m bench.gas``. One task's whole life (create, N bids, finalize, submit, complete,
-withdraw) with 1, 5 and 20 bidders, plus what the fleet adds per task when ``AGENTFLEET_ACTION_LOGGING`` is on
-(an ActionLogger transaction per bid and per submission). Gas is deterministic for the same contracts and
-inputs, so the figures need no baseline run beside them: the previous contracts' figures are recorded in the
-README's gas table, and this prints the current ones.
+Run: ``.venv/bin/python -m bench.gas``. One task's whole life (create, N bids, finalize, submit, complete)
+with 1, 5 and 20 bidders, open and sealed; payments are pushed at completion, so no withdrawal follows. Gas
+is deterministic for the same contracts and inputs, so the figures need no baseline run beside them: the
+previous contracts' figures are the README gas table's "before" column (measured with this script before
+issue 12), and each line prints the ratio against them.
 """
 
 from __future__ import annotations
@@ -14,17 +14,23 @@ import hashlib
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
+import redis
+
+from agentfleet.bidding.closing import close_auction
+from agentfleet.bidding.sealed import BidBook, sign_bid
 from agentfleet.chain.local import advance_time, chain_now, fund
+from agentfleet.chain.market import TaskSpec, post_task
 from agentfleet.chain.session import ChainSession
+from agentfleet.protocol.status import AuctionMode
 from testkit.chain import ETH, deployed_market
+from shell.services import RedisServer
 
 BIDDERS = (1, 5, 20)
-
-
-def gas(receipt: Any) -> int:
-    return int(receipt["gasUsed"])
+TEXT = "Write a literature review of reinforcement learning for auctions, with sources."
+# The contracts before issue 12 (this script's figures then; with a withdrawal per task, bids by transaction).
+BEFORE = {1: 816_000, 5: 1_390_000, 20: 3_750_000}
+BEFORE_BID = 157_000
 
 
 def register_bidders(session: ChainSession, count: int) -> None:
@@ -37,39 +43,41 @@ def register_bidders(session: ChainSession, count: int) -> None:
             session.registry.register(agent, f"Bidder{number}", ["research"], [80])
 
 
-def task_life(session: ChainSession, bidders: int, ops: dict[str, list[int]], *, action_logs: bool) -> int:
-    """One task from creation to the winner's withdrawal; returns the gas of every transaction it took."""
-    deadline = chain_now(session.client.w3) + 120
-    receipt = session.tasks.create_task(
-        session.requester,
-        "Write a literature review",
-        ["research"],
-        deadline,
-        3600,
-        session.evaluator.address,
-        value=ETH,
-    )
-    task_id = session.tasks.task_count()
-    total = ops_add(ops, "createTask", gas(receipt))
+def task_life(session: ChainSession, book: BidBook, bidders: int, mode: AuctionMode, ops: dict[str, list[int]]) -> int:
+    """One task from creation to settlement; returns the gas of every transaction it took. Bids descend, so
+    every open bid takes the lead: the dearest case for the running best."""
+    w3 = session.client.w3
+    deadline = chain_now(w3) + 120
+    spec = TaskSpec(TEXT, ("research",), ETH, deadline, 3600, session.evaluator.address, mode=mode)
+    task_id = post_task(session, session.requester, spec)
+    receipt = w3.eth.get_transaction_receipt(w3.eth.get_block("latest")["transactions"][-1])
+    total = add(ops, f"createTask ({mode.label})", receipt)
     for number in range(bidders):
-        agent = session.agent(number)
-        total += ops_add(ops, "placeBid", gas(session.auction.place_bid(agent, task_id, ETH // 2 + number)))
-        if action_logs:
-            total += ops_add(ops, "logAction", gas(session.actions.log_action(agent, task_id, "bid", b"\x01" * 32)))
-    advance_time(session.client.w3, 121)
-    total += ops_add(ops, "finalize", gas(session.auction.finalize(session.requester, task_id)))
+        agent, amount = session.agent(number), ETH // 2 - number
+        if mode == AuctionMode.OPEN:
+            total += add(ops, "placeBid (open)", session.auction.place_bid(agent, task_id, amount))
+        else:
+            bid = sign_bid(agent, chain_id=w3.eth.chain_id, auction=session.auction.address, task_id=task_id,
+                           amount=amount, expiry=deadline + 7200)
+            book.publish(bid)
+    advance_time(w3, 121)
+    close_auction(session, book, task_id, caller=session.requester, now=chain_now(w3))
+    total += add(ops, f"finalize ({mode.label}, {bidders} bids)", last_receipt(session))
     winner_address = session.tasks.get_task(task_id).assignee
     winner = next(session.agent(n) for n in range(bidders) if session.agent(n).address == winner_address)
     digest = hashlib.sha256(f"result of {task_id}".encode()).digest()
-    total += ops_add(ops, "submitResult", gas(session.tasks.submit_result(winner, task_id, digest, "sha256:x")))
-    if action_logs:
-        total += ops_add(ops, "logAction", gas(session.actions.log_action(winner, task_id, "submit", digest)))
-    total += ops_add(ops, "completeTask", gas(session.tasks.complete_task(session.evaluator, task_id, 80)))
-    total += ops_add(ops, "withdraw", gas(session.incentives.withdraw(winner)))
+    total += add(ops, "submitResult", session.tasks.submit_result(winner, task_id, digest, f"sha256:{digest.hex()}"))
+    total += add(ops, "completeTask (pays both)", session.tasks.complete_task(session.evaluator, task_id, 80))
     return total
 
 
-def ops_add(ops: dict[str, list[int]], name: str, value: int) -> int:
+def last_receipt(session: ChainSession) -> object:
+    w3 = session.client.w3
+    return w3.eth.get_transaction_receipt(w3.eth.get_block("latest")["transactions"][-1])
+
+
+def add(ops: dict[str, list[int]], name: str, receipt: object) -> int:
+    value = int(receipt["gasUsed"])  # type: ignore[index]
     ops[name].append(value)
     return value
 
@@ -77,21 +85,29 @@ def ops_add(ops: dict[str, list[int]], name: str, value: int) -> int:
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     ops: dict[str, list[int]] = defaultdict(list)
-    lives: dict[tuple[int, bool], int] = {}
-    with deployed_market("anvil", Path(tempfile.mkdtemp()), register=0) as session:
-        register_bidders(session, max(BIDDERS))
-        for bidders in BIDDERS:
-            for action_logs in (False, True):
-                lives[(bidders, action_logs)] = task_life(session, bidders, ops, action_logs=action_logs)
-    print(f"{'operation (open auction)':<32}{'gas, min':>12}{'gas, max':>12}")
+    lives: dict[tuple[int, AuctionMode], int] = {}
+    server = RedisServer.start()
+    try:
+        with deployed_market("anvil", Path(tempfile.mkdtemp()), register=0) as session:
+            book = BidBook(redis.Redis.from_url(server.url))
+            register_bidders(session, max(BIDDERS))
+            for bidders in BIDDERS:
+                for mode in AuctionMode:
+                    lives[(bidders, mode)] = task_life(session, book, bidders, mode, ops)
+    finally:
+        server.stop()
+    print(f"{'operation':<36}{'gas, min':>12}{'gas, max':>12}")
     for name, values in ops.items():
-        print(f"{name:<32}{min(values):>12,}{max(values):>12,}")
+        print(f"{name:<36}{min(values):>12,}{max(values):>12,}")
     print()
-    print(f"{'task life (open auction)':<32}{'gas':>12}{'with action logs':>20}")
-    for bidders in BIDDERS:
-        print(f"{f'{bidders} bidder(s)':<32}{lives[(bidders, False)]:>12,}{lives[(bidders, True)]:>20,}")
-    print(f"a losing bidder pays (open): up to {max(ops['placeBid'])} (+ {max(ops['logAction'])} with action logs)")
-    print(f"gas per task (5 bidders, open): {lives[(5, False)]}")
+    print(f"{'task life':<20}{'open':>12}{'sealed':>12}{'before (open)':>16}{'open/before':>13}{'sealed/before':>15}")
+    for n in BIDDERS:
+        open_, sealed = lives[(n, AuctionMode.OPEN)], lives[(n, AuctionMode.SEALED)]
+        print(f"{f'{n} bidder(s)':<20}{open_:>12,}{sealed:>12,}{BEFORE[n]:>16,}{open_ / BEFORE[n]:>13.2f}{sealed / BEFORE[n]:>15.2f}")
+    bid = max(ops["placeBid (open)"])
+    print(f"a losing bidder pays: open up to {bid:,} gas ({bid / BEFORE_BID:.2f} of before), sealed 0")
+    print(f"gas per task (5 bidders, sealed): {lives[(5, AuctionMode.SEALED)]}")
+    print(f"gas per task (5 bidders, open): {lives[(5, AuctionMode.OPEN)]}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 // Compile contracts/src/*.sol with the pinned solcjs (npm solc 0.8.37) and write one artifact per
 // deployable contract: contracts/artifacts/<Name>.json = {contractName, abi, bytecode, deployedBytecode}.
 // Settings that make the output portable and reproducible: optimizer on (200 runs), evmVersion prague
-// (py-evm cannot run the default osaka), no metadata hash in the bytecode, sorted keys.
+// (py-evm cannot run the default osaka), the IR pipeline (the task and auction functions need it for their
+// stack, and it packs storage access tighter), no metadata hash in the bytecode, sorted keys.
 // Usage: node contracts/compile.mjs [--out DIR]
 import { createRequire } from "node:module";
 import fs from "node:fs";
@@ -29,7 +30,8 @@ const input = {
   language: "Solidity",
   sources,
   settings: {
-    optimizer: { enabled: true, runs: 200 },
+    optimizer: { enabled: true, runs: 100000 },
+    viaIR: true,
     evmVersion: "prague",
     metadata: { bytecodeHash: "none", appendCBOR: false },
     outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },

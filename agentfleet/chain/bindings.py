@@ -172,6 +172,15 @@ class BiddingClosed(ContractRevert):
 
 
 @register
+class ContentMismatch(ContractRevert):
+    """``ContentMismatch(bytes32,bytes32)``"""
+
+    selector = "0x134ca4f4"
+    abi_types = ('bytes32', 'bytes32')
+    arg_names = ('contentHash', 'textHash')
+
+
+@register
 class DeadlineInPast(ContractRevert):
     """``DeadlineInPast(uint64,uint256)``"""
 
@@ -190,6 +199,15 @@ class DeadlineNotReached(ContractRevert):
 
 
 @register
+class EmptyContentHash(ContractRevert):
+    """``EmptyContentHash()``"""
+
+    selector = "0x9fa2b252"
+    abi_types = ()
+    arg_names = ()
+
+
+@register
 class EmptyResult(ContractRevert):
     """``EmptyResult()``"""
 
@@ -205,6 +223,15 @@ class ExecutionDeadlinePassed(ContractRevert):
     selector = "0x3405a0be"
     abi_types = ('uint256', 'uint64')
     arg_names = ('taskId', 'deadline')
+
+
+@register
+class InvalidId(ContractRevert):
+    """``InvalidId(bytes32)``"""
+
+    selector = "0x9edbd574"
+    abi_types = ('bytes32',)
+    arg_names = ('id',)
 
 
 @register
@@ -250,6 +277,15 @@ class NotRequesterOrEvaluator(ContractRevert):
     selector = "0xd3a5b035"
     abi_types = ('uint256', 'address')
     arg_names = ('taskId', 'caller')
+
+
+@register
+class RewardTooLarge(ContractRevert):
+    """``RewardTooLarge(uint256,uint256)``"""
+
+    selector = "0x93382c12"
+    abi_types = ('uint256', 'uint256')
+    arg_names = ('reward', 'max')
 
 
 @register
@@ -316,6 +352,15 @@ class AlreadyFinalized(ContractRevert):
 
 
 @register
+class BidExpired(ContractRevert):
+    """``BidExpired(address,uint64)``"""
+
+    selector = "0x224a8ba9"
+    abi_types = ('address', 'uint64')
+    arg_names = ('agent', 'expiry')
+
+
+@register
 class BidOutOfRange(ContractRevert):
     """``BidOutOfRange(uint256,uint256)``"""
 
@@ -334,12 +379,21 @@ class BiddingStillOpen(ContractRevert):
 
 
 @register
-class NoBid(ContractRevert):
-    """``NoBid(uint256,address)``"""
+class BidsNotSorted(ContractRevert):
+    """``BidsNotSorted(address)``"""
 
-    selector = "0x19b9c458"
-    abi_types = ('uint256', 'address')
-    arg_names = ('taskId', 'agent')
+    selector = "0xe4237e9c"
+    abi_types = ('address',)
+    arg_names = ('agent',)
+
+
+@register
+class InvalidBidSignature(ContractRevert):
+    """``InvalidBidSignature(address)``"""
+
+    selector = "0x147ba1fb"
+    abi_types = ('address',)
+    arg_names = ('agent',)
 
 
 @register
@@ -352,12 +406,30 @@ class NotRegisteredAgent(ContractRevert):
 
 
 @register
+class NotTaskManager(ContractRevert):
+    """``NotTaskManager(address)``"""
+
+    selector = "0xa4fc8c1c"
+    abi_types = ('address',)
+    arg_names = ('caller',)
+
+
+@register
 class RequesterCannotBid(ContractRevert):
     """``RequesterCannotBid(uint256)``"""
 
     selector = "0xc1d5c43a"
     abi_types = ('uint256',)
     arg_names = ('taskId',)
+
+
+@register
+class RevealWindowClosed(ContractRevert):
+    """``RevealWindowClosed(uint256,uint64)``"""
+
+    selector = "0xf2a953cd"
+    abi_types = ('uint256', 'uint64')
+    arg_names = ('taskId', 'closedAt')
 
 
 @register
@@ -379,12 +451,12 @@ class TooManyBids(ContractRevert):
 
 
 @register
-class NotTaskManager(ContractRevert):
-    """``NotTaskManager(address)``"""
+class WrongMode(ContractRevert):
+    """``WrongMode(uint256,uint8)``"""
 
-    selector = "0xa4fc8c1c"
-    abi_types = ('address',)
-    arg_names = ('caller',)
+    selector = "0xd9121164"
+    abi_types = ('uint256', 'uint8')
+    arg_names = ('taskId', 'mode')
 
 
 @register
@@ -477,6 +549,10 @@ class AgentRegistry(BoundContract):
         """``capabilityWeight(address,string)`` (view)"""
         return self._call("capabilityWeight", account, capability)
 
+    def capability_weight_of(self, account: str, capability: bytes) -> tuple[Any, ...]:
+        """``capabilityWeightOf(address,bytes32)`` (view)"""
+        return self._call("capabilityWeightOf", account, capability)
+
     def deactivate(self, sender: LocalAccount) -> TxReceipt:
         """``deactivate()``"""
         return self._transact(sender, "deactivate")
@@ -517,8 +593,8 @@ class AgentRegistry(BoundContract):
         """``reputationOf(address)`` (view)"""
         return self._call("reputationOf", account)
 
-    def set_capability_weight(self, sender: LocalAccount, account: str, capability: str, weight: int) -> TxReceipt:
-        """``setCapabilityWeight(address,string,uint8)``"""
+    def set_capability_weight(self, sender: LocalAccount, account: str, capability: bytes, weight: int) -> TxReceipt:
+        """``setCapabilityWeight(address,bytes32,uint8)``"""
         return self._transact(sender, "setCapabilityWeight", account, capability, weight)
 
     def set_incentive_engine(self, sender: LocalAccount, engine: str) -> TxReceipt:
@@ -528,6 +604,10 @@ class AgentRegistry(BoundContract):
     def set_reputation(self, sender: LocalAccount, account: str, value_: int) -> TxReceipt:
         """``setReputation(address,uint8)``"""
         return self._transact(sender, "setReputation", account, value_)
+
+    def standing(self, account: str) -> tuple[Any, ...]:
+        """``standing(address)`` (view)"""
+        return self._call("standing", account)
 
     def update_capabilities(self, sender: LocalAccount, capabilities: list[str], weights: list[int]) -> TxReceipt:
         """``updateCapabilities(string[],uint8[])``"""
@@ -552,6 +632,10 @@ class TaskManager(BoundContract):
         """``biddingDeadlineOf(uint256)`` (view)"""
         return self._call("biddingDeadlineOf", task_id)
 
+    def bidding_terms(self, task_id: int) -> tuple[Any, ...]:
+        """``biddingTerms(uint256)`` (view)"""
+        return self._call("biddingTerms", task_id)
+
     def cancel_task(self, sender: LocalAccount, task_id: int) -> TxReceipt:
         """``cancelTask(uint256)``"""
         return self._transact(sender, "cancelTask", task_id)
@@ -560,9 +644,9 @@ class TaskManager(BoundContract):
         """``completeTask(uint256,uint8)``"""
         return self._transact(sender, "completeTask", task_id, score)
 
-    def create_task(self, sender: LocalAccount, description: str, tags: list[str], bidding_deadline: int, execution_duration: int, evaluator: str, *, value: int = 0) -> TxReceipt:
-        """``createTask(string,string[],uint64,uint64,address)``"""
-        return self._transact(sender, "createTask", description, tags, bidding_deadline, execution_duration, evaluator, value=value)
+    def create_task(self, sender: LocalAccount, content_hash: bytes, content_uri: str, description: str, tags: list[bytes], bidding_deadline: int, execution_duration: int, evaluator: str, mode: int, *, value: int = 0) -> TxReceipt:
+        """``createTask(bytes32,string,string,bytes32[],uint64,uint64,address,uint8)``"""
+        return self._transact(sender, "createTask", content_hash, content_uri, description, tags, bidding_deadline, execution_duration, evaluator, mode, value=value)
 
     def expire_task(self, sender: LocalAccount, task_id: int) -> TxReceipt:
         """``expireTask(uint256)``"""
@@ -572,7 +656,7 @@ class TaskManager(BoundContract):
         """``expireUnbid(uint256)``"""
         return self._transact(sender, "expireUnbid", task_id)
 
-    def get_tags(self, task_id: int) -> list[str]:
+    def get_tags(self, task_id: int) -> list[bytes]:
         """``getTags(uint256)`` (view)"""
         return self._call("getTags", task_id)
 
@@ -620,36 +704,60 @@ class TaskManager(BoundContract):
         """``taskCount()`` (view)"""
         return self._call("taskCount")
 
-    def total_escrowed(self) -> int:
-        """``totalEscrowed()`` (view)"""
-        return self._call("totalEscrowed")
-
 
 class BidAuction(BoundContract):
     """Typed calls of ``BidAuction``."""
 
     NAME = "BidAuction"
-    EVENTS = ('AuctionFinalized', 'BidPlaced', 'BidWithdrawn')
+    EVENTS = ('AuctionFinalized', 'BidPlaced')
 
-    def bid_count(self, task_id: int) -> int:
-        """``bidCount(uint256)`` (view)"""
-        return self._call("bidCount", task_id)
+    def bid_typehash(self) -> bytes:
+        """``BID_TYPEHASH()`` (view)"""
+        return self._call("BID_TYPEHASH")
+
+    def name(self) -> str:
+        """``NAME()`` (view)"""
+        return self._call("NAME")
+
+    def version(self) -> str:
+        """``VERSION()`` (view)"""
+        return self._call("VERSION")
+
+    def bid_digest(self, task_id: int, amount: int, agent: str, expiry: int) -> bytes:
+        """``bidDigest(uint256,uint256,address,uint64)`` (view)"""
+        return self._call("bidDigest", task_id, amount, agent, expiry)
 
     def bid_of(self, task_id: int, agent: str) -> tuple[Any, ...]:
         """``bidOf(uint256,address)`` (view)"""
         return self._call("bidOf", task_id, agent)
 
+    def candidate_of(self, task_id: int) -> tuple[Any, ...]:
+        """``candidateOf(uint256)`` (view)"""
+        return self._call("candidateOf", task_id)
+
+    def close_auction(self, sender: LocalAccount, task_id: int) -> TxReceipt:
+        """``closeAuction(uint256)``"""
+        return self._transact(sender, "closeAuction", task_id)
+
+    def domain_separator(self) -> bytes:
+        """``domainSeparator()`` (view)"""
+        return self._call("domainSeparator")
+
     def finalize(self, sender: LocalAccount, task_id: int) -> TxReceipt:
         """``finalize(uint256)``"""
         return self._transact(sender, "finalize", task_id)
 
-    def get_bids(self, task_id: int) -> list[Any]:
-        """``getBids(uint256)`` (view)"""
-        return self._call("getBids", task_id)
+    def finalize_sealed(self, sender: LocalAccount, task_id: int, signed: list[Any]) -> TxReceipt:
+        """``finalizeSealed(uint256,(address,uint256,uint64,bytes)[])``"""
+        return self._transact(sender, "finalizeSealed", task_id, signed)
 
-    def is_finalized(self, arg0: int) -> bool:
+    def is_finalized(self, task_id: int) -> bool:
         """``isFinalized(uint256)`` (view)"""
-        return self._call("isFinalized", arg0)
+        return self._call("isFinalized", task_id)
+
+    def open_auction(self, sender: LocalAccount, task_id: int, requester: str, reward: int, bidding_deadline: int) -> TxReceipt:
+        """``openAuction(uint256,address,uint256,uint64)``"""
+        return self._transact(sender, "openAuction", task_id, requester, reward, bidding_deadline)
 
     def place_bid(self, sender: LocalAccount, task_id: int, amount: int) -> TxReceipt:
         """``placeBid(uint256,uint256)``"""
@@ -663,16 +771,12 @@ class BidAuction(BoundContract):
         """``taskManager()`` (view)"""
         return self._call("taskManager")
 
-    def withdraw_bid(self, sender: LocalAccount, task_id: int) -> TxReceipt:
-        """``withdrawBid(uint256)``"""
-        return self._transact(sender, "withdrawBid", task_id)
-
 
 class IncentiveEngine(BoundContract):
     """Typed calls of ``IncentiveEngine``."""
 
     NAME = "IncentiveEngine"
-    EVENTS = ('Penalized', 'Refunded', 'Settled', 'Withdrawn')
+    EVENTS = ('Credited', 'Penalized', 'Refunded', 'Settled', 'Withdrawn')
 
     def credit_of(self, arg0: str) -> int:
         """``creditOf(address)`` (view)"""
@@ -690,9 +794,9 @@ class IncentiveEngine(BoundContract):
         """``registry()`` (view)"""
         return self._call("registry")
 
-    def settle(self, sender: LocalAccount, task_id: int, agent: str, requester: str, price: int, score: int, *, value: int = 0) -> TxReceipt:
-        """``settle(uint256,address,address,uint256,uint8)``"""
-        return self._transact(sender, "settle", task_id, agent, requester, price, score, value=value)
+    def settle(self, sender: LocalAccount, task_id: int, agent: str, requester: str, price: int, score: int, tags: list[bytes], *, value: int = 0) -> TxReceipt:
+        """``settle(uint256,address,address,uint256,uint8,bytes32[])``"""
+        return self._transact(sender, "settle", task_id, agent, requester, price, score, tags, value=value)
 
     def task_manager(self) -> str:
         """``taskManager()`` (view)"""
@@ -721,8 +825,8 @@ class TaskMarketplace(BoundContract):
         """``MAX_SCAN()`` (view)"""
         return self._call("MAX_SCAN")
 
-    def filter_tasks(self, tag: str, min_reward: int, cursor: int, limit: int) -> tuple[Any, ...]:
-        """``filterTasks(string,uint256,uint256,uint256)`` (view)"""
+    def filter_tasks(self, tag: bytes, min_reward: int, cursor: int, limit: int) -> tuple[Any, ...]:
+        """``filterTasks(bytes32,uint256,uint256,uint256)`` (view)"""
         return self._call("filterTasks", tag, min_reward, cursor, limit)
 
     def open_tasks(self, cursor: int, limit: int) -> tuple[Any, ...]:

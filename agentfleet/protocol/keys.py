@@ -50,6 +50,19 @@ def results(digest_hex: str) -> str:
     return _key("results", digest_hex)
 
 
+def task_text(digest_hex: str) -> str:
+    """A task text, content-addressed by the keccak256 the TaskCreated event holds."""
+    return _key("tasktext", digest_hex)
+
+
+def task_content(task_id: int) -> str:
+    return _key("taskcontent", task_id)  # the task's content hash (hex), from its TaskCreated event
+
+
+def bid_book(task_id: int) -> str:
+    return _key("bidbook", task_id)  # hash: agent -> JSON signed sealed bid (one per agent, first one stands)
+
+
 def usage_of_agent(agent: str) -> str:
     return _key("usage", "agent", agent.lower())  # hash: prompt_tokens, completion_tokens, cost_usd
 

@@ -20,3 +20,5 @@ PASS_SCORE = 50
 FAILURE_PENALTY = 10  # reputation points a failed or expired task costs
 INITIAL_REPUTATION = 50
 REPUTATION_STEP = 5  # a passed task moves reputation by (score - PASS_SCORE) // REPUTATION_STEP
+MAX_REWARD = 2**80 - 1  # rewards and prices are stored in 80 bits
+REVEAL_WINDOW = 3600  # seconds after a sealed auction's deadline in which the requester finalizes with bids

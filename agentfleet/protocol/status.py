@@ -1,6 +1,7 @@
-"""Task statuses as the TaskManager contract defines them (``ITaskManager.Status`` in Common.sol).
+"""Task statuses and auction modes as the TaskManager contract defines them (``ITaskManager.Status`` and
+``ITaskManager.Mode`` in Common.sol).
 
-A test reads the enum from the Solidity source and the ABI's ``internalType`` and fails if this copy drifts.
+A test reads the enums from the Solidity source and the ABI's ``internalType`` and fails if this copy drifts.
 """
 
 from __future__ import annotations
@@ -25,3 +26,14 @@ class TaskStatus(IntEnum):
 
 
 FINAL_STATUSES = frozenset(s for s in TaskStatus if s.final)
+
+
+class AuctionMode(IntEnum):
+    """How a task's auction runs, chosen by the requester at creation."""
+
+    OPEN = 0  # bids are transactions; the contract keeps the running best
+    SEALED = 1  # bids are EIP-712 signatures in the task's bid book; the requester submits them at finalize
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()

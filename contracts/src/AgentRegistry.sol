@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Limits, Owned, Strings, AlreadyWired} from "./Common.sol";
+import {Limits, Ids, Owned, Strings, AlreadyWired} from "./Common.sol";
 
 /// Agents register themselves (the caller is the agent) with capabilities and weights 0..100.
-/// Reputation starts at 50 and only the IncentiveEngine moves it (bounded 0..100).
+/// Reputation starts at 50 and only the IncentiveEngine moves it (bounded 0..100). Reputation, active and
+/// registered share one slot, which `standing` reads: the one registry read a bid needs. Each capability
+/// also has an id (`Ids.fromText`, the same encoding as task tags) indexed for the settlement's weight moves.
 contract AgentRegistry is Owned {
     using Strings for string;
 
@@ -34,9 +36,10 @@ contract AgentRegistry is Owned {
     event AgentDeactivated(address indexed agent);
     event AgentReactivated(address indexed agent);
     event ReputationChanged(address indexed agent, uint8 oldValue, uint8 newValue);
-    event CapabilityWeightChanged(address indexed agent, string capability, uint8 oldValue, uint8 newValue);
+    event CapabilityWeightChanged(address indexed agent, bytes32 capability, uint8 oldValue, uint8 newValue);
 
     mapping(address => Agent) private agents;
+    mapping(address => mapping(bytes32 => uint256)) private capabilityIndex; // index + 1 in capabilities
     address[] private agentList;
     address public incentiveEngine;
 
@@ -51,6 +54,7 @@ contract AgentRegistry is Owned {
         name.check(Limits.MAX_NAME_BYTES);
         _validate(capabilities, weights);
         agent.name = name;
+        _index(msg.sender, agent.capabilities, capabilities);
         agent.capabilities = capabilities;
         agent.weights = weights;
         agent.reputation = Limits.INITIAL_REPUTATION;
@@ -64,6 +68,7 @@ contract AgentRegistry is Owned {
     function updateCapabilities(string[] memory capabilities, uint8[] memory weights) external {
         Agent storage agent = _registered(msg.sender);
         _validate(capabilities, weights);
+        _index(msg.sender, agent.capabilities, capabilities);
         agent.capabilities = capabilities;
         agent.weights = weights;
         emit AgentUpdated(msg.sender, capabilities, weights);
@@ -94,20 +99,16 @@ contract AgentRegistry is Owned {
         emit ReputationChanged(account, old, value);
     }
 
-    function setCapabilityWeight(address account, string calldata capability, uint8 weight) external {
+    function setCapabilityWeight(address account, bytes32 capability, uint8 weight) external {
         if (msg.sender != incentiveEngine) revert NotIncentiveEngine(msg.sender);
         if (weight > 100) revert WeightOutOfRange(weight);
         Agent storage agent = _registered(account);
-        uint256 n = agent.capabilities.length;
-        for (uint256 i = 0; i < n; i++) {
-            if (agent.capabilities[i].eq(capability)) {
-                uint8 old = agent.weights[i];
-                if (old != weight) {
-                    agent.weights[i] = weight;
-                    emit CapabilityWeightChanged(account, capability, old, weight);
-                }
-                return;
-            }
+        uint256 slot = capabilityIndex[account][capability];
+        if (slot == 0) return;
+        uint8 old = agent.weights[slot - 1];
+        if (old != weight) {
+            agent.weights[slot - 1] = weight;
+            emit CapabilityWeightChanged(account, capability, old, weight);
         }
     }
 
@@ -128,22 +129,24 @@ contract AgentRegistry is Owned {
         return _registeredView(account).reputation;
     }
 
-    function capabilityWeight(address account, string calldata capability) public view returns (uint8) {
+    /// One slot: what an auction checks for every bid.
+    function standing(address account) external view returns (bool registered, bool active, uint8 reputation) {
         Agent storage agent = agents[account];
-        uint256 n = agent.capabilities.length;
-        for (uint256 i = 0; i < n; i++) {
-            if (agent.capabilities[i].eq(capability)) return agent.weights[i];
-        }
-        return 0;
+        return (agent.registered, agent.active, agent.reputation);
     }
 
-    function hasCapability(address account, string calldata capability) external view returns (bool) {
-        Agent storage agent = agents[account];
-        uint256 n = agent.capabilities.length;
-        for (uint256 i = 0; i < n; i++) {
-            if (agent.capabilities[i].eq(capability)) return true;
-        }
-        return false;
+    function capabilityWeightOf(address account, bytes32 capability) public view returns (bool has, uint8 weight) {
+        uint256 slot = capabilityIndex[account][capability];
+        if (slot == 0) return (false, 0);
+        return (true, agents[account].weights[slot - 1]);
+    }
+
+    function capabilityWeight(address account, string calldata capability) external view returns (uint8 weight) {
+        (, weight) = capabilityWeightOf(account, Ids.fromText(capability));
+    }
+
+    function hasCapability(address account, string calldata capability) external view returns (bool has) {
+        (has,) = capabilityWeightOf(account, Ids.fromText(capability));
     }
 
     function agentCount() external view returns (uint256) {
@@ -162,6 +165,16 @@ contract AgentRegistry is Owned {
 
     function _registeredView(address account) private view returns (Agent storage) {
         return _registered(account);
+    }
+
+    function _index(address account, string[] storage previous, string[] memory next) private {
+        mapping(bytes32 => uint256) storage index = capabilityIndex[account];
+        for (uint256 i = 0; i < previous.length; i++) {
+            delete index[Ids.fromText(previous[i])];
+        }
+        for (uint256 i = 0; i < next.length; i++) {
+            index[Ids.fromText(next[i])] = i + 1;
+        }
     }
 
     function _validate(string[] memory capabilities, uint8[] memory weights) private pure {

@@ -4,8 +4,9 @@ pragma solidity 0.8.37;
 import {Limits, IAgentRegistry, ITaskManager, IIncentiveEngine} from "./Common.sol";
 
 /// Settlement: pays the winner its price from the escrow, refunds the rest, moves reputation and the
-/// capability weights of the task's tags. Money is credited, then withdrawn by its owner (pull
-/// payments: no reentrancy into settlement, no payee can block a settlement).
+/// capability weights of the task's tags. Payments are pushed with the 2300-gas stipend only (enough to
+/// receive, too little to re-enter); a payee that refuses is credited instead and withdraws later, so no
+/// payee can block a settlement. Pushing saves every payee a withdrawal transaction.
 /// Invariant: address(this).balance == totalCredits.
 contract IncentiveEngine is IIncentiveEngine {
     error NotTaskManager(address caller);
@@ -19,6 +20,7 @@ contract IncentiveEngine is IIncentiveEngine {
     event Refunded(uint256 indexed taskId, address indexed to, uint256 amount);
     event Penalized(uint256 indexed taskId, address indexed agent, uint8 newReputation);
     event Withdrawn(address indexed account, uint256 amount);
+    event Credited(address indexed account, uint256 amount);
 
     IAgentRegistry public immutable registry;
     ITaskManager public immutable taskManager;
@@ -36,7 +38,7 @@ contract IncentiveEngine is IIncentiveEngine {
         _;
     }
 
-    function settle(uint256 taskId, address agent, address requester, uint256 price, uint8 score)
+    function settle(uint256 taskId, address agent, address requester, uint256 price, uint8 score, bytes32[] calldata tags)
         external
         payable
         onlyTaskManager
@@ -51,15 +53,15 @@ contract IncentiveEngine is IIncentiveEngine {
         } else {
             reputation = reputation > Limits.FAILURE_PENALTY ? reputation - Limits.FAILURE_PENALTY : 0;
         }
-        _credit(agent, payment);
-        _credit(requester, msg.value - payment);
         registry.setReputation(agent, reputation);
-        _moveWeights(taskId, agent, score);
+        _moveWeights(agent, score, tags);
+        _pay(agent, payment);
+        _pay(requester, msg.value - payment);
         emit Settled(taskId, agent, score, payment, msg.value - payment, reputation);
     }
 
     function refund(uint256 taskId, address to) external payable onlyTaskManager {
-        _credit(to, msg.value);
+        _pay(to, msg.value);
         emit Refunded(taskId, to, msg.value);
     }
 
@@ -80,19 +82,22 @@ contract IncentiveEngine is IIncentiveEngine {
         if (!ok) revert TransferFailed(msg.sender, amount);
     }
 
-    function _credit(address to, uint256 amount) private {
+    /// Push with the stipend only; credit when the payee refuses (or has code that needs more gas).
+    function _pay(address to, uint256 amount) private {
         if (amount == 0) return;
+        (bool ok,) = to.call{value: amount, gas: 0}("");
+        if (ok) return;
         creditOf[to] += amount;
         totalCredits += amount;
+        emit Credited(to, amount);
     }
 
     /// Each tag the agent has as a capability moves a quarter of the way toward the score.
-    function _moveWeights(uint256 taskId, address agent, uint8 score) private {
-        string[] memory tags = taskManager.getTags(taskId);
+    function _moveWeights(address agent, uint8 score, bytes32[] calldata tags) private {
         for (uint256 i = 0; i < tags.length; i++) {
-            if (!registry.hasCapability(agent, tags[i])) continue;
-            int256 weight = int256(uint256(registry.capabilityWeight(agent, tags[i])));
-            int256 moved = weight + (int256(uint256(score)) - weight) / 4;
+            (bool has, uint8 weight) = registry.capabilityWeightOf(agent, tags[i]);
+            if (!has) continue;
+            int256 moved = int256(uint256(weight)) + (int256(uint256(score)) - int256(uint256(weight))) / 4;
             if (moved < 0) moved = 0;
             if (moved > 100) moved = 100;
             registry.setCapabilityWeight(agent, tags[i], uint8(uint256(moved)));

@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Strings, ITaskManager} from "./Common.sol";
+import {ITaskManager} from "./Common.sol";
 
 /// Read-only browsing of open tasks with cursor pagination. Each call scans at most MAX_SCAN task ids
 /// so it stays cheap however many tasks exist; `nextCursor` is 0 when the scan reached the end.
 contract TaskMarketplace {
-    using Strings for string;
-
     uint256 public constant MAX_LIMIT = 100;
     uint256 public constant MAX_SCAN = 500;
 
@@ -20,10 +18,10 @@ contract TaskMarketplace {
     }
 
     function openTasks(uint256 cursor, uint256 limit) external view returns (uint256[] memory ids, uint256 nextCursor) {
-        return _scan(cursor, limit, "", 0, address(0));
+        return _scan(cursor, limit, bytes32(0), 0, address(0));
     }
 
-    function filterTasks(string calldata tag, uint256 minReward, uint256 cursor, uint256 limit)
+    function filterTasks(bytes32 tag, uint256 minReward, uint256 cursor, uint256 limit)
         external
         view
         returns (uint256[] memory ids, uint256 nextCursor)
@@ -36,10 +34,10 @@ contract TaskMarketplace {
         view
         returns (uint256[] memory ids, uint256 nextCursor)
     {
-        return _scan(cursor, limit, "", 0, requester);
+        return _scan(cursor, limit, bytes32(0), 0, requester);
     }
 
-    function _scan(uint256 cursor, uint256 limit, string memory tag, uint256 minReward, address requester)
+    function _scan(uint256 cursor, uint256 limit, bytes32 tag, uint256 minReward, address requester)
         private
         view
         returns (uint256[] memory ids, uint256 nextCursor)
@@ -59,14 +57,14 @@ contract TaskMarketplace {
         nextCursor = id <= count ? id : 0;
     }
 
-    function _matches(uint256 id, string memory tag, uint256 minReward, address requester) private view returns (bool) {
+    function _matches(uint256 id, bytes32 tag, uint256 minReward, address requester) private view returns (bool) {
         ITaskManager.Task memory task = taskManager.getTask(id);
         if (task.status != ITaskManager.Status.Open || block.timestamp >= task.biddingDeadline) return false;
         if (requester != address(0)) return task.requester == requester;
         if (task.reward < minReward) return false;
-        if (bytes(tag).length == 0) return true;
+        if (tag == bytes32(0)) return true;
         for (uint256 i = 0; i < task.tags.length; i++) {
-            if (task.tags[i].eq(tag)) return true;
+            if (task.tags[i] == tag) return true;
         }
         return false;
     }

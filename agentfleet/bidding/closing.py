@@ -1,0 +1,113 @@
+"""Closing an auction after its deadline, in the task's mode: the keeper's one entry point.
+
+Open mode: ``finalize`` (anyone; the contract already holds the running best). Sealed mode: the requester
+submits the bid book to ``finalizeSealed``. Bids that cannot pass the contract's checks (bad signature,
+expired, agent no longer active, out of range, signed after the deadline) are left out before sending,
+and a bid refused by name on chain (its standing changed meanwhile) is dropped and the rest sent again;
+after the reveal window anyone closes the task without bids (the requester is refunded).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from agentfleet.bidding.sealed import BidBook, SealedBid, signer_of
+from agentfleet.chain import bindings as b
+from agentfleet.chain.session import ChainSession
+from agentfleet.protocol import limits
+from agentfleet.protocol.status import AuctionMode, TaskStatus
+
+log = logging.getLogger(__name__)
+
+# Refusals that name one bid's agent: drop that bid and send the others again.
+_BID_ERRORS = (b.InvalidBidSignature, b.BidExpired, b.AgentInactive, b.NotRegisteredAgent)
+
+
+@dataclass(frozen=True)
+class Closing:
+    status: str  # finalized | already_finalized | still_open | not_requester | not_open
+    mode: AuctionMode
+    bids: int = 0  # sealed: how many signed bids were submitted
+
+
+def close_auction(session: ChainSession, book: BidBook, task_id: int, *, caller: LocalAccount, now: int) -> Closing:
+    """Finalize ``task_id`` if its bidding deadline passed (``now`` is the chain's clock)."""
+    requester, reward, deadline, status, mode_value = session.tasks.bidding_terms(task_id)
+    mode = AuctionMode(mode_value)
+    if status != TaskStatus.OPEN:
+        return Closing("already_finalized" if status != TaskStatus.NONE else "not_open", mode)
+    if now < deadline:
+        return Closing("still_open", mode)
+    try:
+        if mode == AuctionMode.OPEN:
+            session.auction.finalize(caller, task_id)
+            return Closing("finalized", mode)
+        return _close_sealed(session, book, task_id, caller, requester, reward, deadline, now)
+    except (b.AlreadyFinalized, b.TaskNotOpen):
+        return Closing("already_finalized", mode)
+    except b.BiddingStillOpen:
+        return Closing("still_open", mode)  # the chain's clock lags ours: the next sweep tries again
+
+
+def _close_sealed(
+    session: ChainSession,
+    book: BidBook,
+    task_id: int,
+    caller: LocalAccount,
+    requester: str,
+    reward: int,
+    deadline: int,
+    now: int,
+) -> Closing:
+    if now > deadline + limits.REVEAL_WINDOW:  # the bids are void: anyone closes with none (refund)
+        session.auction.finalize_sealed(caller, task_id, [])
+        return Closing("finalized", AuctionMode.SEALED)
+    if caller.address.lower() != requester.lower():
+        return Closing("not_requester", AuctionMode.SEALED)  # only the requester reveals within the window
+    chain_id, auction = session.client.chain_id, session.auction.address
+    bids = [bid for bid in book.bids(task_id) if _usable(session, bid, requester, reward, deadline, now, chain_id, auction)]
+    for _attempt in range(len(bids) + 1):
+        try:
+            session.auction.finalize_sealed(caller, task_id, [bid.call_arg() for bid in bids])
+            return Closing("finalized", AuctionMode.SEALED, len(bids))
+        except _BID_ERRORS as exc:
+            agent = str(exc.values[0]) if exc.values else ""  # every bid error names the agent first
+            log.warning("task %s: sealed bid of %s refused on chain (%s); closing without it", task_id, agent, exc)
+            remaining = [bid for bid in bids if bid.agent.lower() != agent.lower()]
+            if len(remaining) == len(bids):
+                raise
+            bids = remaining
+    raise RuntimeError("unreachable: every attempt drops a bid")
+
+
+def _usable(
+    session: ChainSession,
+    bid: SealedBid,
+    requester: str,
+    reward: int,
+    deadline: int,
+    now: int,
+    chain_id: int,
+    auction: str,
+) -> bool:
+    """The contract's checks, done first so one bad bid in the book does not cost a reverted attempt."""
+    reason = None
+    if bid.received_at and bid.received_at >= deadline:
+        reason = "reached the book after the deadline"
+    elif bid.agent.lower() == requester.lower():
+        reason = "the requester's own bid"
+    elif not 0 < bid.amount <= reward:
+        reason = "amount out of range"
+    elif bid.expiry < now + 60:
+        reason = "expires before it can be mined"
+    elif (signer_of(bid, chain_id=chain_id, auction=auction) or "").lower() != bid.agent.lower():
+        reason = "signature does not match"
+    elif not session.registry.is_active(Web3.to_checksum_address(bid.agent)):
+        reason = "agent not registered or inactive"
+    if reason:
+        log.warning("task %s: leaving out the sealed bid of %s: %s", bid.task_id, bid.agent, reason)
+    return reason is None
