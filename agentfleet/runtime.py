@@ -11,7 +11,6 @@ from agentfleet.chain.session import ChainSession
 from agentfleet.content import ResultStore, TaskTexts
 from agentfleet.directory import AgentDirectory
 from agentfleet.llm import LLMProvider, make_provider
-from agentfleet.protocol import keys
 from agentfleet.settings import Settings, get_settings
 
 if TYPE_CHECKING:

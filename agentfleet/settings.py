@@ -25,6 +25,7 @@ DEFAULT_MODEL = "gpt-4o-mini"  # every LLM role's model unless its AGENTFLEET_MO
 StrategyName = Literal["adaptive", "rl"]
 LogFormat = Literal["text", "json"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+AuctionModeChoice = Literal["open", "sealed", "mixed"]
 
 
 class Settings(BaseSettings):
@@ -88,6 +89,10 @@ class Settings(BaseSettings):
     )
     action_logging: bool = Field(
         default=False, description="Workers also log bids and results to ActionLogger (the events already audit them)."
+    )
+    auction_mode: AuctionModeChoice = Field(
+        default="mixed",
+        description="Auction of the tasks the demo and create-tasks post: open, sealed or mixed (alternate).",
     )
     keeper_interval: float = Field(default=5.0, gt=0, description="Seconds between keeper finalize sweeps.")
     claim_ttl: int = Field(

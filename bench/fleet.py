@@ -23,13 +23,14 @@ from pathlib import Path
 
 from celery.contrib.testing.worker import start_worker
 
+from agentfleet.bidding.sealed import bids_seen
 from agentfleet.chain.local import advance_time
 from agentfleet.protocol import routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import TaskStatus
 from agentfleet.runtime import runtime
 from shell.services import RedisServer, free_port
-from testkit.chain import ETH, create_task, deployed_market, now
+from testkit.chain import ETH, create_task, deployed_market
 from testkit.fleet import pump, running_fleet
 from testkit.llm import completion
 
@@ -53,15 +54,10 @@ def plain_script(tasks: int) -> float:
 
 
 def fleet_lifecycle(server: RedisServer, tasks: int) -> tuple[float, float]:
-    with running_fleet(Path(tempfile.mkdtemp()), server, action_logging=False) as (s, listener, _):
+    with running_fleet(Path(tempfile.mkdtemp()), server, action_logging=False) as (s, listener, client):
         began = time.perf_counter()
-        deadline = now(s) + 30
-        for _ in range(tasks):
-            s.tasks.create_task(
-                s.requester, "research task", ["research"], deadline, 3600, s.evaluator.address, value=ETH
-            )
-        ids = range(1, tasks + 1)
-        pump(listener, lambda: all(s.auction.bid_count(t) >= 1 for t in ids), timeout=600)
+        ids = [create_task(s, window=30, text="research task") for _ in range(tasks)]
+        pump(listener, lambda: all(bids_seen(client, t) >= 1 for t in ids), timeout=600)
         advance_time(s.client.w3, 31)
         app.send_task(routing.FINALIZE_DUE, queue=routing.KEEPER)
         pump(listener, lambda: all(s.tasks.status_of(t) == TaskStatus.COMPLETED for t in ids), timeout=600)

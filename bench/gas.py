@@ -23,8 +23,8 @@ from agentfleet.chain.local import advance_time, chain_now, fund
 from agentfleet.chain.market import TaskSpec, post_task
 from agentfleet.chain.session import ChainSession
 from agentfleet.protocol.status import AuctionMode
-from testkit.chain import ETH, deployed_market
 from shell.services import RedisServer
+from testkit.chain import ETH, deployed_market
 
 BIDDERS = (1, 5, 20)
 TEXT = "Write a literature review of reinforcement learning for auctions, with sources."
@@ -57,8 +57,14 @@ def task_life(session: ChainSession, book: BidBook, bidders: int, mode: AuctionM
         if mode == AuctionMode.OPEN:
             total += add(ops, "placeBid (open)", session.auction.place_bid(agent, task_id, amount))
         else:
-            bid = sign_bid(agent, chain_id=w3.eth.chain_id, auction=session.auction.address, task_id=task_id,
-                           amount=amount, expiry=deadline + 7200)
+            bid = sign_bid(
+                agent,
+                chain_id=w3.eth.chain_id,
+                auction=session.auction.address,
+                task_id=task_id,
+                amount=amount,
+                expiry=deadline + 7200,
+            )
             book.publish(bid)
     advance_time(w3, 121)
     close_auction(session, book, task_id, caller=session.requester, now=chain_now(w3))
@@ -103,7 +109,8 @@ def main() -> None:
     print(f"{'task life':<20}{'open':>12}{'sealed':>12}{'before (open)':>16}{'open/before':>13}{'sealed/before':>15}")
     for n in BIDDERS:
         open_, sealed = lives[(n, AuctionMode.OPEN)], lives[(n, AuctionMode.SEALED)]
-        print(f"{f'{n} bidder(s)':<20}{open_:>12,}{sealed:>12,}{BEFORE[n]:>16,}{open_ / BEFORE[n]:>13.2f}{sealed / BEFORE[n]:>15.2f}")
+        ratios = f"{open_ / BEFORE[n]:>13.2f}{sealed / BEFORE[n]:>15.2f}"
+        print(f"{f'{n} bidder(s)':<20}{open_:>12,}{sealed:>12,}{BEFORE[n]:>16,}{ratios}")
     bid = max(ops["placeBid (open)"])
     print(f"a losing bidder pays: open up to {bid:,} gas ({bid / BEFORE_BID:.2f} of before), sealed 0")
     print(f"gas per task (5 bidders, sealed): {lives[(5, AuctionMode.SEALED)]}")

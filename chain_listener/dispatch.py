@@ -20,6 +20,9 @@ import redis
 from celery import Celery
 from web3.types import LogReceipt
 
+from agentfleet.bidding.sealed import BidBook
+from agentfleet.chain.market import tag_text
+from agentfleet.content import TaskTexts
 from agentfleet.directory import AgentDirectory, FleetAgent
 from agentfleet.protocol import keys, routing
 from chain_listener.checkpoint import text
@@ -61,6 +64,7 @@ class Dispatcher:
         self.stream_maxlen = stream_maxlen
         self.on_event = on_event
         self._agents: list[FleetAgent] | None = None
+        self.texts = TaskTexts(client)
 
     # --- entry points used by ChainFollower -------------------------------------------------------------
     def handle(self, logs: list[LogReceipt]) -> dict[int, list[str]]:
@@ -104,7 +108,8 @@ class Dispatcher:
         """The work an event creates (and the directory/bid bookkeeping it implies)."""
         args, message, name = event.args, event.to_message(), event.name
         if name == "TaskCreated":
-            tags = [str(t) for t in args.get("tags", [])]
+            tags = [tag_text(str(t)) for t in args.get("tags", [])]
+            self._keep_text(args)
             return [
                 Work(
                     routing.CONSIDER,
@@ -116,9 +121,6 @@ class Dispatcher:
             ]
         if name == "BidPlaced":
             self.redis.hset(keys.listener_bids(args["taskId"]), str(args["agent"]).lower(), str(args["amount"]))
-            return []
-        if name == "BidWithdrawn":
-            self.redis.hdel(keys.listener_bids(args["taskId"]), str(args["agent"]).lower())
             return []
         if name == "TaskAssigned":
             return self._assigned(event)
@@ -158,6 +160,18 @@ class Dispatcher:
             ]
         return []
 
+    def _keep_text(self, args: dict[str, Any]) -> None:
+        """The task's content hash, and its text when the event carries it (the contract checked the hash)."""
+        try:
+            digest = bytes.fromhex(str(args["contentHash"]).removeprefix("0x"))
+            description = str(args.get("description") or "")
+            if description:
+                self.texts.put(description, task_id=int(args["taskId"]), digest=digest)
+            else:
+                self.texts.remember(int(args["taskId"]), digest)
+        except (KeyError, ValueError) as exc:  # a malformed event: the workers fall back to the chain's logs
+            log.warning("task text of event %s not kept: %s", args.get("taskId"), exc)
+
     def _eligible(self, tags: list[str]) -> list[FleetAgent]:
         if self._agents is None:
             self._agents = self.directory.all()
@@ -177,7 +191,8 @@ class Dispatcher:
                     {"agent": fleet_winner.address, "task_id": task_id, "event": event.to_message()},
                 )
             )
-        bidders = {text(k) for k in self.redis.hkeys(keys.listener_bids(task_id))}
+        bidders = {text(k) for k in self.redis.hkeys(keys.listener_bids(task_id))}  # open mode: BidPlaced
+        bidders |= BidBook(self.redis).agents(task_id)  # sealed mode: the bid book
         for loser in sorted(bidders - {winner}):
             if self.directory.get(loser) is not None:
                 works.append(self._outcome(event, loser, "lost"))

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from agentfleet.settings import AuctionModeChoice
 from shell import cli_market, cli_ops
 from shell.console import console, load_settings
 
@@ -37,6 +38,10 @@ def demo(
     timeout: Annotated[
         float, typer.Option(min=5, help="Seconds the whole demo may take; then it stops and shows where the tasks are.")
     ] = 600,
+    mode: Annotated[
+        AuctionModeChoice | None,
+        typer.Option(help="Auctions: open, sealed or mixed (alternate); default AGENTFLEET_AUCTION_MODE (mixed)."),
+    ] = None,
 ) -> None:
     """The main job on an embedded default: redis, anvil, listener, workers, trainer and keeper in one go."""
     from rich.progress import BarColumn, Progress, TextColumn
@@ -44,6 +49,8 @@ def demo(
     from shell.demo import DemoFailed, run_demo
 
     settings = load_settings()
+    if mode is not None:
+        settings = settings.model_copy(update={"auction_mode": mode})
     console.rule("[bold]agentfleet demo[/bold]")
     with Progress(
         TextColumn("{task.description}"),
@@ -80,11 +87,12 @@ def demo(
 def _demo_table(rows: list[TaskRow], provider: str) -> Table:
     """The demo's task table, the same whether the demo finished or not (then with the states it reached)."""
     table = Table(title=f"{len(rows)} tasks, provider: {provider}")
-    for column in ("task", "tags", "status", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
+    for column in ("task", "auction", "tags", "status", "winner", "bid (ETH)", "score", "payment (ETH)", "reputation"):
         table.add_column(column)
     for r in rows:
         table.add_row(
             str(r.task_id),
+            r.mode,
             Text(",".join(r.tags)),
             r.status,
             r.winner,

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from agentfleet.settings import AuctionModeChoice
 from shell.console import console, load_settings
 
 if TYPE_CHECKING:
@@ -23,17 +24,29 @@ def create_tasks(
     window: Annotated[int, typer.Option(min=5, help="Seconds until the bidding deadline.")] = 60,
     reward: Annotated[float, typer.Option(min=0.0001, help="Reward per task (ETH), escrowed.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for the tags drawn from the agent types.")] = 1,
+    mode: Annotated[
+        AuctionModeChoice | None,
+        typer.Option(help="open, sealed or mixed (alternate); default AGENTFLEET_AUCTION_MODE."),
+    ] = None,
 ) -> None:
     """Create example tasks as the requester (seed: run_agents.py --create-tasks)."""
     import random
 
+    from agentfleet.chain.market import tag_text
     from agentfleet.chain.session import ChainSession
+    from agentfleet.protocol.status import AuctionMode
     from shell.fleet import create_example_tasks
 
-    session = ChainSession.open(load_settings())
-    for task_id in create_example_tasks(session, random.Random(seed), count, window=window, reward_eth=reward):
-        tags = session.tasks.get_task(task_id).tags
-        console.print(Text(f"task {task_id}: {', '.join(tags)}, {reward} ETH, bidding closes in {window} s"))
+    settings = load_settings()
+    session = ChainSession.open(settings)
+    chosen = mode or settings.auction_mode
+    for task_id in create_example_tasks(
+        session, random.Random(seed), count, window=window, reward_eth=reward, mode=chosen
+    ):
+        task = session.tasks.get_task(task_id)
+        tags = ", ".join(tag_text(t) for t in task.tags)
+        label = AuctionMode(task.mode).label
+        console.print(Text(f"task {task_id} ({label}): {tags}, {reward} ETH, bidding closes in {window} s"))
 
 
 def tasks(
@@ -42,20 +55,35 @@ def tasks(
     limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
 ) -> None:
     """Browse open tasks through TaskMarketplace (seed: browsing and filtering tasks)."""
+    import redis as redis_lib
     from web3 import Web3
 
+    from agentfleet.bidding.sealed import bids_seen
+    from agentfleet.chain.market import tag_id, tag_text
     from agentfleet.chain.session import ChainSession
+    from agentfleet.protocol.status import AuctionMode
 
-    session = ChainSession.open(load_settings())
-    ids, _ = session.marketplace.filter_tasks(tag, Web3.to_wei(min_reward, "ether"), 0, limit)
-    table = Table("task", "tags", "reward (ETH)", "bids", "closes at")
+    settings = load_settings()
+    session = ChainSession.open(settings)
+    try:
+        tag_filter = tag_id(tag) if tag else bytes(32)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tag") from None
+    ids, _ = session.marketplace.filter_tasks(tag_filter, Web3.to_wei(min_reward, "ether"), 0, limit)
+    client = redis_lib.Redis.from_url(settings.redis_url.get_secret_value())
+    table = Table("task", "mode", "tags", "reward (ETH)", "bids seen", "closes at")
     for task_id in ids:
         task = session.tasks.get_task(task_id)
+        try:
+            seen = str(bids_seen(client, task_id))
+        except redis_lib.ConnectionError:
+            seen = "?"  # the fleet's Redis is not reachable: the chain part of the listing still shows
         table.add_row(
             str(task_id),
-            Text(",".join(task.tags)),
+            AuctionMode(task.mode).label,
+            Text(",".join(tag_text(t) for t in task.tags)),
             f"{task.reward / 1e18:.3f}",
-            str(session.auction.bid_count(task_id)),
+            seen,
             str(task.biddingDeadline),
         )
     console.print(table)

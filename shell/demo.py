@@ -26,15 +26,17 @@ from celery import Celery
 from pydantic import SecretStr
 from web3.logs import DISCARD
 
+from agentfleet.bidding.sealed import bids_seen
 from agentfleet.chain.connect import http_web3
 from agentfleet.chain.local import advance_time
+from agentfleet.chain.market import tag_text
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
 from agentfleet.logs import configure_logging, log_to_file
 from agentfleet.policy import scrub
 from agentfleet.profiles import AGENT_TYPES
 from agentfleet.protocol.routing import ALL_QUEUES, FINALIZE_DUE, KEEPER, RECONCILE
-from agentfleet.protocol.status import FINAL_STATUSES, TaskStatus
+from agentfleet.protocol.status import FINAL_STATUSES, AuctionMode, TaskStatus
 from agentfleet.settings import Settings
 from shell.fleet import ETH, bootstrap_local_fleet, create_example_tasks
 from shell.services import ServiceError, local_services
@@ -48,6 +50,7 @@ class TaskRow:
     task_id: int
     tags: list[str]
     status: str
+    mode: str = "open"
     winner: str = "-"
     bid_eth: float = 0.0
     score: int | None = None
@@ -172,9 +175,11 @@ def _run(
         try:
             with start_worker(app, pool="solo", queues=list(ALL_QUEUES), perform_ping_check=False, shutdown_timeout=30):
                 listener_thread.start()
-                ids = create_example_tasks(session, rng, tasks, window=60, tag_counts=(1, 1, 2))
+                ids = create_example_tasks(
+                    session, rng, tasks, window=60, tag_counts=(1, 1, 2), mode=settings.auction_mode
+                )
                 try:
-                    _drive(session, app, ids, on_progress, budget)
+                    _drive(session, client, app, ids, on_progress, budget)
                 finally:  # the tasks as they are, read while the chain still runs (also for a failure report)
                     with suppress(Exception):  # never hide the error that got us here
                         seen.rows = _rows(session, ids, names)
@@ -220,6 +225,7 @@ def _sentence(exc: BaseException, problems: list[str]) -> str:
 
 def _drive(
     session: ChainSession,
+    client: redis.Redis,
     app: Celery,
     ids: list[int],
     on_progress: Callable[[dict[str, int]], None] | None,
@@ -229,7 +235,7 @@ def _drive(
     all within ``budget`` (its ``time.monotonic()`` start, seconds)."""
     deadline = budget[0] + budget[1]
     bids_until = min(deadline, time.monotonic() + 120)
-    while time.monotonic() < bids_until and not all(session.auction.bid_count(t) for t in ids):
+    while time.monotonic() < bids_until and not all(bids_seen(client, t) for t in ids):
         _report(session, ids, on_progress)
         time.sleep(0.3)
     advance_time(session.client.w3, 61)  # local chain: no need to wait a minute of wall time
@@ -273,7 +279,8 @@ def _rows(session: ChainSession, ids: list[int], names: dict[str, str]) -> list[
     rows = []
     for task_id in ids:
         task = session.tasks.get_task(task_id)
-        row = TaskRow(task_id, list(task.tags), STATUS.get(task.status, "?"))
+        tags = [tag_text(t) for t in task.tags]
+        row = TaskRow(task_id, tags, STATUS.get(task.status, "?"), AuctionMode(task.mode).label)
         if task.assignee != "0x0000000000000000000000000000000000000000":
             row.winner = names.get(task.assignee, task.assignee)
             row.bid_eth = task.price / ETH

@@ -11,10 +11,13 @@ from web3 import Web3
 
 from agentfleet.chain.deploy import deploy_all
 from agentfleet.chain.local import chain_now, fund
+from agentfleet.chain.market import TaskSpec, post_task
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory, FleetAgent
 from agentfleet.messaging import publish_key
 from agentfleet.profiles import AGENT_TYPES, AgentDefinition
+from agentfleet.protocol.status import AuctionMode
+from agentfleet.settings import AuctionModeChoice
 
 ETH = 10**18
 
@@ -70,22 +73,32 @@ def create_example_tasks(
     window: int,
     reward_eth: float | None = None,
     tag_counts: Sequence[int] = (1, 2),
+    mode: AuctionModeChoice = "mixed",
 ) -> list[int]:
     """``count`` tasks the agent types can do (tags drawn from their capabilities), each escrowing
-    ``reward_eth`` (None: a random 0.5..2 ETH), bidding open for ``window`` seconds of chain time."""
+    ``reward_eth`` (None: a random 0.5..2 ETH), bidding open for ``window`` seconds of chain time, in
+    ``mode`` ("mixed": open and sealed auctions alternate, starting with open)."""
     capabilities = [c for agent in AGENT_TYPES for c in agent.capabilities]
     deadline = chain_now(session.client.w3) + window
-    for _ in range(count):
+    ids = []
+    for number in range(count):
         tags = rng.sample(capabilities, k=rng.choice(tag_counts))
         reward = reward_eth if reward_eth is not None else round(rng.uniform(0.5, 2.0), 2)
-        session.tasks.create_task(
-            session.requester,
+        spec = TaskSpec(
             f"Example task: deliver {' and '.join(tags)}",
-            tags,
+            tuple(tags),
+            Web3.to_wei(reward, "ether"),
             deadline,
             3600,
             session.evaluator.address,
-            value=Web3.to_wei(reward, "ether"),
+            mode=auction_mode(mode, number),
         )
-    total = session.tasks.task_count()
-    return list(range(total - count + 1, total + 1))
+        ids.append(post_task(session, session.requester, spec))
+    return ids
+
+
+def auction_mode(choice: AuctionModeChoice, number: int) -> AuctionMode:
+    """The mode of the ``number``-th task posted under ``choice``."""
+    if choice == "mixed":
+        return AuctionMode.OPEN if number % 2 == 0 else AuctionMode.SEALED
+    return AuctionMode[choice.upper()]

@@ -19,6 +19,7 @@ from web3 import Web3
 from agentfleet.chain.connect import http_web3, inprocess_web3
 from agentfleet.chain.deploy import deploy_all
 from agentfleet.chain.local import advance_time, chain_now, fund
+from agentfleet.chain.market import TaskSpec, content_hash, post_task
 from agentfleet.chain.session import ChainSession
 from agentfleet.settings import Settings
 from shell.services import AnvilNode
@@ -67,17 +68,13 @@ def walk_one_task(
 
     now = chain_now(w3)
     reward = 1 * ETH
-    session.tasks.create_task(
-        session.requester,
-        "Summarise the state of research on decentralised agent coordination.",
-        ["research", "writing"],
-        now + 300,
-        3600,
-        session.evaluator.address,
-        value=reward,
+    text = "Summarise the state of research on decentralised agent coordination."
+    spec = TaskSpec(text, ("research", "writing"), reward, now + 300, 3600, session.evaluator.address)
+    task_id = post_task(session, session.requester, spec)
+    say(
+        f"cfp: task {task_id} created with {Web3.from_wei(reward, 'ether')} ETH escrowed, tags research+writing, "
+        f"text keccak {content_hash(text).hex()[:16]}... published in the event (open auction)"
     )
-    task_id = session.tasks.task_count()
-    say(f"cfp: task {task_id} created with {Web3.from_wei(reward, 'ether')} ETH escrowed, tags research+writing")
 
     for number, (name, _, _, fraction) in enumerate(AGENTS):
         amount = int(reward * fraction)
@@ -98,17 +95,14 @@ def walk_one_task(
     say(f"inform-result: {names[winner]} submitted result sha256:{digest.hex()[:16]}...")
 
     score = 85
+    balance_before = w3.eth.get_balance(winner)
     session.tasks.complete_task(session.evaluator, task_id, score)
-    payment = session.incentives.credit_of(winner)
+    payment = w3.eth.get_balance(winner) - balance_before  # pushed at settlement (the evaluator paid the gas)
     reputation_after = session.registry.reputation_of(winner)
     say(
-        f"inform-done: scored {score}/100, {Web3.from_wei(payment, 'ether')} ETH credited, "
-        f"reputation {reputation_before} -> {reputation_after}"
+        f"inform-done: scored {score}/100, reputation {reputation_before} -> {reputation_after}; "
+        f"paid: {names[winner]} received {Web3.from_wei(payment, 'ether')} ETH, pushed at settlement"
     )
-    balance_before = w3.eth.get_balance(winner)
-    session.incentives.withdraw(agent)
-    gained = Web3.from_wei(w3.eth.get_balance(winner) - balance_before, "ether")
-    say(f"paid: {names[winner]} withdrew; balance +{gained} ETH (less gas)")
     return WalkResult(
         task_id=task_id,
         winner=winner,

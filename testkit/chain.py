@@ -7,10 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
+
+from agentfleet.bidding.sealed import BidBook, SealedBid, sign_bid
 from agentfleet.chain.connect import http_web3, inprocess_web3
 from agentfleet.chain.deploy import deploy_all
 from agentfleet.chain.local import chain_now, fund
+from agentfleet.chain.market import TaskSpec, post_task
 from agentfleet.chain.session import ChainSession
+from agentfleet.protocol.status import AuctionMode
 from agentfleet.settings import Settings
 from shell.services import AnvilNode
 
@@ -67,14 +72,47 @@ def fleet_env(session: ChainSession, redis_url: str | None = None, **settings: o
     return env
 
 
-def create_task(session: ChainSession, *, reward: int = ETH, tags: list[str] | None = None, window: int = 300) -> int:
-    session.tasks.create_task(
-        session.requester,
-        "Write a literature review",
-        tags if tags is not None else ["research"],
+def create_task(
+    session: ChainSession,
+    *,
+    reward: int = ETH,
+    tags: list[str] | None = None,
+    window: int = 300,
+    mode: AuctionMode = AuctionMode.OPEN,
+    text: str = "Write a literature review",
+) -> int:
+    """Post a task as the session's requester (evaluated by its evaluator); returns its id."""
+    spec = TaskSpec(
+        text,
+        tuple(tags if tags is not None else ["research"]),
+        reward,
         now(session) + window,
         3600,
         session.evaluator.address,
-        value=reward,
+        mode=mode,
     )
-    return session.tasks.task_count()
+    return post_task(session, session.requester, spec)
+
+
+def sealed_bid(session: ChainSession, number: int, task_id: int, amount: int, *, expiry_in: int = 7200) -> SealedBid:
+    """Agent ``number``'s signed sealed bid for ``task_id``, valid ``expiry_in`` seconds from now."""
+    return sign_bid(
+        session.agent(number),
+        chain_id=session.client.chain_id,
+        auction=session.auction.address,
+        task_id=task_id,
+        amount=amount,
+        expiry=now(session) + expiry_in,
+    )
+
+
+def bids_on(session: ChainSession, task_id: int, client: redis.Redis | None = None) -> dict[str, int]:
+    """Every bid on ``task_id``, agent (lower case) -> amount: from the BidPlaced logs (open auction) or, for
+    a sealed auction, from the fleet's bid book in ``client``."""
+    if AuctionMode(session.tasks.get_task(task_id).mode) == AuctionMode.SEALED:
+        if client is None:
+            raise ValueError("a sealed auction's bids are in the bid book: pass the Redis client")
+        return {bid.agent.lower(): bid.amount for bid in BidBook(client).bids(task_id)}
+    event = session.auction.contract.events.BidPlaced()
+    logs = event.get_logs(from_block=0, argument_filters={"taskId": task_id})
+    return {str(log["args"]["agent"]).lower(): int(log["args"]["amount"]) for log in logs}

@@ -9,9 +9,11 @@ from typing import Any
 import redis
 from celery import Celery
 
+from agentfleet.chain.market import content_hash, tag_id
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory, FleetAgent
 from agentfleet.protocol import keys
+from agentfleet.protocol.status import AuctionMode
 from testkit.chain import ETH, now
 
 
@@ -42,7 +44,14 @@ def emit_tasks(
     w3 = session.client.w3
     requester = session.requester
     fn = session.tasks.contract.functions.createTask(
-        "bulk task", tags or ["research"], now(session) + window, 3600, session.evaluator.address
+        content_hash("bulk task"),
+        "",
+        "bulk task",
+        [tag_id(t) for t in tags or ["research"]],
+        now(session) + window,
+        3600,
+        session.evaluator.address,
+        int(AuctionMode.OPEN),
     )
     tx = {"from": requester.address, "to": fn.address, "data": fn._encode_transaction_data(), "value": ETH // 100}
     gas = int(w3.eth.estimate_gas(tx) * 1.5)  # type: ignore[arg-type]

@@ -77,6 +77,13 @@ def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, art
     ]
     assert len(rows) == 8
     assert all(any(s in row for s in ("completed", "failed", "expired", "cancelled")) for row in rows)
+    assert [row.split("│")[2].strip() for row in rows] == ["open", "sealed"] * 4  # the default mixes the auctions
+    for mode in ("open", "sealed"):  # and each mode alone
+        alone = run("demo", "--tasks", "2", "--mode", mode, "--out", str(tmp_path / mode), env=env)
+        assert alone.returncode == 0, alone.stderr[-3000:]
+        table = [line.split("│") for line in alone.stdout.splitlines() if line.startswith("│")]
+        assert [cells[2].strip() for cells in table if cells[1].strip().isdigit()] == [mode, mode]
+        assert all(cells[4].strip() == "completed" for cells in table if cells[1].strip().isdigit())
     png = tmp_path / "learning-curves.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
     (artifacts_out / "demo-learning-curves.png").write_bytes(png.read_bytes())

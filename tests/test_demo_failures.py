@@ -45,11 +45,11 @@ def test_demo_with_an_llm_failing_everything_says_why_shows_the_tasks_and_exits_
     assert "3 of 3 tasks were not final within the 20 s time budget" in reasons[0]
     assert "500" in reasons[0] and "dummy" not in out + err  # the cause named; the key never printed
     assert "3 tasks, provider: openai:" in out
-    rows = [line.split("│")[1:4] for line in out.splitlines() if line.startswith("│")]
-    assert [(task.strip(), status.strip()) for task, _tags, status in rows] == [
-        ("1", "open"),
-        ("2", "open"),
-        ("3", "open"),
+    rows = [line.split("│")[1:5] for line in out.splitlines() if line.startswith("│")]
+    assert [(task.strip(), mode.strip(), status.strip()) for task, mode, _tags, status in rows] == [
+        ("1", "open", "open"),  # (task, auction, status): the default mixes the modes
+        ("2", "sealed", "open"),
+        ("3", "open", "open"),
     ]
     assert len(httpserver.log) > 0  # the LLM was asked
     assert started and alive(started) == set(), "processes left behind"
@@ -122,7 +122,8 @@ def test_demo_with_a_flaky_llm_finishes_every_task_and_exits_0(tmp_path: Path) -
     out = demo.stdout + demo.stderr
     assert demo.returncode == 0, out[-4000:]
     assert "Traceback" not in out and "sk-flaky-0000" not in out
-    rows = [line.split("│")[1:4] for line in demo.stdout.splitlines() if line.startswith("│")]
-    statuses = [status.strip() for _task, _tags, status in rows]
+    rows = [line.split("│")[1:5] for line in demo.stdout.splitlines() if line.startswith("│")]
+    statuses = [status.strip() for _task, _mode, _tags, status in rows]
+    assert {mode.strip() for _task, mode, _tags, _status in rows} == {"open", "sealed"}  # both auctions ran
     assert len(statuses) == 6 and set(statuses) <= {"completed", "failed", "expired", "cancelled"}, statuses
     print(f"\nflaky demo: {statuses}; LLM {stats}")

@@ -20,11 +20,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from agentfleet.chain.local import advance_time, chain_now
+from agentfleet.chain.market import TaskSpec, post_task
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
-from agentfleet.protocol.status import TaskStatus
+from agentfleet.protocol.status import AuctionMode, TaskStatus
 from shell.services import RedisServer
-from testkit.chain import ETH, fleet_env
+from testkit.chain import ETH, bids_on, create_task, fleet_env
 from testkit.fleet import pump, running_fleet
 from testkit.llm import completion
 from testkit.wait import wait_until
@@ -69,18 +70,20 @@ def fleet_for(tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer,
     )
 
 
-def one_assigned_task(s, listener, execution_window: int = 3600) -> int:  # type: ignore[no-untyped-def]
-    s.tasks.create_task(
-        s.requester,
+def one_assigned_task(  # type: ignore[no-untyped-def]
+    s, listener, client, execution_window: int = 3600, mode: AuctionMode = AuctionMode.OPEN
+) -> int:
+    spec = TaskSpec(
         "Write a literature review",
-        ["research"],
+        ("research",),
+        ETH,
         chain_now(s.client.w3) + 60,
         execution_window,
         s.evaluator.address,
-        value=ETH,
+        mode=mode,
     )
-    task_id = s.tasks.task_count()
-    pump(listener, lambda: s.auction.bid_count(task_id) >= 1)
+    task_id = post_task(s, s.requester, spec)
+    pump(listener, lambda: bool(bids_on(s, task_id, client)))
     advance_time(s.client.w3, 61)
     app.send_task(routing.RECONCILE, queue=routing.KEEPER)  # finalizes the due auction
     pump(listener, lambda: s.tasks.status_of(task_id) >= TaskStatus.ASSIGNED)
@@ -91,7 +94,7 @@ def test_unusable_scores_wait_for_a_human_decision_never_a_zero(
     tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
 ) -> None:
     with fleet_for(tmp_path, redis_server, httpserver, "feedback") as (s, listener, client):
-        task_id = one_assigned_task(s, listener)
+        task_id = one_assigned_task(s, listener, client)
         pump(listener, lambda: review.waiting(client, task_id), timeout=120)
         assert s.tasks.status_of(task_id) == TaskStatus.SUBMITTED  # nobody scored it 0
         assert "no usable score" in review.pending(client)[task_id]["reason"]
@@ -118,16 +121,16 @@ def test_unusable_executions_are_given_up_and_expire_through_the_keeper(
     tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
 ) -> None:
     with fleet_for(tmp_path, redis_server, httpserver, "content") as (s, listener, client):
-        task_id = one_assigned_task(s, listener, execution_window=600)
+        task_id = one_assigned_task(s, listener, client, execution_window=600, mode=AuctionMode.SEALED)
         agent = s.tasks.get_task(task_id).assignee
         key = f"{keys.WORK}:attempts:execute:{task_id}:{agent.lower()}"
         pump(listener, lambda: int(client.hget(key, "count") or 0) >= 2, timeout=120)
         reputation = s.registry.get_agent(agent).reputation
-        escrowed = s.tasks.total_escrowed()
+        escrowed = s.client.w3.eth.get_balance(s.tasks.address)
         advance_time(s.client.w3, 601)
         app.send_task(routing.RECONCILE, queue=routing.KEEPER)
         pump(listener, lambda: s.tasks.status_of(task_id) == TaskStatus.EXPIRED)
-        assert s.tasks.total_escrowed() == escrowed - ETH  # refunded to the requester's credit
+        assert s.client.w3.eth.get_balance(s.tasks.address) == escrowed - ETH  # refunded to the requester
         assert s.registry.get_agent(agent).reputation < reputation  # the seed's expiry penalty
 
 
@@ -135,17 +138,8 @@ def test_a_lost_execute_message_is_re_driven_by_the_reconciler(
     tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
 ) -> None:
     with fleet_for(tmp_path, redis_server, httpserver, "nothing") as (s, listener, _client):
-        s.tasks.create_task(
-            s.requester,
-            "Write a literature review",
-            ["research"],
-            chain_now(s.client.w3) + 60,
-            3600,
-            s.evaluator.address,
-            value=ETH,
-        )
-        task_id = s.tasks.task_count()
-        pump(listener, lambda: s.auction.bid_count(task_id) >= 1)
+        task_id = create_task(s, window=60)
+        pump(listener, lambda: bool(bids_on(s, task_id)))
         listener.stop()  # the listener is gone: TaskAssigned will not be dispatched
         advance_time(s.client.w3, 61)
         s.auction.finalize(s.requester, task_id)

@@ -11,9 +11,9 @@ from agentfleet.bidding.record import recent_win_rate
 from agentfleet.chain.local import advance_time
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
-from agentfleet.protocol.status import TaskStatus
+from agentfleet.protocol.status import AuctionMode, TaskStatus
 from shell.services import RedisServer
-from testkit.chain import ETH, now
+from testkit.chain import ETH, bids_on, create_task
 from testkit.fleet import QUEUES, pump, running_fleet
 from testkit.wait import wait_until
 
@@ -25,10 +25,9 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
     with running_fleet(
         tmp_path, redis_server, queues=[*QUEUES, routing.TRAINING], models_dir=models, action_logging=False
     ) as (s, listener, client):
-        deadline = now(s) + 30
-        for tags in (["research"], ["research", "statistics"]):
-            s.tasks.create_task(s.requester, "research work", tags, deadline, 3600, s.evaluator.address, value=ETH)
-        pump(listener, lambda: s.auction.bid_count(1) >= 1 and s.auction.bid_count(2) >= 1)
+        for tags, mode in ((["research"], AuctionMode.OPEN), (["research", "statistics"], AuctionMode.SEALED)):
+            create_task(s, tags=tags, window=30, mode=mode, text="research work")
+        pump(listener, lambda: bool(bids_on(s, 1, client)) and bool(bids_on(s, 2, client)))
         advance_time(s.client.w3, 31)
         app.send_task(routing.FINALIZE_DUE, queue=routing.KEEPER)
         winners = lambda: {s.tasks.get_task(t).assignee for t in (1, 2)}  # noqa: E731
@@ -55,8 +54,8 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
         assert client.exists(keys.trainer_done("1:" + s.tasks.get_task(1).assignee.lower()))
         for winner in winners():  # the next bid's state carries the agent's recent win rate
             assert recent_win_rate(client, winner) > 0
-        bidders = {b.agent for t in (1, 2) for b in s.auction.get_bids(t)}
-        for loser in bidders - winners():
+        bidders = {a for t in (1, 2) for a in bids_on(s, t, client)}
+        for loser in bidders - {w.lower() for w in winners()}:
             pump(listener, lambda a=loser: client.llen(keys.recent_bids(a)) >= 1, timeout=30)  # type: ignore[misc]
             assert recent_win_rate(client, loser) < 1
 
@@ -65,16 +64,14 @@ def test_rl_strategy_bids_inside_bounds_in_the_fleet(tmp_path: Path, redis_serve
     with running_fleet(
         tmp_path, redis_server, bidding_strategy="rl", models_dir=tmp_path / "models", action_logging=False
     ) as (s, listener, client):
-        for _ in range(4):
-            s.tasks.create_task(
-                s.requester, "research", ["research"], now(s) + 300, 3600, s.evaluator.address, value=ETH
-            )
+        for number in range(4):
+            create_task(s, window=300, mode=AuctionMode(number % 2), text="research")
         done = lambda: len(client.keys(f"{keys.WORK}:done:consider:*")) >= 4  # noqa: E731
         pump(listener, done)
         assert client.xlen(keys.FAILURES) == 0
         for task_id in range(1, 5):
-            for bid in s.auction.get_bids(task_id):
-                assert ETH * 5 // 100 <= bid.amount <= ETH
+            for amount in bids_on(s, task_id, client).values():
+                assert ETH * 5 // 100 <= amount <= ETH
 
 
 @pytest.mark.slow

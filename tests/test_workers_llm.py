@@ -12,12 +12,13 @@ from werkzeug import Request, Response
 
 from agentfleet import policy
 from agentfleet.chain.local import advance_time
+from agentfleet.chain.market import result_event
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import TaskStatus
 from agentfleet.runtime import runtime
 from shell.services import RedisServer
-from testkit.chain import ETH, now
+from testkit.chain import ETH, bids_on, create_task
 from testkit.fleet import pump, running_fleet
 from testkit.llm import completion
 from workers import tasks
@@ -69,17 +70,19 @@ def test_hostile_llm_and_injected_task_stay_inside_policy(
         llm_max_retries=2,
         action_logging=False,
     ) as (s, listener, client):
-        s.tasks.create_task(s.requester, INJECTION, ["research"], now(s) + 30, 3600, s.evaluator.address, value=ETH)
-        pump(listener, lambda: s.auction.bid_count(1) >= 1)
+        create_task(s, window=30, text=INJECTION)
+        pump(listener, lambda: bool(bids_on(s, 1)))
         advance_time(s.client.w3, 31)
         app.send_task(routing.FINALIZE_DUE, queue=routing.KEEPER)
         pump(listener, lambda: s.tasks.status_of(1) in (TaskStatus.COMPLETED, TaskStatus.FAILED), timeout=120)
 
         task = s.tasks.get_task(1)
-        for bid in s.auction.get_bids(1):
-            assert policy.MIN_BID_FRACTION * ETH <= bid.amount <= ETH
+        for amount in bids_on(s, 1).values():
+            assert policy.MIN_BID_FRACTION * ETH <= amount <= ETH
         assert task.score == 100  # 1000 clamped
-        stored = runtime().results.get(bytes(task.resultHash))
+        submitted = result_event(s, 1)
+        assert submitted is not None
+        stored = runtime().results.get(bytes(submitted["resultHash"]))
         assert stored is not None and API_KEY not in stored and "[redacted]" in stored
         mnemonic = runtime().settings.mnemonic.get_secret_value()
         assert not any(API_KEY in body or mnemonic in body for body in llm.bodies)  # never sent in a prompt
@@ -95,12 +98,10 @@ def test_llm_down_ends_in_a_visible_failure_and_no_bid(
     with running_fleet(
         tmp_path, redis_server, openai_api_key=API_KEY, openai_base_url=httpserver.url_for("/v1"), llm_max_retries=0
     ) as (s, listener, client):
-        s.tasks.create_task(
-            s.requester, "research task", ["research"], now(s) + 300, 3600, s.evaluator.address, value=ETH
-        )
+        create_task(s, text="research task")
         pump(listener, lambda: client.xlen(keys.FAILURES) >= 1, timeout=60)
         entry = client.xrange(keys.FAILURES)[0][1]
         assert entry[b"task"] == routing.CONSIDER.encode()
         assert b"InternalServerError" in entry[b"error"] and API_KEY.encode() not in entry[b"error"]
-        assert s.auction.bid_count(1) == 0
+        assert not bids_on(s, 1)
         assert len(httpserver.log) >= 2  # it was retried before giving up

@@ -16,16 +16,18 @@ import redis
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from agentfleet.chain.local import fund
+from agentfleet.bidding.closing import close_auction
+from agentfleet.bidding.sealed import BidBook
+from agentfleet.chain.local import chain_now, fund
 from agentfleet.chain.session import ChainSession
 from agentfleet.directory import AgentDirectory
 from agentfleet.profiles import AGENT_TYPES
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
-from agentfleet.protocol.status import TaskStatus
+from agentfleet.protocol.status import AuctionMode, TaskStatus
 from shell.fleet import register_fleet
 from shell.services import RedisServer, free_port
-from testkit.chain import ETH, create_task, deployed_market, fleet_env
+from testkit.chain import ETH, bids_on, create_task, deployed_market, fleet_env
 from testkit.llm import completion
 from testkit.wait import wait_until
 
@@ -126,7 +128,7 @@ def test_three_workers_for_one_agent_bid_once_without_nonce_errors(
     market: tuple[ChainSession, dict[str, str], redis.Redis],
 ) -> None:
     s, env, client = market
-    task_ids = [create_task(s, tags=["research"]) for _ in range(4)]
+    task_ids = [create_task(s, tags=["research"], mode=AuctionMode(i % 2)) for i in range(4)]  # open and sealed
     port = free_port()  # w0 serves metrics on it; w1 is given the same (taken) port and must work regardless
     procs = [worker(env, "w0", metrics_port=port)]
     wait_until(lambda: _serves(port), 60, f"w0 does not serve metrics on port {port}", interval=0.1)
@@ -147,7 +149,7 @@ def test_three_workers_for_one_agent_bid_once_without_nonce_errors(
         stop(*procs)
     assert all(r["status"] == "bid" for r in results)
     for task_id in task_ids:
-        assert s.auction.bid_count(task_id) == 1
+        assert len(bids_on(s, task_id, client)) == 1
     assert client.xlen(keys.FAILURES) == 0
 
 
@@ -184,7 +186,7 @@ class SlowLLM:
 def test_worker_killed_during_consider_and_execute_bids_and_submits_once(
     market: tuple[ChainSession, dict[str, str], redis.Redis], httpserver: HTTPServer
 ) -> None:
-    s, env, _ = market
+    s, env, client = market
     llm = SlowLLM(first_delay=4.0)
     httpserver.expect_request("/v1/chat/completions").respond_with_handler(llm)
     env = {
@@ -193,7 +195,7 @@ def test_worker_killed_during_consider_and_execute_bids_and_submits_once(
         "OPENAI_BASE_URL": httpserver.url_for("/v1"),
         "AGENTFLEET_ACTION_LOGGING": "false",
     }
-    task_id = create_task(s, tags=["research"], window=120)
+    task_id = create_task(s, tags=["research"], window=120, mode=AuctionMode.SEALED)
 
     first = worker(env, "victim")
     result = app.send_task(routing.CONSIDER, kwargs={"agent": s.agent(0).address, "task_id": task_id}, queue=RESEARCH)
@@ -203,14 +205,15 @@ def test_worker_killed_during_consider_and_execute_bids_and_submits_once(
     second = worker(env, "heir")
     try:
         outcome = result.get(timeout=90)  # redelivered after the visibility timeout
-        assert outcome["status"] == "bid"
-        assert s.auction.bid_count(task_id) == 1
+        assert outcome["status"] == "bid" and outcome["mode"] == "sealed"
+        assert list(bids_on(s, task_id, client)) == [s.agent(0).address.lower()]  # one signed bid, no tx
 
-        # Now execute: make agent 0 the winner, kill during the (slow) execution call.
+        # Now execute: make agent 0 the winner (the requester submits the bid book), kill during execution.
         from agentfleet.chain.local import advance_time
 
         advance_time(s.client.w3, 121)
-        s.auction.finalize(s.requester, task_id)
+        closing = close_auction(s, BidBook(client), task_id, caller=s.requester, now=chain_now(s.client.w3))
+        assert (closing.status, closing.bids) == ("finalized", 1)
         llm.calls, llm.first_delay = 0, 4.0
         stop(second)
         third = worker(env, "victim2")

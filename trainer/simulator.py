@@ -1,11 +1,12 @@
 """A market simulator with no chain and no Celery: do agents that learn bid better than fixed strategies?
 
-The market follows the contracts' rules: the winner is the lowest amount*100/(reputation+1); a score of
-50 or more pays the bid, a lower one pays nothing and costs 10 reputation; reputation moves by
-(score-50)/5 on a pass, bounded 0..100. Agents have a hidden true skill per tag; scores are that skill
-plus noise; executing a task costs ``EXECUTION_COST`` x reward (the LLM bill), so winning a task you then
-fail loses money, and every bid placed costs its gas (``BID_COST_WEI``: an open-auction bid at 20 gwei), won
-or lost.
+The market follows the contracts' rules: the winner is the lowest amount/(reputation+1) with the reputation
+the bidder had when it bid (ties to the earlier bid); a score of 50 or more pays the bid, a lower one pays
+nothing and costs 10 reputation; reputation moves by (score-50)/5 on a pass, bounded 0..100. Agents have a
+hidden true skill per tag; scores are that skill plus noise; executing a task costs ``EXECUTION_COST`` x
+reward (the LLM bill), so winning a task you then fail loses money, and in the open auction every bid
+placed costs its gas (``BID_COST_WEI``: a ``placeBid`` at 20 gwei), won or lost; a sealed bid is a
+signature and costs nothing (``run_market(mode=AuctionMode.SEALED)``).
 
 The learner (``rl_focal``) is the fleet's DQN with what makes it safe in this market: it never bids below
 its learning profile's fit bar (one early run of failures sinks reputation so far that no bid can win
@@ -35,6 +36,7 @@ from agentfleet.bidding.reward import REPUTATION_WEIGHT, reputation_moved
 from agentfleet.bidding.state import nearest_action
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol.limits import INITIAL_REPUTATION, PASS_SCORE
+from agentfleet.protocol.status import AuctionMode
 
 if TYPE_CHECKING:  # torch: imported when a learner runs
     from agentfleet.bidding.dqn import ReinforcementLearning
@@ -76,7 +78,7 @@ class SimAgent:
 class SimBid:
     """One bid in a simulated auction; the lowest ``weighted`` wins, the earlier ``order`` on a tie."""
 
-    weighted: float  # amount x 100 / (reputation + 1): the auction contract's ordering
+    weighted: float  # amount / (reputation + 1): the auction contract's ordering
     order: int
     agent: SimAgent
     fraction: float
@@ -124,8 +126,10 @@ def run_market(
     tasks: int,
     learn: Learn | None = None,
     progress: Callable[[int], None] | None = None,
+    mode: AuctionMode = AuctionMode.OPEN,
 ) -> list[SimAgent]:
-    """One market run; returns every agent, the focal agent first."""
+    """One market run in ``mode``; returns every agent, the focal agent first."""
+    bid_cost = BID_COST_WEI if mode == AuctionMode.OPEN else 0
     rng = random.Random(seed)
     focal_skill = {t: s for t, s in zip(TAGS, (0.85, 0.75, 0.45, 0.3, 0.8), strict=True)}
     agents = [SimAgent("focal", focal_skill, _weights(focal_skill, rng), focal)]
@@ -147,13 +151,13 @@ def run_market(
                 reputation=agent.reputation,
                 competing_bids=len(agents) - 1,
                 recent_win_rate=_win_rate(agent),
-                bid_cost_wei=BID_COST_WEI,
+                bid_cost_wei=bid_cost,
             )
             contexts[agent.name] = ctx
             choice = agent.decide(ctx)
             if choice.fraction is not None:
                 fraction = policy.clamp_fraction(choice.fraction)
-                weighted = fraction * reward * 100 / (agent.reputation + 1)
+                weighted = fraction * reward / (agent.reputation + 1)
                 bids.append(SimBid(weighted, order, agent, fraction, choice.action))
         winner = min(bids, key=lambda bid: (bid.weighted, bid.order)) if bids else None
         reputation_before = agents[0].reputation
@@ -167,7 +171,7 @@ def run_market(
                 agent.scores.append(score)
             if any(bid.agent is agent for bid in bids):
                 agent.recent.append(int(won))
-                gain -= BID_COST_WEI / 1e18  # the bid's transaction, paid win or lose
+                gain -= bid_cost / 1e18  # an open bid's transaction, paid win or lose
             agent.profit.append(gain)
             agent.wins.append(int(won))
         if learn is not None:

@@ -18,10 +18,12 @@ from pydantic import ValidationError
 from agentfleet import worker_metrics as metrics
 from agentfleet.bidding.record import load_bid_state, record_recent
 from agentfleet.bidding.reward import Outcome, reward_of
+from agentfleet.chain.market import tag_text
 from agentfleet.chain.session import capability_weights
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
+from agentfleet.protocol.status import AuctionMode
 from agentfleet.retry import RETRY
 from agentfleet.runtime import Runtime, runtime
 
@@ -111,6 +113,8 @@ def _settled(rt: Runtime, outcome: Outcome) -> str | int | None:
     canonical = w3.eth.get_block(number)["hash"].to_0x_hex()
     if canonical.lower() != block_hash.lower():
         return "reverted"
+    if AuctionMode(rt.session.tasks.get_task(outcome.task_id).mode) == AuctionMode.SEALED:
+        return None  # a sealed bid never was on chain: the assignment's block (checked above) is what counts
     amount, _live = rt.session.auction.bid_of(outcome.task_id, outcome.agent)
     return None if amount > 0 else "reverted"  # the bid itself was in blocks a reorg replaced
 
@@ -146,9 +150,8 @@ def _learning(rt: Runtime, agent: str, chain_agent: Any) -> LearningIntegration:
 def _learn_capabilities(rt: Runtime, learning: LearningIntegration, outcome: Outcome, on_chain: dict[str, int]) -> bool:
     """Move local weights with the score; push them on chain only when they drifted beyond the threshold."""
     task = rt.session.tasks.get_task(outcome.task_id)
-    learning.process_task_result(
-        outcome.task_id, task.tags[0] if task.tags else "general", task.score, task.price / 1e18, list(task.tags)
-    )
+    tags = [tag_text(t) for t in task.tags]
+    learning.process_task_result(outcome.task_id, tags[0] if tags else "general", task.score, task.price / 1e18, tags)
     if not learning.moved_beyond(on_chain, rt.settings.capability_push_threshold):
         return False
     member = rt.directory.get(outcome.agent)

@@ -1,8 +1,9 @@
 """The keeper's tasks (queue ``keeper``): close auctions whose deadline passed and expire abandoned work.
 
 ``finalize_due`` is beat's sweep over open auctions (from a cursor in Redis); ``finalize`` and ``expire`` act
-on one task, sent by the reconciler. Each is idempotent on chain: a second call meets a named revert and
-reports what the chain already says.
+on one task, sent by the reconciler. Auctions close in their mode (``close_auction``: open ones by
+``finalize``, sealed ones by submitting the bid book as the requester). Each is idempotent on chain: a
+second call meets a named revert and reports what the chain already says.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 from celery import Task
 
+from agentfleet.bidding.closing import close_auction
+from agentfleet.bidding.sealed import BidBook
 from agentfleet.chain import bindings as b
 from agentfleet.chain.local import chain_now
 from agentfleet.protocol import keys, routing
@@ -30,19 +33,15 @@ def finalize_due(self: Task, limit: int = 200) -> dict[str, Any]:
     count = s.tasks.task_count()
     now = chain_now(s.client.w3)
     finalized, lowest_open = [], None
+    book = BidBook(rt.redis)
     for task_id in range(first, min(count, first + limit - 1) + 1):
         if s.tasks.status_of(task_id) != TaskStatus.OPEN:
             continue
-        if now < s.tasks.bidding_deadline_of(task_id):
-            lowest_open = lowest_open or task_id
-            continue
-        try:
-            s.auction.finalize(s.requester, task_id)
+        closing = close_auction(s, book, task_id, caller=s.requester, now=now)
+        if closing.status == "finalized":
             finalized.append(task_id)
-        except b.BiddingStillOpen:
-            lowest_open = lowest_open or task_id  # the chain's clock lags ours: try again next sweep
-        except (b.AlreadyFinalized, b.TaskNotOpen):
-            pass
+        elif closing.status in {"still_open", "not_requester"}:
+            lowest_open = lowest_open or task_id  # not yet (or not ours until the reveal window ends)
     rt.redis.set(cursor_key, lowest_open or min(count + 1, first + limit))
     return {"finalized": finalized}
 
@@ -50,14 +49,10 @@ def finalize_due(self: Task, limit: int = 200) -> dict[str, Any]:
 @app.task(name=routing.FINALIZE, bind=True, ignore_result=True, **RETRY)
 def finalize(self: Task, task_id: int) -> dict[str, Any]:
     """Close one auction whose deadline passed (the contract picks the winner)."""
-    s = runtime().session
-    try:
-        s.auction.finalize(s.requester, task_id)
-    except (b.AlreadyFinalized, b.TaskNotOpen):
-        return {"status": "already_finalized"}
-    except b.BiddingStillOpen:
-        return {"status": "still_open"}  # the chain's clock lags ours: the next sweep tries again
-    return {"status": "finalized"}
+    rt = runtime()
+    s = rt.session
+    closing = close_auction(s, BidBook(rt.redis), task_id, caller=s.requester, now=chain_now(s.client.w3))
+    return {"status": closing.status, "mode": closing.mode.label, "bids": closing.bids}
 
 
 @app.task(name=routing.EXPIRE, bind=True, ignore_result=True, **RETRY)

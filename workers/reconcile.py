@@ -10,8 +10,9 @@ converges on the desired state:
 - Assigned to one of our agents with no submission: execute again (the handler's claim and chain checks keep
   it to one submission; an execution given up after its attempts is left to expire).
 - Submitted, with our evaluator: evaluate (unless it waits for a human decision).
-- Our bids on chain with no learning record: record one (flagged ``reconstructed``: the trainer counts it for
-  the win rate but does not learn from a state it never saw); records whose bid never landed: dropped.
+- Our bids (on chain, or in the bid book for sealed auctions) with no learning record: record one (flagged
+  ``reconstructed``: the trainer counts it for the win rate but does not learn from a state it never saw);
+  records whose bid never landed: dropped.
 
 It scales with open work, not with every task ever: new task ids enter a sorted set of unfinished tasks
 (``UNFINISHED``, under ``keys.RECONCILE``) in bounded batches, finished ones leave it, and each sweep reads at
@@ -31,11 +32,12 @@ import redis
 from celery import Task
 
 from agentfleet.bidding.record import BidRecord, drop_bid_state, store_bid_state
+from agentfleet.bidding.sealed import BidBook
 from agentfleet.bidding.state import STATE_SIZE, nearest_action
 from agentfleet.chain.local import chain_now
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
-from agentfleet.protocol.status import TaskStatus
+from agentfleet.protocol.status import AuctionMode, TaskStatus
 from agentfleet.runtime import Runtime, runtime
 from workers import review
 from workers.idempotency import WorkLedger
@@ -163,27 +165,39 @@ class Reconciler:
         """True at most once per ``resend_after`` seconds for ``what`` (across concurrent sweeps)."""
         return bool(self.redis.set(f"{SENT}:{what}", 1, nx=True, ex=self.resend_after))
 
+    def _our_bids(self, task_id: int, task: Any) -> dict[str, int]:
+        """Our agents' bids on the task: on chain (open mode, one ``bidOf`` each) or in the bid book (sealed)."""
+        if AuctionMode(task.mode) == AuctionMode.SEALED:
+            book = BidBook(self.redis)
+            found = (book.get(task_id, agent) for agent in self.fleet)
+            return {bid.agent.lower(): bid.amount for bid in found if bid is not None}
+        amounts = {}
+        for agent in self.fleet:
+            amount, live = self.s.auction.bid_of(task_id, self.fleet[agent].address)
+            if live:
+                amounts[agent] = int(amount)
+        return amounts
+
     def _bid_records(self, task_id: int, task: Any) -> None:
         """Once the auction is over, learning records match the chain's bids: every bid of ours has one,
         no record lacks a bid."""
         if not self.fleet or self.redis.exists(f"{SENT}:bids:{task_id}"):
             return
-        bids = {str(bid.agent).lower(): bid for bid in self.s.auction.get_bids(task_id)}
+        amounts = self._our_bids(task_id, task)
         records = self.redis.mget([keys.bid_state(task_id, agent) for agent in self.fleet])
         for agent, record in zip(self.fleet, records, strict=True):
-            bid = bids.get(agent)
-            if bid is not None and record is None:
-                fraction = int(bid.amount) / max(1, int(task.reward))
+            amount = amounts.get(agent)
+            if amount is not None and record is None:
                 restored = BidRecord(
                     state=[0.0] * STATE_SIZE,
-                    action=nearest_action(fraction),
+                    action=nearest_action(amount / max(1, int(task.reward))),
                     reward_wei=int(task.reward),
-                    amount_wei=int(bid.amount),
+                    amount_wei=amount,
                     reconstructed=True,
                 )
                 store_bid_state(self.redis, task_id, agent, restored)
                 self.done["bid_record_restored"] += 1
-            elif bid is None and record is not None:
+            elif amount is None and record is not None:
                 drop_bid_state(self.redis, task_id, agent)
                 self.done["bid_record_dropped"] += 1
         self.redis.set(f"{SENT}:bids:{task_id}", 1, ex=7 * 24 * 3600)  # settled once the auction is over

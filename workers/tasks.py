@@ -25,17 +25,19 @@ from agentfleet.bidding.choice import choose_strategy
 from agentfleet.bidding.context import BidContext, BiddingStrategy
 from agentfleet.bidding.costs import bid_cost_wei
 from agentfleet.bidding.record import BidRecord, drop_bid_state, recent_win_rate, store_bid_state
+from agentfleet.bidding.sealed import BidBook, bids_seen, sign_bid
 from agentfleet.bidding.state import nearest_action, state_of
 from agentfleet.chain import bindings as b
 from agentfleet.chain.errors import ChainError
 from agentfleet.chain.local import chain_now
+from agentfleet.chain.market import created_event, result_event, tag_text
 from agentfleet.chain.session import capability_weights
 from agentfleet.directory import FleetAgent
 from agentfleet.llm import LLMOutputError, TaskView, Usage
 from agentfleet.profiles import AgentLearningConfig
-from agentfleet.protocol import keys, routing
+from agentfleet.protocol import keys, limits, routing
 from agentfleet.protocol.app import app
-from agentfleet.protocol.status import TaskStatus
+from agentfleet.protocol.status import AuctionMode, TaskStatus
 from agentfleet.retry import RETRY, TryLater
 from agentfleet.runtime import Runtime, redis_only, runtime, secrets_of
 from workers import review
@@ -116,11 +118,27 @@ def _guarded(task: Task, args: Any, key: str, work: Work, *, still_done: StillDo
         raise task.retry(countdown=ledger.claim_ttl_left(key) + 1, max_retries=task.max_retries) from None
 
 
-def _view(rt: Runtime, task_id: int, task: Any) -> TaskView:
+def _text(rt: Runtime, task_id: int) -> str | None:
+    """The task's text: the content store first, else the TaskCreated event on chain (then stored). None when
+    it was published only by URI and is not in the store: the fleet does not fetch from outside."""
+    text = rt.texts.of_task(task_id)
+    if text is not None:
+        return text
+    event = created_event(rt.session, task_id)
+    if event is None or not event.get("description"):
+        return None
+    rt.texts.put(str(event["description"]), task_id=task_id, digest=bytes(event["contentHash"]))
+    return str(event["description"])
+
+
+def _view(rt: Runtime, task_id: int, task: Any) -> TaskView | None:
+    text = _text(rt, task_id)
+    if text is None:
+        return None
     return TaskView(
         task_id=task_id,
-        description=policy.clean_task_text(task.description),
-        tags=tuple(task.tags),
+        description=policy.clean_task_text(text),
+        tags=tuple(tag_text(t) for t in task.tags),
         reward_eth=float(Web3.from_wei(task.reward, "ether")),
     )
 
@@ -133,9 +151,12 @@ def consider(self: Task, agent: str, task_id: int, event: dict[str, Any] | None 
 
 
 def _decision_stands(rt: Runtime, args: AgentTaskArgs, done: dict[str, Any]) -> bool:
-    """A refusal stands; a bid stands only while the chain still has it (a reorg may have dropped it)."""
+    """A refusal stands; an open bid stands only while the chain still has it (a reorg may have dropped it),
+    a sealed one while the bid book has it."""
     if done.get("status") != "bid":
         return True
+    if done.get("mode") == AuctionMode.SEALED.label:
+        return BidBook(rt.redis).get(args.task_id, args.agent) is not None
     _amount, live = rt.session.auction.bid_of(args.task_id, args.agent)
     return bool(live) or rt.session.tasks.status_of(args.task_id) != TaskStatus.OPEN
 
@@ -145,15 +166,18 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     member = _fleet_agent(rt, args.agent)
     account = s.account(member.hd_index or 0)
     task = s.tasks.get_task(args.task_id)
+    mode = AuctionMode(task.mode)
     now = chain_now(s.client.w3)
     if task.status != TaskStatus.OPEN or now >= task.biddingDeadline:
         return {"status": "closed"}
-    amount, live = s.auction.bid_of(args.task_id, args.agent)
-    if live:
-        return {"status": "bid", "amount": amount, "note": "already on chain"}
+    standing = _standing_bid(rt, args, mode)
+    if standing is not None:
+        return {"status": "bid", "amount": standing, "mode": mode.label, "note": "already placed"}
+    view = _view(rt, args.task_id, task)
+    if view is None:
+        return {"status": "refused", "reason": "task text unavailable (not in the event or the content store)"}
     chain_agent = s.registry.get_agent(args.agent)
     capabilities = capability_weights(chain_agent)
-    view = _view(rt, args.task_id, task)
     try:
         fit, usage = rt.provider.evaluate_task_fit(capabilities, view)
         _record_usage(rt, args.agent, args.task_id, usage)
@@ -172,15 +196,15 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     ctx = BidContext(
         task_id=args.task_id,
         reward_wei=task.reward,
-        tags=list(task.tags),
+        tags=list(view.tags),
         fit_score=fit_score,
         capability_weights=capabilities,
         reputation=chain_agent.reputation,
         seconds_to_deadline=max(0, task.biddingDeadline - now),
         llm_fraction=advice,
-        competing_bids=s.auction.bid_count(args.task_id),
+        competing_bids=bids_seen(rt.redis, args.task_id),
         recent_win_rate=recent_win_rate(rt.redis, args.agent),
-        bid_cost_wei=bid_cost_wei(s.client.gas_price()),
+        bid_cost_wei=bid_cost_wei(s.client.gas_price()) if mode == AuctionMode.OPEN else 0,  # a signature is free
     )
     decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:
@@ -195,15 +219,47 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         bid_cost_wei=ctx.bid_cost_wei,
     )
     store_bid_state(rt.redis, args.task_id, args.agent, record)
-    try:
-        s.auction.place_bid(account, args.task_id, decision.amount_wei)
-    except b.AlreadyBid:
-        pass  # an earlier attempt of ours landed after all
-    except (b.BiddingClosed, b.TaskNotOpen):
-        drop_bid_state(rt.redis, args.task_id, args.agent)
-        return {"status": "closed"}
-    _log_action(rt, account, args.task_id, "bid", str(decision.amount_wei).encode())
-    return {"status": "bid", "amount": decision.amount_wei, "fraction": decision.amount_fraction, "fit": fit_score}
+    if mode == AuctionMode.SEALED:
+        _publish_sealed(rt, account, args.task_id, decision.amount_wei, int(task.biddingDeadline), now)
+    else:
+        try:
+            s.auction.place_bid(account, args.task_id, decision.amount_wei)
+        except b.AlreadyBid:
+            pass  # an earlier attempt of ours landed after all
+        except (b.BiddingClosed, b.TaskNotOpen):
+            drop_bid_state(rt.redis, args.task_id, args.agent)
+            return {"status": "closed"}
+        _log_action(rt, account, args.task_id, "bid", str(decision.amount_wei).encode())
+    return {
+        "status": "bid",
+        "mode": mode.label,
+        "amount": decision.amount_wei,
+        "fraction": decision.amount_fraction,
+        "fit": fit_score,
+    }
+
+
+def _standing_bid(rt: Runtime, args: AgentTaskArgs, mode: AuctionMode) -> int | None:
+    """The amount of the bid this agent already has on the task (chain or bid book), if any."""
+    if mode == AuctionMode.SEALED:
+        bid = BidBook(rt.redis).get(args.task_id, args.agent)
+        return bid.amount if bid is not None else None
+    amount, live = rt.session.auction.bid_of(args.task_id, args.agent)
+    return int(amount) if live else None
+
+
+def _publish_sealed(rt: Runtime, account: Any, task_id: int, amount: int, deadline: int, now: int) -> None:
+    """Sign the bid (valid through the reveal window) and put it in the task's bid book: no transaction."""
+    s = rt.session
+    bid = sign_bid(
+        account,
+        chain_id=s.client.chain_id,
+        auction=s.auction.address,
+        task_id=task_id,
+        amount=amount,
+        expiry=deadline + limits.REVEAL_WINDOW,
+    )
+    BidBook(rt.redis).publish(bid.model_copy(update={"received_at": now}))
 
 
 def _strategy(rt: Runtime, member: FleetAgent) -> BiddingStrategy:
@@ -235,8 +291,11 @@ def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
         return {"status": "given_up", "reason": "no usable LLM answer; the task expires at its deadline"}
     chain_agent = s.registry.get_agent(args.agent)
     capabilities = capability_weights(chain_agent)
+    view = _view(rt, args.task_id, task)
+    if view is None:
+        return {"status": "given_up", "reason": "task text unavailable; the task expires at its deadline"}
     try:
-        result, usage = rt.provider.execute_task(member.name, capabilities, _view(rt, args.task_id, task))
+        result, usage = rt.provider.execute_task(member.name, capabilities, view)
     except LLMOutputError as exc:
         if ledger.add_attempt(attempts_key, str(exc)) >= rt.settings.execute_attempts:
             log.error(
@@ -275,12 +334,17 @@ def _evaluate(rt: Runtime, args: TaskArgs) -> dict[str, Any]:
         return {"status": "not_submitted" if task.status < TaskStatus.SUBMITTED else "already_completed"}
     if review.waiting(rt.redis, args.task_id):
         return {"status": "needs_review"}
-    content = rt.results.get(bytes(task.resultHash))
+    view = _view(rt, args.task_id, task)
+    if view is None:  # not the agent's fault: a human decides
+        review.request(rt.redis, args.task_id, "task text unavailable to the evaluator")
+        return {"status": "needs_review", "reason": "task text unavailable"}
+    digest = _result_hash(rt, args)
+    content = rt.results.get(digest) if digest is not None else None
     if content is None:  # the agent's result is not where its hash says: the agent's failure, scored as such
         score, feedback = 0, "result not found in the result store (or its hash does not match)"
     else:
         try:
-            verdict, usage = rt.provider.evaluate_task_result(_view(rt, args.task_id, task), content)
+            verdict, usage = rt.provider.evaluate_task_result(view, content)
         except LLMOutputError as exc:  # the evaluator's failure: never a 0 that punishes the agent
             return _scoring_failed(rt, args.task_id, exc)
         _record_usage(rt, task.assignee, args.task_id, usage)
@@ -290,6 +354,18 @@ def _evaluate(rt: Runtime, args: TaskArgs) -> dict[str, Any]:
     except b.InvalidStatus:
         return {"status": "already_completed"}
     return {"status": "completed", "score": score, "feedback": feedback}
+
+
+def _result_hash(rt: Runtime, args: TaskArgs) -> bytes | None:
+    """The submitted result's hash: from the ResultSubmitted event that brought us here, else the chain's logs
+    (a re-drive by the reconciler carries no event)."""
+    event = args.event or {}
+    if event.get("name") == "ResultSubmitted":
+        value = str(event.get("args", {}).get("resultHash", ""))
+        if value.startswith("0x") and len(value) == 66:
+            return bytes.fromhex(value[2:])
+    found = result_event(rt.session, args.task_id)
+    return bytes(found["resultHash"]) if found else None
 
 
 def _scoring_failed(rt: Runtime, task_id: int, exc: LLMOutputError) -> dict[str, Any]:

@@ -69,7 +69,9 @@ def _close_sealed(
     if caller.address.lower() != requester.lower():
         return Closing("not_requester", AuctionMode.SEALED)  # only the requester reveals within the window
     chain_id, auction = session.client.chain_id, session.auction.address
-    bids = [bid for bid in book.bids(task_id) if _usable(session, bid, requester, reward, deadline, now, chain_id, auction)]
+    bids = [
+        bid for bid in book.bids(task_id) if _usable(session, bid, requester, reward, deadline, now, chain_id, auction)
+    ]
     for _attempt in range(len(bids) + 1):
         try:
             session.auction.finalize_sealed(caller, task_id, [bid.call_arg() for bid in bids])

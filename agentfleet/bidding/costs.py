@@ -2,14 +2,14 @@
 
 A losing bid is not free in the open auction: its ``placeBid`` transaction is paid whether it wins or not.
 The strategies weigh that cost against the bid's expected payment and the RL reward subtracts it, so the
-agents learn not to spray bids on tasks they will not win. ``OPEN_BID_GAS`` is what ``python -m bench.gas``
-measures for a bid after the first on a task (the first also initialises the task's auction storage); update
-it with the contracts.
+agents learn not to spray bids on tasks they will not win. A sealed bid is a signature: it costs nothing
+(``BidContext.bid_cost_wei`` is 0 for sealed tasks). ``OPEN_BID_GAS`` is the most ``python -m bench.gas``
+measures for one ``placeBid``; update it with the contracts.
 """
 
 from __future__ import annotations
 
-OPEN_BID_GAS = 150_000  # gas of one placeBid (bench/gas.py: 146k-180k with today's contracts)
+OPEN_BID_GAS = 60_000  # gas of one placeBid (bench/gas.py: 56k-59k; 146k-180k before issue 12)
 
 
 def bid_cost_wei(gas_price_wei: int, *, gas: int = OPEN_BID_GAS) -> int:

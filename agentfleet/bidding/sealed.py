@@ -2,7 +2,7 @@
 
 Why: in a sealed auction a losing bidder sends nothing. An agent signs ``Bid(taskId, amount, agent,
 expiry)`` under the BidAuction's domain (name, version, chain id, contract address), so the signature is
-worthless for any other task, chain or contract and after its expiry. The fleet's bid book is a Redis hash
+worthless for any other task, chain or contract and after its expiry. The fleet's bid book is a Redis stream
 per task (one bid per agent: the first one stands, like an open bid). After the deadline the requester (the
 fleet's keeper) submits the book to ``finalizeSealed``; the contract checks every bid and assigns the best.
 """
@@ -89,37 +89,67 @@ def signer_of(bid: SealedBid, *, chain_id: int, auction: str) -> str | None:
         return None
 
 
+# One bid per agent, atomically: append only when the agent has no entry in the book yet.
+_PUBLISH = """
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  if entry[2][2] == ARGV[1] then return 0 end
+end
+redis.call('XADD', KEYS[1], '*', 'agent', ARGV[1], 'bid', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
 class BidBook:
-    """The fleet's bid book: one Redis hash per task, agent -> the signed bid as JSON."""
+    """The fleet's bid book: one Redis stream per task (``keys.bid_book``), an entry per agent's signed bid
+    in arrival order. Anyone with access to the fleet's Redis can read it (``XRANGE``); a requester outside
+    the fleet collects signed bids any way it likes: the contract only needs the signatures."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self._publish = client.register_script(_PUBLISH)
 
     def publish(self, bid: SealedBid) -> bool:
-        """Add the agent's bid; False when the agent already has one in the book (it stands)."""
-        key = keys.bid_book(bid.task_id)
-        added = bool(self.redis.hsetnx(key, bid.agent.lower(), bid.model_dump_json()))
-        self.redis.expire(key, BOOK_TTL)
-        return added
+        """Add the agent's bid; False when the agent already has one in the book (the first one stands)."""
+        added = self._publish(
+            keys=[keys.bid_book(bid.task_id)], args=[bid.agent.lower(), bid.model_dump_json(), BOOK_TTL]
+        )
+        return bool(added)
 
     def get(self, task_id: int, agent: str) -> SealedBid | None:
-        raw = self.redis.hget(keys.bid_book(task_id), agent.lower())
-        return self._parse(raw) if raw is not None else None
+        return next((bid for bid in self._entries(task_id) if bid.agent.lower() == agent.lower()), None)
 
     def bids(self, task_id: int) -> list[SealedBid]:
         """Every well-formed bid in the book, sorted by agent address (the order finalizeSealed takes)."""
-        parsed = [self._parse(raw) for raw in self.redis.hvals(keys.bid_book(task_id))]
-        return sorted((b for b in parsed if b is not None and b.task_id == task_id), key=lambda b: int(b.agent, 16))
+        first: dict[str, SealedBid] = {}
+        for bid in self._entries(task_id):
+            first.setdefault(bid.agent.lower(), bid)
+        return sorted(first.values(), key=lambda b: int(b.agent, 16))
+
+    def agents(self, task_id: int) -> set[str]:
+        """Who has a bid in the book (lower-case addresses)."""
+        return {bid.agent.lower() for bid in self._entries(task_id)}
 
     def count(self, task_id: int) -> int:
-        return int(self.redis.hlen(keys.bid_book(task_id)))
+        return int(self.redis.xlen(keys.bid_book(task_id)))
 
-    def drop(self, task_id: int, agent: str) -> None:
-        self.redis.hdel(keys.bid_book(task_id), agent.lower())
+    def _entries(self, task_id: int) -> list[SealedBid]:
+        entries = self.redis.xrange(keys.bid_book(task_id)) or []
+        parsed = (self._parse(fields) for _id, fields in entries)
+        return [bid for bid in parsed if bid is not None and bid.task_id == task_id]
 
     @staticmethod
-    def _parse(raw: Any) -> SealedBid | None:
+    def _parse(fields: Any) -> SealedBid | None:
         try:
+            raw = fields.get(b"bid", fields.get("bid"))
             return SealedBid.model_validate(json.loads(raw))
-        except (ValueError, ValidationError, TypeError):
+        except (ValueError, ValidationError, TypeError, AttributeError):
             return None  # a malformed entry is never submitted
+
+
+def bids_seen(client: redis.Redis, task_id: int) -> int:
+    """How many bids the fleet has seen on a task: open bids from BidPlaced events plus the sealed bid book."""
+    pipe = client.pipeline()
+    pipe.hlen(keys.listener_bids(task_id))
+    pipe.xlen(keys.bid_book(task_id))
+    return sum(int(n) for n in pipe.execute())

@@ -93,12 +93,17 @@ def created_event(session: ChainSession, task_id: int) -> dict[str, Any] | None:
     """The TaskCreated event of ``task_id`` read back from the chain's logs (None when the node has no such
     log: a reorg removed the task, or the node pruned its logs)."""
     event = session.tasks.contract.events.TaskCreated()
-    logs = event.get_logs(from_block=0, argument_filters={"taskId": task_id})
+    logs = event.get_logs(from_block=_first_block(session), argument_filters={"taskId": task_id})
     return dict(logs[-1]["args"]) if logs else None
 
 
 def result_event(session: ChainSession, task_id: int) -> dict[str, Any] | None:
     """The ResultSubmitted event of ``task_id`` (its result hash and URI live only there)."""
     event = session.tasks.contract.events.ResultSubmitted()
-    logs = event.get_logs(from_block=0, argument_filters={"taskId": task_id})
+    logs = event.get_logs(from_block=_first_block(session), argument_filters={"taskId": task_id})
     return dict(logs[-1]["args"]) if logs else None
+
+
+def _first_block(session: ChainSession) -> int:
+    deployment = session.client.deployment
+    return deployment.deployment_block if deployment is not None else 0

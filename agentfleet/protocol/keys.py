@@ -60,7 +60,7 @@ def task_content(task_id: int) -> str:
 
 
 def bid_book(task_id: int) -> str:
-    return _key("bidbook", task_id)  # hash: agent -> JSON signed sealed bid (one per agent, first one stands)
+    return _key("bidbook", task_id)  # stream: agent, bid (JSON signed sealed bid); one entry per agent
 
 
 def usage_of_agent(agent: str) -> str:
