@@ -8,14 +8,19 @@ from pathlib import Path
 import pytest
 import redis
 
+from agentfleet.bidding.closing import close_auction
+from agentfleet.bidding.sealed import BidBook
 from agentfleet.chain.artifacts import Deployment
 from agentfleet.chain.local import advance_time, mine
+from agentfleet.chain.market import TaskSpec, content_hash, post_task
 from agentfleet.chain.session import ChainSession
+from agentfleet.content import TaskTexts
 from agentfleet.protocol import keys, routing
+from agentfleet.protocol.status import AuctionMode
 from agentfleet.settings import Settings
 from chain_listener.listener import Listener
 from shell.services import RedisServer
-from testkit.chain import ETH, create_task, deployed_market
+from testkit.chain import ETH, create_task, deployed_market, now, sealed_bid
 from testkit.listener import add_fleet_agents, celery_app, emit_tasks, queued, stream
 from testkit.wait import wait_until
 
@@ -105,6 +110,59 @@ def test_task_life_routes_work_to_the_right_queues_in_order(
         "Settled",
         "TaskCompleted",
     ]
+
+
+def test_sealed_task_life_keeps_the_text_and_routes_outcomes_from_the_bid_book(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    s = market
+    add_fleet_agents(s, redis_client, ["research", "development", "analytics"])
+    listener = make_listener(s, redis_server)
+    text = "Compare three consensus protocols (sealed auction)"
+    task_id = create_task(s, tags=["research"], mode=AuctionMode.SEALED, text=text)
+    drain(listener)
+    texts = TaskTexts(redis_client)
+    assert texts.of_task(task_id) == text  # the event's text, checked against its hash, in the content store
+    book = BidBook(redis_client)
+    for number, amount in ((0, ETH // 2), (2, ETH // 3)):
+        book.publish(sealed_bid(s, number, task_id, amount))
+    advance_time(s.client.w3, 301)
+    closing = close_auction(s, book, task_id, caller=s.requester, now=now(s))
+    assert (closing.status, closing.bids) == ("finalized", 2)
+    drain(listener)
+    outcomes = {(w["kwargs"]["agent"].lower(), w["kwargs"]["outcome"]) for w in queued(redis_client, routing.TRAINING)}
+    assert outcomes == {(s.agent(0).address.lower(), "lost")}  # the loser, known from the book; no BidPlaced
+    execute = [w for w in queued(redis_client, ANALYTICS) if w["task"] == routing.EXECUTE]
+    assert [w["kwargs"]["agent"] for w in execute] == [s.agent(2).address]
+    names = [e["name"] for e in stream(redis_client) if e.get("name") and f'"taskId": {task_id}' in e["event"]]
+    assert names == ["TaskCreated", "TaskAssigned", "AuctionFinalized"]  # losing bidders sent nothing
+
+
+def test_a_task_published_by_uri_only_is_remembered_by_hash_and_refused_text(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    s = market
+    add_fleet_agents(s, redis_client, ["research"])
+    listener = make_listener(s, redis_server)
+    text = "The text lives elsewhere"
+    spec = TaskSpec(
+        text,
+        ("research",),
+        ETH,
+        now(s) + 300,
+        3600,
+        s.evaluator.address,
+        content_uri="ipfs://example",
+        publish_text=False,
+    )
+    task_id = post_task(s, s.requester, spec)
+    drain(listener)
+    texts = TaskTexts(redis_client)
+    assert texts.digest_of(task_id) == content_hash(text) and texts.of_task(task_id) is None
+    texts.put(text)  # the requester's copy arrives in the store: now it reads back, verified
+    assert texts.of_task(task_id) == text
+    redis_client.set(keys.task_text(content_hash(text).hex()), "tampered")
+    assert texts.of_task(task_id) is None  # never trusted when it does not match
 
 
 def snapshot(session: ChainSession) -> str:

@@ -6,9 +6,14 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agentfleet.chain.market import content_hash, tag_id, tag_text
 from agentfleet.profiles import AGENT_TYPES
 from agentfleet.protocol import limits, routing
-from agentfleet.protocol.status import FINAL_STATUSES, TaskStatus
+from agentfleet.protocol.status import FINAL_STATUSES, AuctionMode, TaskStatus
 
 CONTRACTS = Path(__file__).resolve().parent.parent / "contracts"
 
@@ -62,3 +67,28 @@ def test_queues_come_from_the_profiles_and_every_task_name_is_registered() -> No
     assert task_names <= set(app.tasks), task_names - set(app.tasks)
     assert {route["queue"] for route in routing.ROUTES.values()} <= set(routing.ALL_QUEUES)
     assert set(app.conf.task_routes) <= task_names
+
+
+def test_auction_mode_matches_the_solidity_enum_and_the_abi() -> None:
+    source = (CONTRACTS / "src" / "Common.sol").read_text()
+    names = re.search(r"enum Mode \{([^}]*)\}", source)
+    assert names is not None
+    assert [m.name for m in AuctionMode] == [name.strip().upper() for name in names.group(1).split(",")]
+    abi = json.loads((CONTRACTS / "artifacts" / "TaskManager.json").read_text())["abi"]
+    create = next(item for item in abi if item.get("name") == "createTask")
+    assert create["inputs"][-1]["internalType"] == "enum ITaskManager.Mode"
+
+
+@given(st.text(min_size=1).filter(lambda t: 0 < len(t.encode()) <= 32 and not t.startswith("\0")))
+def test_tag_ids_read_back_as_their_text(text: str) -> None:
+    tag = tag_id(text)
+    assert len(tag) == 32 and tag_text(tag) == text.rstrip("\0") and tag_text("0x" + tag.hex()) == text.rstrip("\0")
+
+
+def test_bad_tags_are_refused_before_any_transaction() -> None:
+    for bad in ("", "x" * 33, "é" * 17, "\0lead"):
+        with pytest.raises(ValueError):
+            tag_id(bad)
+    from web3 import Web3
+
+    assert content_hash("text") == bytes(Web3.keccak(b"text"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,15 +10,18 @@ import pytest
 import redis
 
 from agentfleet.chain.local import advance_time
+from agentfleet.chain.market import TaskSpec, post_task
 from agentfleet.chain.session import ChainSession
 from agentfleet.profiles import AGENT_TYPES
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import AuctionMode, TaskStatus
+from agentfleet.runtime import runtime
 from chain_listener.listener import Listener
 from shell.services import RedisServer
-from testkit.chain import ETH, bids_on, create_task
+from testkit.chain import ETH, bids_on, create_task, now
 from testkit.fleet import pump, running_fleet
+from workers import tasks
 
 pytestmark = pytest.mark.anvil
 
@@ -76,3 +80,35 @@ def test_five_agents_ten_tasks_whole_lives(fleet: tuple[ChainSession, Listener, 
     assert client.xlen(keys.FAILURES) == 0
     winners = {s.tasks.get_task(t).assignee for t in ids}
     assert winners == {s.agent(i).address for i in range(5)}  # each of the five types won its specialty
+
+
+def test_task_text_comes_from_the_store_or_the_chain_and_a_missing_one_is_refused(
+    fleet: tuple[ChainSession, Listener, redis.Redis],
+) -> None:
+    s, listener, client = fleet
+    elsewhere = TaskSpec(
+        "Only at a URI",
+        ("research",),
+        ETH,
+        now(s) + 300,
+        3600,
+        s.evaluator.address,
+        content_uri="ipfs://x",
+        publish_text=False,
+    )
+    hidden = post_task(s, s.requester, elsewhere)
+    published = create_task(s, tags=["research"], text="Summarise the literature on sealed-bid auctions")
+    considered = lambda t: client.keys(f"{keys.WORK}:done:consider:{t}:*")  # noqa: E731
+    pump(listener, lambda: bool(considered(hidden)) and bool(bids_on(s, published)))
+    for key in considered(hidden):  # every agent that looked refused it, with the reason, and nobody bid
+        done = json.loads(client.get(key))
+        assert done["status"] == "refused" and "text unavailable" in done["reason"], done
+    assert not bids_on(s, hidden)
+
+    rt = runtime()
+    for key in client.keys(f"{keys.ROOT}:task*"):  # the content store lost every text (a flushed Redis)
+        client.delete(key)
+    assert rt.texts.of_task(published) is None
+    assert tasks._text(rt, published) == "Summarise the literature on sealed-bid auctions"  # from the event log
+    assert rt.texts.of_task(published) is not None  # and stored again
+    assert tasks._text(rt, hidden) is None

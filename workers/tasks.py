@@ -220,7 +220,9 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     )
     store_bid_state(rt.redis, args.task_id, args.agent, record)
     if mode == AuctionMode.SEALED:
-        _publish_sealed(rt, account, args.task_id, decision.amount_wei, int(task.biddingDeadline), now)
+        if not _publish_sealed(rt, account, args.task_id, decision.amount_wei, int(task.biddingDeadline)):
+            drop_bid_state(rt.redis, args.task_id, args.agent)
+            return {"status": "closed"}
     else:
         try:
             s.auction.place_bid(account, args.task_id, decision.amount_wei)
@@ -248,9 +250,13 @@ def _standing_bid(rt: Runtime, args: AgentTaskArgs, mode: AuctionMode) -> int | 
     return int(amount) if live else None
 
 
-def _publish_sealed(rt: Runtime, account: Any, task_id: int, amount: int, deadline: int, now: int) -> None:
-    """Sign the bid (valid through the reveal window) and put it in the task's bid book: no transaction."""
+def _publish_sealed(rt: Runtime, account: Any, task_id: int, amount: int, deadline: int) -> bool:
+    """Sign the bid (valid through the reveal window) and put it in the task's bid book: no transaction.
+    False when the deadline passed meanwhile (the keeper would leave a late bid out anyway)."""
     s = rt.session
+    arrived = chain_now(s.client.w3)
+    if arrived >= deadline:
+        return False
     bid = sign_bid(
         account,
         chain_id=s.client.chain_id,
@@ -259,7 +265,8 @@ def _publish_sealed(rt: Runtime, account: Any, task_id: int, amount: int, deadli
         amount=amount,
         expiry=deadline + limits.REVEAL_WINDOW,
     )
-    BidBook(rt.redis).publish(bid.model_copy(update={"received_at": now}))
+    BidBook(rt.redis).publish(bid.model_copy(update={"received_at": arrived}))
+    return True
 
 
 def _strategy(rt: Runtime, member: FleetAgent) -> BiddingStrategy:
