@@ -1,0 +1,64 @@
+"""Sealed auctions under several faults at once, in a running fleet: a bidder deactivated after it signed, a
+bid book lost with Redis data, and a reorg that removes the keeper's finalizeSealed transactions (and whatever
+followed them). Every task must still reach a final state, paid once or refunded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentfleet.bidding.sealed import BidBook
+from agentfleet.chain.local import advance_time
+from agentfleet.protocol import keys, routing
+from agentfleet.protocol.app import app
+from agentfleet.protocol.status import FINAL_STATUSES, AuctionMode, TaskStatus
+from shell.services import RedisServer
+from testkit.chain import create_task
+from testkit.fleet import pump, running_fleet
+
+pytestmark = pytest.mark.anvil
+BLOCKCHAIN_BIDDERS = (1, 4)  # DevelopmentAgent and BlockchainExpertAgent both have "blockchain"
+
+
+def test_sealed_auctions_end_through_a_reorg_a_lost_bid_book_and_a_deactivated_bidder(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    with running_fleet(tmp_path, redis_server, action_logging=False) as (s, listener, client):
+        w3 = s.client.w3
+        kept, lost = (create_task(s, tags=["blockchain"], window=60, mode=AuctionMode.SEALED) for _ in range(2))
+        book = BidBook(client)
+        pump(listener, lambda: book.count(kept) == 2 and book.count(lost) == 2)
+
+        # Fault 1: the bidder the contract would pick deactivates after signing: the keeper must leave its bid
+        # out (or the whole finalizeSealed reverts with AgentInactive) and assign the other one.
+        best = min(book.bids(kept), key=lambda bid: (bid.amount, int(bid.agent, 16)))  # equal reputations
+        other = next(bid for bid in book.bids(kept) if bid.agent != best.agent)
+        s.registry.deactivate(next(s.agent(n) for n in BLOCKCHAIN_BIDDERS if s.agent(n).address == best.agent))
+        # Fault 2: the second task's bid book is lost (Redis data gone): the task must end with a refund.
+        client.delete(keys.bid_book(lost))
+
+        advance_time(w3, 61)
+        before = w3.eth.block_number
+        app.send_task(routing.FINALIZE_DUE, queue=routing.KEEPER)
+        pump(listener, lambda: all(s.tasks.status_of(t) != TaskStatus.OPEN for t in (kept, lost)))
+        assert s.tasks.get_task(kept).assignee == other.agent
+        assert s.tasks.status_of(lost) == TaskStatus.EXPIRED  # no bids to reveal: the requester is refunded
+
+        # Fault 3: a reorg deeper than the confirmations replaces every block since the keeper's sweep.
+        w3.provider.make_request("anvil_reorg", [w3.eth.block_number - before, []])  # type: ignore[arg-type]
+        s.client.nonces.forget(s.requester.address)
+        assert s.tasks.status_of(kept) == TaskStatus.OPEN == s.tasks.status_of(lost)  # both auctions undone
+
+        def final() -> bool:
+            app.send_task(routing.RECONCILE, queue=routing.KEEPER)  # no beat here: the sweeps re-drive
+            return all(s.tasks.status_of(t) in FINAL_STATUSES for t in (kept, lost))
+
+        pump(listener, final, timeout=180)
+        task = s.tasks.get_task(kept)
+        assert task.assignee == other.agent and task.price == other.amount  # the same choice, made again
+        assert task.status in {TaskStatus.COMPLETED, TaskStatus.FAILED}
+        assert s.tasks.status_of(lost) == TaskStatus.EXPIRED
+        assert w3.eth.get_balance(s.tasks.address) == 0  # nothing left in escrow
+        completions = s.tasks.contract.events.TaskCompleted().get_logs(from_block=0)
+        assert [e["args"]["taskId"] for e in completions] == [kept]  # paid once on the canonical chain
