@@ -29,17 +29,20 @@ _BID_ERRORS = (b.InvalidBidSignature, b.BidExpired, b.AgentInactive, b.NotRegist
 
 @dataclass(frozen=True)
 class Closing:
-    status: str  # finalized | already_finalized | still_open | not_requester | not_open
+    status: str  # finalized | already_finalized | still_open | not_requester | not_open (no such task)
     mode: AuctionMode
     bids: int = 0  # sealed: how many signed bids were submitted
 
 
 def close_auction(session: ChainSession, book: BidBook, task_id: int, *, caller: LocalAccount, now: int) -> Closing:
     """Finalize ``task_id`` if its bidding deadline passed (``now`` is the chain's clock)."""
-    requester, reward, deadline, status, mode_value = session.tasks.bidding_terms(task_id)
+    try:
+        requester, reward, deadline, status, mode_value = session.tasks.bidding_terms(task_id)
+    except b.TaskNotFound:
+        return Closing("not_open", AuctionMode.OPEN)  # no such task (or a reorg removed it)
     mode = AuctionMode(mode_value)
     if status != TaskStatus.OPEN:
-        return Closing("already_finalized" if status != TaskStatus.NONE else "not_open", mode)
+        return Closing("already_finalized", mode)
     if now < deadline:
         return Closing("still_open", mode)
     try:

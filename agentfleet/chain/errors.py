@@ -78,7 +78,21 @@ def register(error_cls: type[ContractRevert]) -> type[ContractRevert]:
 
 
 def revert_data_of(exc: BaseException) -> str | None:
-    """Find the revert data (``0x`` + selector + args) inside any web3/eth-tester exception."""
+    """Find the revert data (``0x`` + selector + args) inside any web3/eth-tester exception, or the exception
+    it was raised from: eth-tester turns a revert whose only argument is a string into the text
+    ``execution reverted: <the string>`` and keeps the raw data only on py-evm's ``Revert`` behind it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found = _data_in(current)
+        if found is not None:
+            return found
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _data_in(exc: BaseException) -> str | None:
     data = getattr(exc, "data", None)
     if isinstance(data, dict):
         data = data.get("data")
