@@ -14,7 +14,7 @@ from agentfleet.llm import LLMProvider, make_provider
 from agentfleet.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from agentfleet.bidding.rl import ModelCache
+    from agentfleet.bidding.policy_net import PolicyCache
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Runtime:
     directory: AgentDirectory
     results: ResultStore
     texts: TaskTexts
-    models: ModelCache | None = None  # built on the first RL bid (imports torch)
+    policies: PolicyCache | None = None  # built on the first RL bid (NumPy weights; no torch)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -41,13 +41,13 @@ class Runtime:
             texts=TaskTexts(client),
         )
 
-    def model_cache(self) -> ModelCache:
-        """The RL models this process bids with, reloaded when the trainer writes a new version."""
-        if self.models is None:
-            from agentfleet.bidding.rl import ModelCache
+    def policy_cache(self) -> PolicyCache:
+        """The RL policies this process bids with, reloaded when the trainer writes a new version."""
+        if self.policies is None:
+            from agentfleet.bidding.policy_net import PolicyCache
 
-            self.models = ModelCache(self.settings.models_dir)
-        return self.models
+            self.policies = PolicyCache(self.settings.models_dir)
+        return self.policies
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a result, a prompt or a log line."""

@@ -21,7 +21,8 @@ import torch
 
 from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.dqn import ReinforcementLearning, load_or_fresh
-from agentfleet.bidding.rl import ModelCache, RLBiddingStrategy
+from agentfleet.bidding.policy_net import PolicyCache
+from agentfleet.bidding.rl import RLBiddingStrategy
 from agentfleet.profiles import AgentLearningConfig
 
 AGENT = "0xbench"
@@ -56,7 +57,7 @@ def main() -> None:
             warm.train_step()
     bare_train = args.outcomes / (time.perf_counter() - began)
 
-    strategy = RLBiddingStrategy(AGENT, AgentLearningConfig.get_profile("balanced"), ModelCache(models))
+    strategy = RLBiddingStrategy(AGENT, AgentLearningConfig.get_profile("balanced"), PolicyCache(models))
     ctx = BidContext(
         task_id=1,
         reward_wei=10**18,

@@ -121,20 +121,21 @@ def test_reader_never_sees_a_half_written_model(tmp_path: Path) -> None:
 def test_workers_pick_up_new_versions_and_survive_corrupt_ones(tmp_path: Path) -> None:
     from agentfleet import policy
     from agentfleet.bidding.context import BidContext
-    from agentfleet.bidding.rl import ModelCache, RLBiddingStrategy
+    from agentfleet.bidding.policy_net import PolicyCache
+    from agentfleet.bidding.rl import RLBiddingStrategy
     from agentfleet.profiles import AgentLearningConfig
 
-    cache = ModelCache(tmp_path)
+    cache = PolicyCache(tmp_path)
     fresh = cache.get(AGENT)
-    assert fresh.version == 0 and cache.get(AGENT) is fresh  # no file: one fresh model, no reloads
+    assert fresh.version == 0 and cache.get(AGENT) is fresh  # no file: one fresh policy, no reloads
     trainer_side = trained(5, steps=30)
     trainer_side.save(tmp_path)
     v1 = cache.get(AGENT)
     assert v1.version == 1 and cache.get(AGENT) is v1  # loaded once, then served from memory
     trainer_side.save(tmp_path)
     assert cache.get(AGENT).version == 2  # the next bid sees the new version
-    (tmp_path / f"{AGENT}_rl_model.pt").write_bytes(b"truncated")
-    assert cache.get(AGENT).version == 2  # a corrupt file keeps the last good model
+    (tmp_path / f"{AGENT}_policy.npz").write_bytes(b"truncated")
+    assert cache.get(AGENT).version == 2  # a corrupt file keeps the last good policy
 
     explorer = AgentLearningConfig.get_profile("explorer")
     strategy = RLBiddingStrategy(AGENT, explorer, cache)
@@ -163,3 +164,52 @@ def test_exploration_decays_with_experience_and_follows_the_profile() -> None:
         assert rates[-1] == pytest.approx(profile.exploration_rate / 5)
     explorer, conservative = (AgentLearningConfig.get_profile(n).exploration_rate for n in ("explorer", "conservative"))
     assert all(exploration_rate(explorer, n) > exploration_rate(conservative, n) for n in range(0, 3000, 100))
+
+
+def test_the_numpy_policy_equals_the_torch_model(tmp_path: Path) -> None:
+    from agentfleet.bidding.policy_net import FRESH_POLICY, PolicyCache, PolicyNet, policy_path
+
+    fresh = PolicyNet.load(FRESH_POLICY)  # what a worker bids with before the trainer wrote anything
+    for shipped, exported in zip(fresh.weights, ReinforcementLearning(AGENT).policy().weights, strict=True):
+        assert (shipped == exported).all(), "fresh_policy.npz no longer matches a new model: regenerate it"
+    model = trained(7, steps=200)
+    model.save(tmp_path)  # writes the model and, after it, the workers' policy
+    loaded = PolicyCache(tmp_path).get(AGENT)
+    assert policy_path(tmp_path, AGENT).exists() and loaded.version == model.version == 1
+    assert loaded.decisions == model.memory.size
+    rng = random.Random(3)
+    for _ in range(500):
+        state = [rng.random() for _ in range(STATE_SIZE)]
+        with torch.no_grad():
+            expected = model.q(torch.tensor([state]))[0].numpy()
+        assert abs(loaded.q_values(state) - expected).max() < 1e-5
+        assert loaded.best(state) == model.act(state, explore=False)
+
+
+def test_a_worker_bidding_with_rl_never_imports_torch(tmp_path: Path) -> None:
+    trained(5, steps=50).save(tmp_path)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from agentfleet.bidding.choice import choose_strategy
+        from agentfleet.bidding.context import BidContext
+        from agentfleet.bidding.policy_net import PolicyCache
+        from agentfleet.profiles import AgentLearningConfig
+        import workers.tasks  # the agent worker's module, with everything it imports
+        cache = PolicyCache({str(tmp_path)!r})
+        strategy = choose_strategy("rl", {AGENT!r}, AgentLearningConfig.get_profile("explorer"), lambda: cache)
+        bids = 0
+        for i in range(100):
+            ctx = BidContext(task_id=i + 1, reward_wei=10**18, tags=["research"], fit_score=60 + i % 40,
+                             capability_weights={{"research": 70}}, reputation=50)
+            bids += strategy.decide(ctx).bid
+        # VmRSS now (ru_maxrss would include the forking pytest process's peak: Linux keeps it across exec)
+        rss_mb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) / 1024
+        print("torch" in sys.modules, bids, cache.get({AGENT!r}).version, round(rss_mb))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    imported, bids, version, rss_mb = out.stdout.split()
+    assert imported == "False" and int(bids) > 0 and version == "1"
+    assert int(rss_mb) < 150, f"a worker deciding with RL holds {rss_mb} MB"

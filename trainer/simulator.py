@@ -221,13 +221,26 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Decide, Learn]:
 
 
 class _OneModel:
-    """The learner's model where the workers pass their file-backed ``ModelCache``."""
+    """The learner's model in memory where the workers pass their file-backed ``PolicyCache``: it acts with
+    the torch model itself (its own seeded generator explores, so a run is reproducible)."""
 
     def __init__(self, model: ReinforcementLearning) -> None:
         self.model = model
 
-    def get(self, _agent: str) -> ReinforcementLearning:
-        return self.model
+    def get(self, _agent: str) -> _OneModel:
+        return self
+
+    @property
+    def version(self) -> int:
+        return self.model.version
+
+    @property
+    def decisions(self) -> int:
+        return self.model.decisions
+
+    def act(self, state: list[float], exploration_rate: float) -> int:
+        self.model.exploration_rate = exploration_rate
+        return self.model.act(state)
 
 
 def compare(seed: int = 11, tasks: int = 3000, progress: Callable[[int], None] | None = None) -> dict[str, SimAgent]:

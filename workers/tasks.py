@@ -271,7 +271,7 @@ def _publish_sealed(rt: Runtime, account: Any, task_id: int, amount: int, deadli
 
 def _strategy(rt: Runtime, member: FleetAgent) -> BiddingStrategy:
     profile = AgentLearningConfig.get_profile(member.learning_profile)
-    return choose_strategy(rt.settings.bidding_strategy, member.address, profile, rt.model_cache)
+    return choose_strategy(rt.settings.bidding_strategy, member.address, profile, rt.policy_cache)
 
 
 @app.task(name=routing.EXECUTE, bind=True, **RETRY)

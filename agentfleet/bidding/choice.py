@@ -11,16 +11,16 @@ from agentfleet.profiles import LearningProfile
 from agentfleet.settings import StrategyName
 
 if TYPE_CHECKING:
-    from agentfleet.bidding.rl import ModelSource
+    from agentfleet.bidding.rl import PolicySource
 
 
 def choose_strategy(
-    name: StrategyName, agent: str, profile: LearningProfile, models: Callable[[], ModelSource]
+    name: StrategyName, agent: str, profile: LearningProfile, policies: Callable[[], PolicySource]
 ) -> BiddingStrategy:
-    """``adaptive``: the seed's heuristic; ``rl``: the agent's trained DQN from ``models()`` (called only
-    then, so a fleet that never bids with RL never imports torch)."""
+    """``adaptive``: the seed's heuristic; ``rl``: the agent's trained DQN policy from ``policies()`` (called
+    only then; NumPy weights, so no worker imports torch either way)."""
     if name == "rl":
         from agentfleet.bidding.rl import RLBiddingStrategy
 
-        return RLBiddingStrategy(agent, profile, models())
+        return RLBiddingStrategy(agent, profile, policies())
     return AdaptiveBiddingStrategy(profile)

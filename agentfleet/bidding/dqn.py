@@ -9,9 +9,10 @@ and the agent's next decision as the next state; ``done`` marks transitions with
 
 Persistence (``{models_dir}/{agent}_rl_model.pt``): the state dict, optimizer state, counters and the replay
 memory as plain tensors, written to a temp file in the same folder and renamed (atomic), with a version
-number and a sha256 of the payload. Loading uses ``torch.load(weights_only=True)``; a truncated, corrupt or
-foreign file raises :class:`ModelLoadError`, and :func:`load_or_fresh` falls back to the last good file or
-a fresh model, with a warning.
+number and a sha256 of the payload; then the Q-network's weights for the workers' NumPy forward pass
+(``{agent}_policy.npz``, :mod:`agentfleet.bidding.policy_net`). Loading uses
+``torch.load(weights_only=True)``; a truncated, corrupt or foreign file raises :class:`ModelLoadError`, and
+:func:`load_or_fresh` falls back to the last good file or a fresh model, with a warning.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from agentfleet.bidding.policy_net import ModelLoadError, PolicyNet, policy_path
 from agentfleet.bidding.state import ACTIONS, STATE_SIZE
 from agentfleet.files import write_atomically
 
@@ -37,10 +39,6 @@ APPLIED_KEPT = 2_000  # outcome ids kept in the model file (far more than any re
 
 def model_path(models_dir: Path, agent: str) -> Path:
     return Path(models_dir) / f"{agent}_rl_model.pt"
-
-
-class ModelLoadError(ValueError):
-    """A model file that cannot be trusted (truncated, corrupt, another format)."""
 
 
 class QNetwork(nn.Module):
@@ -150,6 +148,16 @@ class ReinforcementLearning:
         with torch.no_grad():
             return int(self.q(torch.tensor([state])).argmax(dim=1).item())
 
+    @property
+    def decisions(self) -> int:
+        """Transitions learned from so far: the exploration schedule's clock."""
+        return self.memory.size
+
+    def policy(self) -> PolicyNet:
+        """The Q-network's weights for a NumPy forward pass (what workers bid with)."""
+        weights = tuple(t.detach().cpu().numpy().copy() for t in self.q.state_dict().values())
+        return PolicyNet(weights, version=self.version, decisions=self.decisions)
+
     # --- learning -------------------------------------------------------------------------------------
     def remember(self, state: list[float], action: int, reward: float, next_state: list[float], done: bool) -> None:
         self.memory.push(state, action, reward, next_state, done)
@@ -205,6 +213,7 @@ class ReinforcementLearning:
         )
         path = self.model_path(models_dir)
         write_atomically(path, envelope.getvalue())
+        self.policy().save(policy_path(models_dir, self.agent_address))  # what workers read, after the model
         return path
 
     def load(self, models_dir: Path) -> None:
