@@ -228,7 +228,7 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
             s.auction.place_bid(account, args.task_id, decision.amount_wei)
         except b.AlreadyBid:
             pass  # an earlier attempt of ours landed after all
-        except (b.BiddingClosed, b.TaskNotOpen):
+        except (b.BiddingClosed, b.TaskNotOpen, b.AlreadyFinalized):  # the auction closed meanwhile
             drop_bid_state(rt.redis, args.task_id, args.agent)
             return {"status": "closed"}
         _log_action(rt, account, args.task_id, "bid", str(decision.amount_wei).encode())
