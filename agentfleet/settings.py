@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     claim_ttl: int = Field(
         default=30, ge=5, description="Seconds a claim outlives its holder's last heartbeat (ttl/3 beats)."
     )
+    trainer_checkpoint_every: int = Field(
+        default=50, ge=1, description="Outcomes an agent's model learns between full checkpoints (journal between)."
+    )
+    trainer_checkpoint_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds after which an agent's model is checkpointed at its next outcome."
+    )
     training_confirmations: int = Field(
         default=6, ge=0, description="Blocks an outcome's event must be buried under before the trainer learns."
     )

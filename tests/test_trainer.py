@@ -22,8 +22,13 @@ pytestmark = pytest.mark.anvil
 
 def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServer) -> None:
     models = tmp_path / "models"
-    with running_fleet(
-        tmp_path, redis_server, queues=[*QUEUES, routing.TRAINING], models_dir=models, action_logging=False
+    with running_fleet(  # a checkpoint per outcome: the files read below hold every outcome
+        tmp_path,
+        redis_server,
+        queues=[*QUEUES, routing.TRAINING],
+        models_dir=models,
+        action_logging=False,
+        trainer_checkpoint_every=1,
     ) as (s, listener, client):
         for tags, mode in ((["research"], AuctionMode.OPEN), (["research", "statistics"], AuctionMode.SEALED)):
             create_task(s, tags=tags, window=30, mode=mode, text="research work")

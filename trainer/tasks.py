@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
+from celery.signals import worker_shutdown
 from pydantic import ValidationError
 
 from agentfleet import worker_metrics as metrics
@@ -26,12 +27,12 @@ from agentfleet.protocol.app import app
 from agentfleet.protocol.status import AuctionMode
 from agentfleet.retry import RETRY
 from agentfleet.runtime import Runtime, runtime
+from trainer.learners import Learners, Lesson, stop_hook
 
 if TYPE_CHECKING:  # torch: imported only where the trainer trains, not in every agent worker
     from trainer.integration import LearningIntegration
 
 log = logging.getLogger(__name__)
-TRAIN_STEPS_PER_OUTCOME = 4
 
 
 @app.task(name=routing.RECORD_OUTCOME, bind=True, **RETRY)
@@ -62,20 +63,18 @@ def record_outcome(
 
     torch.set_num_threads(1)
     chain_agent = rt.session.registry.get_agent(parsed.agent)  # one read: weights and reputation
-    learning = _learning(rt, parsed.agent, chain_agent)
+    learners = _learners(rt)
+    learning = learners.get(parsed.agent, lambda: _learning(rt, parsed.agent, chain_agent))
+    learning.reputation = float(chain_agent.reputation)  # reputation follows the chain
     model = learning.rl_model
-    if model.has_applied(outcome_id):  # learned before a crash that lost the Redis marker
+    if model.has_applied(outcome_id):  # learned (journaled or checkpointed) before a crash lost the Redis marker
         _count_recent(rt, parsed, outcome_id)
         rt.redis.set(done_key, model.version)
         return {"status": "duplicate"}
     reward = reward_of(parsed, record)
-    model.remember(record.state, record.action, reward, record.state, True)
-    losses = [loss for _ in range(TRAIN_STEPS_PER_OUTCOME) if (loss := model.train_step()) is not None]
-    pushed = False
-    if parsed.outcome != "lost" and parsed.event is not None:
-        pushed = _learn_capabilities(rt, learning, parsed, capability_weights(chain_agent))
-    model.mark_applied(outcome_id)
-    learning.save_state()  # writes {agent}_state.json and {agent}_rl_model.pt (with outcome_id), atomically
+    capability = _capability_lesson(rt, parsed) if parsed.outcome != "lost" and parsed.event is not None else None
+    losses = learners.learn(parsed.agent, Lesson(outcome_id, record.state, record.action, reward, capability))
+    pushed = capability is not None and _push_capabilities(rt, learning, parsed, capability_weights(chain_agent))
     _count_recent(rt, parsed, outcome_id)
     rt.redis.set(done_key, model.version)
     metrics.record_training(
@@ -143,15 +142,36 @@ def _learning(rt: Runtime, agent: str, chain_agent: Any) -> LearningIntegration:
             chain_agent.reputation,
             models_dir=models,
         )
-    learning.reputation = float(chain_agent.reputation)  # reputation follows the chain
     return learning
 
 
-def _learn_capabilities(rt: Runtime, learning: LearningIntegration, outcome: Outcome, on_chain: dict[str, int]) -> bool:
-    """Move local weights with the score; push them on chain only when they drifted beyond the threshold."""
+_LEARNERS: Learners | None = None
+
+
+def _learners(rt: Runtime) -> Learners:
+    """This trainer process's agents (one cache per models folder), checkpointed when the worker stops."""
+    global _LEARNERS
+    if _LEARNERS is None or _LEARNERS.models_dir != rt.settings.models_dir:
+        if _LEARNERS is not None:
+            _LEARNERS.checkpoint_all()
+        _LEARNERS = Learners(
+            rt.settings.models_dir,
+            checkpoint_every=rt.settings.trainer_checkpoint_every,
+            checkpoint_seconds=rt.settings.trainer_checkpoint_seconds,
+        )
+        worker_shutdown.connect(stop_hook(_LEARNERS), weak=False)
+    return _LEARNERS
+
+
+def _capability_lesson(rt: Runtime, outcome: Outcome) -> tuple[int, str, float, float, list[str]]:
+    """What the scored task teaches the agent's capability weights (applied with the transition)."""
     task = rt.session.tasks.get_task(outcome.task_id)
     tags = [tag_text(t) for t in task.tags]
-    learning.process_task_result(outcome.task_id, tags[0] if tags else "general", task.score, task.price / 1e18, tags)
+    return (outcome.task_id, tags[0] if tags else "general", float(task.score), task.price / 1e18, tags)
+
+
+def _push_capabilities(rt: Runtime, learning: LearningIntegration, outcome: Outcome, on_chain: dict[str, int]) -> bool:
+    """Push the local weights on chain only when they drifted beyond the threshold."""
     if not learning.moved_beyond(on_chain, rt.settings.capability_push_threshold):
         return False
     member = rt.directory.get(outcome.agent)
