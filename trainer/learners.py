@@ -139,10 +139,10 @@ class Learners:
     @staticmethod
     def _train(learning: LearningIntegration, lesson: Lesson) -> list[float]:
         model = learning.rl_model
+        if lesson.capability is not None:  # first: it refuses a malformed score before anything changes
+            learning.process_task_result(*lesson.capability)
         model.remember(lesson.state, lesson.action, lesson.reward, lesson.state, True)
         losses = [loss for _ in range(TRAIN_STEPS_PER_OUTCOME) if (loss := model.train_step()) is not None]
-        if lesson.capability is not None:
-            learning.process_task_result(*lesson.capability)
         model.mark_applied(lesson.outcome_id)
         return losses
 

@@ -152,8 +152,11 @@ def _learners(rt: Runtime) -> Learners:
     """This trainer process's agents (one cache per models folder), checkpointed when the worker stops."""
     global _LEARNERS
     if _LEARNERS is None or _LEARNERS.models_dir != rt.settings.models_dir:
-        if _LEARNERS is not None:
-            _LEARNERS.checkpoint_all()
+        if _LEARNERS is not None:  # another models folder (tests): leave the old one complete on disk
+            try:
+                _LEARNERS.checkpoint_all()
+            except OSError as exc:
+                log.warning("checkpoint of the previous models folder failed: %s", exc)
         _LEARNERS = Learners(
             rt.settings.models_dir,
             checkpoint_every=rt.settings.trainer_checkpoint_every,
