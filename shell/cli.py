@@ -12,9 +12,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agentfleet.settings import AuctionModeChoice
 from shell import cli_market, cli_ops
-from shell.console import console, load_settings
+from shell.console import ModeOption, console, load_settings
 
 if TYPE_CHECKING:
     from shell.demo import TaskRow
@@ -38,10 +37,7 @@ def demo(
     timeout: Annotated[
         float, typer.Option(min=5, help="Seconds the whole demo may take; then it stops and shows where the tasks are.")
     ] = 600,
-    mode: Annotated[
-        AuctionModeChoice | None,
-        typer.Option(help="Auctions: open, sealed or mixed (alternate); default AGENTFLEET_AUCTION_MODE (mixed)."),
-    ] = None,
+    mode: ModeOption = None,
 ) -> None:
     """The main job on an embedded default: redis, anvil, listener, workers, trainer and keeper in one go."""
     from rich.progress import BarColumn, Progress, TextColumn

@@ -10,8 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from agentfleet.settings import AuctionModeChoice
-from shell.console import console, load_settings
+from shell.console import ModeOption, console, load_settings
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -24,10 +23,7 @@ def create_tasks(
     window: Annotated[int, typer.Option(min=5, help="Seconds until the bidding deadline.")] = 60,
     reward: Annotated[float, typer.Option(min=0.0001, help="Reward per task (ETH), escrowed.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for the tags drawn from the agent types.")] = 1,
-    mode: Annotated[
-        AuctionModeChoice | None,
-        typer.Option(help="open, sealed or mixed (alternate); default AGENTFLEET_AUCTION_MODE."),
-    ] = None,
+    mode: ModeOption = None,
 ) -> None:
     """Create example tasks as the requester (seed: run_agents.py --create-tasks)."""
     import random

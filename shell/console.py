@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from agentfleet.settings import Settings
+from agentfleet.settings import AuctionModeChoice, Settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+# The auctions of the tasks a command posts (demo, create-tasks); None: AGENTFLEET_AUCTION_MODE.
+ModeOption = Annotated[
+    AuctionModeChoice | None,
+    typer.Option(help="Auctions: open, sealed or mixed (alternate); default AGENTFLEET_AUCTION_MODE (mixed)."),
+]
 
 
 def load_settings() -> Settings:

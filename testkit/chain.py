@@ -20,7 +20,7 @@ from agentfleet.chain import errors
 from agentfleet.chain.connect import http_web3, inprocess_web3
 from agentfleet.chain.deploy import deploy_all
 from agentfleet.chain.local import chain_now, fund
-from agentfleet.chain.market import TaskSpec, content_hash, post_task, tag_id
+from agentfleet.chain.market import TaskSpec, bids_placed, content_hash, post_task, tag_id
 from agentfleet.chain.session import ChainSession
 from agentfleet.protocol.status import AuctionMode
 from agentfleet.settings import Settings
@@ -120,9 +120,7 @@ def bids_on(session: ChainSession, task_id: int, client: redis.Redis | None = No
         if client is None:
             raise ValueError("a sealed auction's bids are in the bid book: pass the Redis client")
         return {bid.agent.lower(): bid.amount for bid in BidBook(client).bids(task_id)}
-    event = session.auction.contract.events.BidPlaced()
-    logs = event.get_logs(from_block=0, argument_filters={"taskId": task_id})
-    return {str(log["args"]["agent"]).lower(): int(log["args"]["amount"]) for log in logs}
+    return bids_placed(session, task_id)
 
 
 # --- a contract payee that refuses the pushed payment ---------------------------------------------------

@@ -62,3 +62,18 @@ def test_sealed_auctions_end_through_a_reorg_a_lost_bid_book_and_a_deactivated_b
         assert w3.eth.get_balance(s.tasks.address) == 0  # nothing left in escrow
         completions = s.tasks.contract.events.TaskCompleted().get_logs(from_block=0)
         assert [e["args"]["taskId"] for e in completions] == [kept]  # paid once on the canonical chain
+
+
+def test_a_book_with_more_bids_than_one_call_takes_keeps_the_best_by_the_auction_rule() -> None:
+    from agentfleet.bidding.closing import best_bids
+    from agentfleet.bidding.sealed import SealedBid
+
+    def bid(n: int, amount: int) -> SealedBid:
+        return SealedBid(task_id=1, agent=f"0x{n + 1:040x}", amount=amount, expiry=10**9, signature="0x")
+
+    book = [(bid(n, 1000 - n), 50) for n in range(70)]  # equal reputations: the 64 cheapest win a place
+    book.append((bid(70, 1500), 100))  # dearer, but 1500/101 < 931/51: a high reputation keeps it in
+    kept = best_bids(book, 64)
+    assert len(kept) == 64 and bid(70, 1500) in kept
+    assert [int(b.agent, 16) for b in kept] == sorted(int(b.agent, 16) for b in kept)  # the contract's order
+    assert {b.amount for b in kept if b.amount != 1500} == set(range(931, 994))  # and the 63 cheapest

@@ -88,7 +88,7 @@ class Learners:
         if held is None:
             self.models_dir.mkdir(parents=True, exist_ok=True)
             learning = build()
-            replayed = sum(self._apply(learning, lesson) for lesson in self._journal(agent))
+            replayed = sum(self._apply(learning, lesson) for lesson in self._journal(learning.agent_address))
             if replayed:
                 log.info("%s: %s journaled outcome(s) applied again after a restart", agent, replayed)
             on_disk = learning.rl_model.model_path(self.models_dir).exists()
@@ -99,7 +99,7 @@ class Learners:
         """Apply one outcome (after ``get``), journal it, checkpoint when due; returns the training losses."""
         held = self._agents[agent.lower()]
         losses = self._train(held.learning, lesson)
-        with journal_path(self.models_dir, agent).open("a", encoding="utf-8") as journal:
+        with journal_path(self.models_dir, held.learning.agent_address).open("a", encoding="utf-8") as journal:
             journal.write(lesson.line() + "\n")
         held.since_checkpoint += 1
         due = time.monotonic() - held.checkpointed_at >= self.checkpoint_seconds
@@ -113,7 +113,7 @@ class Learners:
         if held is None:
             return
         held.learning.save_state()
-        journal_path(self.models_dir, agent).write_text("")
+        journal_path(self.models_dir, held.learning.agent_address).write_text("")
         held.since_checkpoint, held.checkpointed_at, held.on_disk = 0, time.monotonic(), True
 
     def checkpoint_all(self) -> None:

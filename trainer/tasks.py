@@ -112,10 +112,12 @@ def _settled(rt: Runtime, outcome: Outcome) -> str | int | None:
     canonical = w3.eth.get_block(number)["hash"].to_0x_hex()
     if canonical.lower() != block_hash.lower():
         return "reverted"
+    amount, _live = rt.session.auction.bid_of(outcome.task_id, outcome.agent)
+    if amount > 0:
+        return None
     if AuctionMode(rt.session.tasks.get_task(outcome.task_id).mode) == AuctionMode.SEALED:
         return None  # a sealed bid never was on chain: the assignment's block (checked above) is what counts
-    amount, _live = rt.session.auction.bid_of(outcome.task_id, outcome.agent)
-    return None if amount > 0 else "reverted"  # the bid itself was in blocks a reorg replaced
+    return "reverted"  # the open bid itself was in blocks a reorg replaced
 
 
 def _count_recent(rt: Runtime, outcome: Outcome, outcome_id: str) -> None:

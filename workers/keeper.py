@@ -18,7 +18,6 @@ from agentfleet.chain import bindings as b
 from agentfleet.chain.local import chain_now
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
-from agentfleet.protocol.status import TaskStatus
 from agentfleet.retry import RETRY
 from agentfleet.runtime import runtime
 
@@ -35,9 +34,7 @@ def finalize_due(self: Task, limit: int = 200) -> dict[str, Any]:
     finalized, lowest_open = [], None
     book = BidBook(rt.redis)
     for task_id in range(first, min(count, first + limit - 1) + 1):
-        if s.tasks.status_of(task_id) != TaskStatus.OPEN:
-            continue
-        closing = close_auction(s, book, task_id, caller=s.requester, now=now)
+        closing = close_auction(s, book, task_id, caller=s.requester, now=now)  # reads status and terms at once
         if closing.status == "finalized":
             finalized.append(task_id)
         elif closing.status in {"still_open", "not_requester"}:

@@ -35,6 +35,7 @@ from agentfleet.bidding.record import BidRecord, drop_bid_state, store_bid_state
 from agentfleet.bidding.sealed import BidBook
 from agentfleet.bidding.state import STATE_SIZE, nearest_action
 from agentfleet.chain.local import chain_now
+from agentfleet.chain.market import bids_placed
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import AuctionMode, TaskStatus
@@ -166,17 +167,12 @@ class Reconciler:
         return bool(self.redis.set(f"{SENT}:{what}", 1, nx=True, ex=self.resend_after))
 
     def _our_bids(self, task_id: int, task: Any) -> dict[str, int]:
-        """Our agents' bids on the task: on chain (open mode, one ``bidOf`` each) or in the bid book (sealed)."""
+        """Our agents' bids on the task: in the BidPlaced logs (open mode) or in the bid book (sealed)."""
         if AuctionMode(task.mode) == AuctionMode.SEALED:
-            book = BidBook(self.redis)
-            found = (book.get(task_id, agent) for agent in self.fleet)
-            return {bid.agent.lower(): bid.amount for bid in found if bid is not None}
-        amounts = {}
-        for agent in self.fleet:
-            amount, live = self.s.auction.bid_of(task_id, self.fleet[agent].address)
-            if live:
-                amounts[agent] = int(amount)
-        return amounts
+            placed = {bid.agent.lower(): bid.amount for bid in BidBook(self.redis).bids(task_id)}
+        else:
+            placed = bids_placed(self.s, task_id)
+        return {agent: amount for agent, amount in placed.items() if agent in self.fleet}
 
     def _bid_records(self, task_id: int, task: Any) -> None:
         """Once the auction is over, learning records match the chain's bids: every bid of ours has one,

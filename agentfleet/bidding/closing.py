@@ -2,15 +2,17 @@
 
 Open mode: ``finalize`` (anyone; the contract already holds the running best). Sealed mode: the requester
 submits the bid book to ``finalizeSealed``. Bids that cannot pass the contract's checks (bad signature,
-expired, agent no longer active, out of range, signed after the deadline) are left out before sending,
-and a bid refused by name on chain (its standing changed meanwhile) is dropped and the rest sent again;
-after the reveal window anyone closes the task without bids (the requester is refunded).
+expired, agent no longer active, out of range, signed after the deadline) are left out before sending, and
+so are all but the best ``MAX_BIDS_PER_TASK`` (the contract's cap on one call); a bid refused by name on
+chain (its standing changed meanwhile) is dropped and the rest sent again. After the reveal window anyone
+closes the task without bids (the requester is refunded).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from fractions import Fraction
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -72,9 +74,12 @@ def _close_sealed(
     if caller.address.lower() != requester.lower():
         return Closing("not_requester", AuctionMode.SEALED)  # only the requester reveals within the window
     chain_id, auction = session.client.chain_id, session.auction.address
-    bids = [
-        bid for bid in book.bids(task_id) if _usable(session, bid, requester, reward, deadline, now, chain_id, auction)
-    ]
+    usable: list[tuple[SealedBid, int]] = []
+    for bid in book.bids(task_id):
+        reputation = _usable(session, bid, requester, reward, deadline, now, chain_id, auction)
+        if reputation is not None:
+            usable.append((bid, reputation))
+    bids = best_bids(usable, limits.MAX_BIDS_PER_TASK)
     for _attempt in range(len(bids) + 1):
         try:
             session.auction.finalize_sealed(caller, task_id, [bid.call_arg() for bid in bids])
@@ -89,6 +94,14 @@ def _close_sealed(
     raise RuntimeError("unreachable: every attempt drops a bid")
 
 
+def best_bids(bids: list[tuple[SealedBid, int]], limit: int) -> list[SealedBid]:
+    """At most ``limit`` bids (the contract's cap), the best by the auction's rule (lowest amount / (reputation
+    + 1), exactly; ties to the lower address), sorted by address as ``finalizeSealed`` takes them. Leaving out
+    the worst keeps a fleet of more than ``limit`` bidders from making every sealed auction revert."""
+    ranked = sorted(bids, key=lambda pair: (Fraction(pair[0].amount, pair[1] + 1), int(pair[0].agent, 16)))
+    return sorted((bid for bid, _reputation in ranked[:limit]), key=lambda bid: int(bid.agent, 16))
+
+
 def _usable(
     session: ChainSession,
     bid: SealedBid,
@@ -98,9 +111,11 @@ def _usable(
     now: int,
     chain_id: int,
     auction: str,
-) -> bool:
-    """The contract's checks, done first so one bad bid in the book does not cost a reverted attempt."""
+) -> int | None:
+    """The contract's checks, done first so one bad bid in the book does not cost a reverted attempt; the
+    agent's reputation when the bid passes them, else None."""
     reason = None
+    standing = None
     if bid.received_at and bid.received_at >= deadline:
         reason = "reached the book after the deadline"
     elif bid.agent.lower() == requester.lower():
@@ -111,8 +126,12 @@ def _usable(
         reason = "expires before it can be mined"
     elif (signer_of(bid, chain_id=chain_id, auction=auction) or "").lower() != bid.agent.lower():
         reason = "signature does not match"
-    elif not session.registry.is_active(Web3.to_checksum_address(bid.agent)):
-        reason = "agent not registered or inactive"
+    else:
+        registered, active, reputation = session.registry.standing(Web3.to_checksum_address(bid.agent))
+        if registered and active:
+            standing = int(reputation)
+        else:
+            reason = "agent not registered or inactive"
     if reason:
         log.warning("task %s: leaving out the sealed bid of %s: %s", bid.task_id, bid.agent, reason)
-    return reason is None
+    return standing

@@ -92,16 +92,24 @@ def task_id_of(session: ChainSession, receipt: Any) -> int:
 def created_event(session: ChainSession, task_id: int) -> dict[str, Any] | None:
     """The TaskCreated event of ``task_id`` read back from the chain's logs (None when the node has no such
     log: a reorg removed the task, or the node pruned its logs)."""
-    event = session.tasks.contract.events.TaskCreated()
-    logs = event.get_logs(from_block=_first_block(session), argument_filters={"taskId": task_id})
+    logs = _task_logs(session, session.tasks.contract.events.TaskCreated(), task_id)
     return dict(logs[-1]["args"]) if logs else None
 
 
 def result_event(session: ChainSession, task_id: int) -> dict[str, Any] | None:
     """The ResultSubmitted event of ``task_id`` (its result hash and URI live only there)."""
-    event = session.tasks.contract.events.ResultSubmitted()
-    logs = event.get_logs(from_block=_first_block(session), argument_filters={"taskId": task_id})
+    logs = _task_logs(session, session.tasks.contract.events.ResultSubmitted(), task_id)
     return dict(logs[-1]["args"]) if logs else None
+
+
+def bids_placed(session: ChainSession, task_id: int) -> dict[str, int]:
+    """The open auction's bids on the canonical chain, agent (lower case) -> amount: one ``eth_getLogs``."""
+    logs = _task_logs(session, session.auction.contract.events.BidPlaced(), task_id)
+    return {str(log["args"]["agent"]).lower(): int(log["args"]["amount"]) for log in logs}
+
+
+def _task_logs(session: ChainSession, event: Any, task_id: int) -> list[Any]:
+    return list(event.get_logs(from_block=_first_block(session), argument_filters={"taskId": task_id}))
 
 
 def _first_block(session: ChainSession) -> int:
