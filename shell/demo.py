@@ -238,6 +238,8 @@ def _drive(
     while time.monotonic() < bids_until and not all(bids_seen(client, t) for t in ids):
         _report(session, ids, on_progress)
         time.sleep(0.3)
+    if time.monotonic() >= deadline:  # the budget went on waiting for bids: stop before moving anything on
+        raise _unfinished(_report(session, ids, on_progress), budget[1])
     advance_time(session.client.w3, 61)  # local chain: no need to wait a minute of wall time
     last, changed, swept, moved = None, time.monotonic(), 0.0, False
     while True:
@@ -257,12 +259,16 @@ def _drive(
             advance_time(session.client.w3, 3601)
             moved = True
         if time.monotonic() >= deadline:
-            left = [STATUS.get(code, "?") for code in statuses if code not in FINAL_STATUSES]
-            summary = ", ".join(f"{name} {left.count(name)}" for name in sorted(set(left)))
-            raise Unfinished(
-                f"{len(left)} of {len(ids)} tasks were not final within the {budget[1]:g} s time budget ({summary})"
-            )
+            raise _unfinished(statuses, budget[1])
         time.sleep(0.5)
+
+
+def _unfinished(statuses: list[int], seconds: float) -> Unfinished:
+    left = [STATUS.get(code, "?") for code in statuses if code not in FINAL_STATUSES]
+    summary = ", ".join(f"{name} {left.count(name)}" for name in sorted(set(left)))
+    return Unfinished(
+        f"{len(left)} of {len(statuses)} tasks were not final within the {seconds:g} s time budget ({summary})"
+    )
 
 
 def _report(session: ChainSession, ids: list[int], on_progress: Callable[[dict[str, int]], None] | None) -> list[int]:
