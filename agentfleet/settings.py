@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         description="Redis URL for broker, results, nonces and idempotency keys (may hold a password).",
     )
 
+    broker_url: SecretStr | None = Field(
+        default=None,
+        description="Celery broker URL (redis:// or amqp://); unset = AGENTFLEET_REDIS_URL. Results stay in Redis.",
+    )
     visibility_timeout: int = Field(
         default=45, ge=10, description="Seconds before an unacked message of a dead worker is redelivered."
     )
@@ -103,6 +107,21 @@ class Settings(BaseSettings):
     )
     trainer_checkpoint_seconds: float = Field(
         default=30.0, gt=0, description="Seconds after which an agent's model is checkpointed at its next outcome."
+    )
+    trainer_shards: int = Field(
+        default=1, ge=1, le=256, description="Training queues: an agent's outcomes go to training.<hash % shards>."
+    )
+    trainer_lease_seconds: int = Field(
+        default=30, ge=5, description="Seconds a trainer's claim on a shard outlives its last heartbeat."
+    )
+    consider_batch: int = Field(
+        default=16, ge=1, le=256, description="Eligible agents of one profile per consider message (one LLM each)."
+    )
+    prefilter_min_weight: int = Field(
+        default=30,
+        ge=0,
+        le=100,
+        description="Capability weight a tagged task must name before an agent asks the LLM (0: always ask).",
     )
     training_confirmations: int = Field(
         default=6, ge=0, description="Blocks an outcome's event must be buried under before the trainer learns."

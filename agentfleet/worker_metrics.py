@@ -107,8 +107,14 @@ def _end(sender: Any = None, task_id: str | None = None, state: str | None = Non
 
 @task_success.connect
 def _result(sender: Any = None, result: Any = None, **_kwargs: Any) -> None:
-    if isinstance(result, dict) and isinstance(result.get("status"), str):
-        RESULTS.labels(task=getattr(sender, "name", "?"), status=result["status"][:40]).inc()
+    """One count per result; a batch (``decisions``: one result per agent) counts each agent's result."""
+    if not isinstance(result, dict):
+        return
+    decisions = result.get("decisions")
+    results = list(decisions.values()) if isinstance(decisions, dict) else [result]
+    for each in results:
+        if isinstance(each, dict) and isinstance(each.get("status"), str):
+            RESULTS.labels(task=getattr(sender, "name", "?"), status=each["status"][:40]).inc()
 
 
 def record_llm_usage(prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:

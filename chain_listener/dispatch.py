@@ -2,14 +2,16 @@
 
 Every event becomes (a) an entry in a capped Redis Stream (the event log dashboards and replays read)
 and (b) zero or more Celery messages, each with an idempotency key ``{tx}:{log index}:{target}`` that is
-also its Celery task id. Sending is two-phase in Redis: the key is set to ``pending`` before the send and
-to ``sent`` right after it. A replay after a crash skips ``sent`` keys and re-sends the (at most one)
-``pending`` key, whose send may or may not have happened; workers deduplicate by task id, so the same key
-never yields two pieces of work that both run.
+also its Celery task id. Sending is two-phase in Redis: an event's keys are set to ``pending`` (one pipeline)
+before its sends and to ``sent`` after them. A replay after a crash skips ``sent`` keys and re-sends the
+``pending`` ones of the (at most one) event in flight, whose sends may or may not have happened; workers
+deduplicate by task id and ledger key, so the same key never yields two pieces of work that both run.
+A new task is one consider message per profile queue (up to ``consider_batch`` agents each), not one per agent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from agentfleet.bidding.sealed import BidBook
 from agentfleet.chain.market import tag_text
 from agentfleet.content import TaskTexts
 from agentfleet.directory import AgentDirectory, FleetAgent
-from agentfleet.protocol import keys, routing
+from agentfleet.protocol import keys, limits, routing
 from chain_listener.checkpoint import text
 from chain_listener.events import ChainEvent, EventDecoder, UndecodableLog
 from chain_listener.metrics import ListenerMetrics
@@ -54,6 +56,8 @@ class Dispatcher:
         stream_key: str = keys.EVENTS,
         stream_maxlen: int = 100_000,
         on_event: Callable[[ChainEvent], None] | None = None,
+        trainer_shards: int = 1,
+        consider_batch: int = 16,
     ) -> None:
         self.redis = client
         self.app = app
@@ -63,6 +67,8 @@ class Dispatcher:
         self.stream_key = stream_key
         self.stream_maxlen = stream_maxlen
         self.on_event = on_event
+        self.trainer_shards = trainer_shards  # outcomes go to the agent's training shard queue
+        self.consider_batch = consider_batch  # eligible agents of one profile per consider message
         self._agents: list[FleetAgent] | None = None
         self.texts = TaskTexts(client)
 
@@ -110,15 +116,7 @@ class Dispatcher:
         if name == "TaskCreated":
             tags = [tag_text(str(t)) for t in args.get("tags", [])]
             self._keep_text(args)
-            return [
-                Work(
-                    routing.CONSIDER,
-                    agent.queue,
-                    self._key(event, f"consider:{agent.address.lower()}"),
-                    {"agent": agent.address, "task_id": args["taskId"], "event": message},
-                )
-                for agent in self._eligible(tags)
-            ]
+            return self._considers(event, self._eligible(tags))
         if name == "BidPlaced":
             self.redis.hset(keys.listener_bids(args["taskId"]), str(args["agent"]).lower(), str(args["amount"]))
             return []
@@ -141,7 +139,19 @@ class Dispatcher:
         if name.startswith("Agent"):
             self._agents = None
         if name in {"AgentRegistered", "AgentUpdated"}:
-            self.directory.update(str(args["agent"]), capabilities=[str(c) for c in args.get("capabilities", [])])
+            self.directory.update(
+                str(args["agent"]),
+                capabilities=[str(c) for c in args.get("capabilities", [])],
+                weights=[int(w) for w in args.get("weights", [])],
+                reputation=limits.INITIAL_REPUTATION if name == "AgentRegistered" else None,
+            )
+            return []
+        if name == "ReputationChanged":
+            self.directory.update(str(args["agent"]), reputation=int(args["newValue"]))
+            return []
+        if name == "CapabilityWeightChanged":
+            capability = tag_text(str(args["capability"]))
+            self.directory.set_weight(str(args["agent"]), capability, int(args["newValue"]))
             return []
         if name in {"AgentDeactivated", "AgentReactivated"}:
             self.directory.update(str(args["agent"]), active=name == "AgentReactivated")
@@ -172,6 +182,22 @@ class Dispatcher:
         except (KeyError, ValueError) as exc:  # a malformed event: the workers fall back to the chain's logs
             log.warning("task text of event %s not kept: %s", args.get("taskId"), exc)
 
+    def _considers(self, event: ChainEvent, eligible: list[FleetAgent]) -> list[Work]:
+        """One consider message per profile queue and up to ``consider_batch`` agents: the publish cost of a
+        new task grows with the profiles, not the agents. The key names the batch's agents, so a directory
+        that changed before a replay yields a new message (agents already decided skip it by their ledger)."""
+        by_queue: dict[str, list[str]] = {}
+        for agent in eligible:
+            by_queue.setdefault(agent.queue, []).append(agent.address)
+        works = []
+        for queue, members in sorted(by_queue.items()):
+            for first in range(0, len(members), self.consider_batch):
+                chunk = members[first : first + self.consider_batch]
+                digest = hashlib.sha256(",".join(a.lower() for a in chunk).encode()).hexdigest()[:16]
+                kwargs = {"agents": chunk, "task_id": event.args["taskId"], "event": event.to_message()}
+                works.append(Work(routing.CONSIDER, queue, self._key(event, f"consider:{queue}:{digest}"), kwargs))
+        return works
+
     def _eligible(self, tags: list[str]) -> list[FleetAgent]:
         if self._agents is None:
             self._agents = self.directory.all()
@@ -201,7 +227,7 @@ class Dispatcher:
     def _outcome(self, event: ChainEvent, agent: str, outcome: str) -> Work:
         return Work(
             routing.RECORD_OUTCOME,
-            routing.TRAINING,
+            routing.training_queue(agent, self.trainer_shards),
             self._key(event, f"outcome:{agent.lower()}"),
             {"agent": agent, "task_id": event.args["taskId"], "outcome": outcome, "event": event.to_message()},
         )
@@ -211,6 +237,14 @@ class Dispatcher:
         return f"{event.id}:{target}"
 
     # --- two-phase idempotent send ------------------------------------------------------------------------
+    def _mark(self, state_keys: list[str], state: str) -> None:
+        """One round trip for an event's messages: all ``pending`` before the first send, all ``sent`` after the
+        last. A crash in between re-sends the event's messages on replay; workers deduplicate by task id."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in state_keys:
+            pipe.set(key, state, ex=KEY_TTL)
+        pipe.execute()
+
     def _send(self, event: ChainEvent, works: list[Work]) -> None:
         stream_key = self._key(event, "stream")
         state_keys = [f"{keys.DISPATCH}:{w.key}" for w in works] + [f"{keys.DISPATCH}:{stream_key}"]
@@ -219,9 +253,9 @@ class Dispatcher:
             self.redis.delete(keys.reverted(event.id))  # re-included after a reorg: live again
         todo = [(w, k) for w, k, s in zip(works, state_keys, states, strict=False) if s != b"sent"]
         if todo:
+            self._mark([k for _w, k in todo], "pending")
             with self.app.producer_or_acquire() as producer:
-                for work, key in todo:  # mark each send at once: a crash re-sends at most one message
-                    self.redis.set(key, "pending", ex=KEY_TTL)
+                for work, _key in todo:
                     self.app.send_task(
                         work.task,
                         kwargs=work.kwargs,
@@ -230,8 +264,8 @@ class Dispatcher:
                         producer=producer,
                         ignore_result=True,
                     )
-                    self.redis.set(key, "sent", ex=KEY_TTL)
                     self.metrics.dispatched.labels(task=work.task).inc()
+            self._mark([k for _w, k in todo], "sent")
         if states[-1] != b"sent":
             pipe = self.redis.pipeline(transaction=True)
             pipe.xadd(

@@ -122,6 +122,8 @@ class Listener:
             directory=AgentDirectory(client),
             metrics=metrics,
             stream_maxlen=settings.listener_stream_maxlen,
+            trainer_shards=settings.trainer_shards,
+            consider_batch=settings.consider_batch,
         )
         follower = ChainFollower(
             pool=pool,

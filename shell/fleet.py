@@ -43,6 +43,8 @@ def register_fleet(
             active=bool(chain_agent.active),
             hd_index=session.settings.agent_index_offset + number,
             learning_profile=definition.profile,
+            weights=[int(w) for w in chain_agent.weights],
+            reputation=int(chain_agent.reputation),
         )
         directory.put(member)
         members.append(member)

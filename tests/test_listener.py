@@ -13,8 +13,9 @@ from agentfleet.bidding.sealed import BidBook
 from agentfleet.chain.artifacts import Deployment
 from agentfleet.chain.local import advance_time, mine
 from agentfleet.chain.market import TaskSpec, content_hash, post_task
-from agentfleet.chain.session import ChainSession
+from agentfleet.chain.session import ChainSession, capability_weights
 from agentfleet.content import TaskTexts
+from agentfleet.directory import AgentDirectory, FleetAgent
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.status import AuctionMode
 from agentfleet.settings import Settings
@@ -35,12 +36,15 @@ def market(tmp_path: Path) -> Iterator[ChainSession]:
         yield session
 
 
-def make_listener(session: ChainSession, server: RedisServer, *, confirmations: int = 0, batch: int = 100) -> Listener:
+def make_listener(
+    session: ChainSession, server: RedisServer, *, confirmations: int = 0, batch: int = 100, **overrides: object
+) -> Listener:
     settings = Settings(
         rpc_urls=[session.client.w3.provider.endpoint_uri],  # type: ignore[attr-defined]
         confirmations=confirmations,
         listener_batch_blocks=batch,
         contract_addresses_path=session.settings.contract_addresses_path,
+        **overrides,  # type: ignore[arg-type]
     )
     client = redis.Redis.from_url(server.url)
     return Listener.build(settings, app=celery_app(server.url), redis_client=client)
@@ -82,8 +86,8 @@ def test_task_life_routes_work_to_the_right_queues_in_order(
     listener = make_listener(s, redis_server)
     task_id = create_task(s, tags=["research"])  # agents 0 and 2 have the research capability
     drain(listener)
-    assert {w["kwargs"]["agent"] for w in queued(redis_client, RESEARCH)} == {s.agent(0).address}
-    assert {w["kwargs"]["agent"] for w in queued(redis_client, ANALYTICS)} == {s.agent(2).address}
+    assert [w["kwargs"]["agents"] for w in queued(redis_client, RESEARCH)] == [[s.agent(0).address]]
+    assert [w["kwargs"]["agents"] for w in queued(redis_client, ANALYTICS)] == [[s.agent(2).address]]
     assert queued(redis_client, routing.agent_queue("development")) == []
 
     s.auction.place_bid(s.agent(0), task_id, ETH // 2)
@@ -110,6 +114,34 @@ def test_task_life_routes_work_to_the_right_queues_in_order(
         "Settled",
         "TaskCompleted",
     ]
+    # The directory follows the registry's events: workers read weights and reputation there, not the chain.
+    for number in (0, 2):
+        chain_agent = s.registry.get_agent(s.agent(number).address)
+        member = AgentDirectory(redis_client).get(s.agent(number).address)
+        assert member is not None
+        assert member.standing() == (capability_weights(chain_agent), chain_agent.reputation)
+    assert AgentDirectory(redis_client).get(s.agent(2).address).reputation != 50  # moved by the completion
+
+
+def test_a_new_task_is_one_consider_message_per_profile_batch_not_per_agent(
+    market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    s = market
+    add_fleet_agents(s, redis_client, ["research"])
+    directory = AgentDirectory(redis_client)
+    for number in range(1, 41):  # 40 more research agents of this fleet (directory entries are enough here)
+        directory.put(FleetAgent(f"0x{number:040x}", f"R{number}", "research", ["research"], weights=[60]))
+    listener = make_listener(s, redis_server, consider_batch=16)
+    task_id = create_task(s, tags=["research"])
+    drain(listener)
+    work = queued(redis_client, RESEARCH)
+    assert [len(w["kwargs"]["agents"]) for w in work] == [16, 16, 9]
+    members = [a.lower() for w in work for a in w["kwargs"]["agents"]]
+    assert len(members) == len(set(members)) == 41
+    assert {w["kwargs"]["task_id"] for w in work} == {task_id}
+    assert all(w["kwargs"]["event"]["name"] == "TaskCreated" for w in work)  # the worker reads the terms there
+    drain(make_listener(s, redis_server, consider_batch=16))  # a restart adds nothing
+    assert len(queued(redis_client, RESEARCH)) == 3
 
 
 def test_sealed_task_life_keeps_the_text_and_routes_outcomes_from_the_bid_book(

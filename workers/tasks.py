@@ -12,15 +12,17 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
 from celery.signals import task_failure
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from web3 import Web3
 
 from agentfleet import policy
 from agentfleet import worker_metrics as metrics
+from agentfleet.bidding import prefilter
 from agentfleet.bidding.choice import choose_strategy
 from agentfleet.bidding.context import BidContext, BiddingStrategy
 from agentfleet.bidding.costs import bid_cost_wei
@@ -38,7 +40,7 @@ from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol import keys, limits, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import AuctionMode, TaskStatus
-from agentfleet.retry import RETRY, TryLater
+from agentfleet.retry import RETRY, TRANSIENT, TryLater
 from agentfleet.runtime import Runtime, redis_only, runtime, secrets_of
 from workers import review
 from workers.idempotency import Claimed, WorkLedger
@@ -144,67 +146,197 @@ def _view(rt: Runtime, task_id: int, task: Any) -> TaskView | None:
 
 
 @app.task(name=routing.CONSIDER, bind=True, **RETRY)
-def consider(self: Task, agent: str, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate a new task for one agent and, if its profile says so, bid inside policy bounds."""
-    args = _parse(AgentTaskArgs, agent=agent, task_id=task_id, event=event)
-    return _guarded(self, args, f"consider:{args.task_id}:{args.agent.lower()}", _consider, still_done=_decision_stands)
+def consider(
+    self: Task,
+    agent: str | None = None,
+    task_id: int | None = None,
+    event: dict[str, Any] | None = None,
+    agents: list[str] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a new task for one agent (``agent``) or several of one profile (``agents``, what the listener
+    sends: one message per profile queue) and, where a profile says so, bid inside policy bounds.
+
+    A batch shares what does not depend on the agent: the task's terms (from the TaskCreated event it carries,
+    else one chain read), the chain's clock and the gas price, the task's text. Each agent then decides under
+    its own ledger key and claim, so a redelivered or retried batch skips the agents already decided."""
+    args = _parse(ConsiderArgs, agent=agent, task_id=task_id, event=event, agents=agents)
+    rt = runtime()
+    if args.event and rt.redis.exists(keys.reverted(args.event.get("id"))):
+        return {"status": "reverted"}
+    facts = _TaskFacts.of(rt, args)
+    decisions: dict[str, dict[str, Any]] = {}
+    claimed: list[str] = []
+    failure: Exception | None = None
+    for member_address in args.members:
+        try:
+            decisions[member_address] = _consider_one(rt, facts, member_address)
+        except Claimed:
+            claimed.append(member_address)
+        except TRANSIENT as exc:  # the others still decide; the message retries for this one
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    if claimed:
+        ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
+        if self.request.retries >= (self.max_retries or 0):
+            decisions.update({a: {"status": "in_progress_elsewhere"} for a in claimed})
+        else:  # a live claim is a live worker; a dead one's claim lapses within the claim TTL
+            wait = max(ledger.claim_ttl_left(_consider_key(args.task_id, a)) for a in claimed)
+            raise self.retry(countdown=wait + 1, max_retries=self.max_retries)
+    if args.agent is not None:
+        return decisions[args.members[0]]
+    return {"status": "considered", "decisions": decisions}
 
 
-def _decision_stands(rt: Runtime, args: AgentTaskArgs, done: dict[str, Any]) -> bool:
+class ConsiderArgs(BaseModel):
+    agent: policy.Address | None = None
+    agents: list[policy.Address] | None = Field(default=None, min_length=1, max_length=256)
+    task_id: int = Field(ge=1)
+    event: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ConsiderArgs:
+        if (self.agent is None) == (self.agents is None):
+            raise ValueError("give either agent or agents")
+        return self
+
+    @property
+    def members(self) -> list[str]:
+        return [self.agent] if self.agent is not None else list(dict.fromkeys(self.agents or []))
+
+
+def _consider_key(task_id: int, agent: str) -> str:
+    return f"consider:{task_id}:{agent.lower()}"
+
+
+class _ChainClock:
+    """The chain's time read once per message, then followed by the local monotonic clock: a batch deciding
+    for a minute does not read the chain again for each agent (the keeper still judges late bids by chain time)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.base = chain_now(rt.session.client.w3)
+        self.started = time.monotonic()
+
+    def now(self) -> int:
+        return self.base + int(time.monotonic() - self.started)
+
+
+@dataclass(frozen=True)
+class _TaskFacts:
+    """What every agent of a consider message needs to know about the task, read once."""
+
+    task_id: int
+    reward: int
+    deadline: int
+    mode: AuctionMode
+    tags: tuple[str, ...]
+    open: bool
+    clock: _ChainClock
+    bid_cost_wei: int
+    view: TaskView | None
+
+    @classmethod
+    def of(cls, rt: Runtime, args: ConsiderArgs) -> _TaskFacts:
+        event = args.event or {}
+        terms = event.get("args", {}) if event.get("name") == "TaskCreated" else {}
+        if int(terms.get("taskId", 0) or 0) == args.task_id and _has_terms(terms):
+            reward, deadline, mode = int(terms["reward"]), int(terms["biddingDeadline"]), int(terms["mode"])
+            tags, is_open = tuple(tag_text(str(t)) for t in terms["tags"]), True  # the event: the task as created
+        else:  # a hand-sent or re-driven consider: the chain's view
+            task = rt.session.tasks.get_task(args.task_id)
+            reward, deadline, mode = int(task.reward), int(task.biddingDeadline), int(task.mode)
+            tags, is_open = tuple(tag_text(t) for t in task.tags), task.status == TaskStatus.OPEN
+        auction = AuctionMode(mode)
+        clock = _ChainClock(rt)
+        cost = bid_cost_wei(rt.session.client.gas_price()) if auction == AuctionMode.OPEN else 0  # signing is free
+        text = _text(rt, args.task_id) if is_open and clock.now() < deadline else None
+        view = None
+        if text is not None:
+            reward_eth = float(Web3.from_wei(reward, "ether"))
+            view = TaskView(
+                task_id=args.task_id, description=policy.clean_task_text(text), tags=tags, reward_eth=reward_eth
+            )
+        return cls(args.task_id, reward, deadline, auction, tags, is_open, clock, cost, view)
+
+
+def _has_terms(terms: dict[str, Any]) -> bool:
+    try:
+        int(terms["reward"]), int(terms["biddingDeadline"]), AuctionMode(int(terms["mode"]))
+        return isinstance(terms["tags"], list)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _consider_one(rt: Runtime, facts: _TaskFacts, address: str) -> dict[str, Any]:
+    """One agent's decision under its ledger key and claim (``Claimed`` when another worker holds it)."""
+    key = _consider_key(facts.task_id, address)
+    ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
+    done = ledger.done(key)
+    if done is not None and _decision_stands(rt, facts, address, done):
+        return {**done, "duplicate": True}
+    with ledger.hold(key):
+        return ledger.finish(key, _decide(rt, facts, address))
+
+
+def _decision_stands(rt: Runtime, facts: _TaskFacts, agent: str, done: dict[str, Any]) -> bool:
     """A refusal stands; an open bid stands only while the chain still has it (a reorg may have dropped it),
     a sealed one while the bid book has it."""
     if done.get("status") != "bid":
         return True
     if done.get("mode") == AuctionMode.SEALED.label:
-        return BidBook(rt.redis).get(args.task_id, args.agent) is not None
-    _amount, live = rt.session.auction.bid_of(args.task_id, args.agent)
-    return bool(live) or rt.session.tasks.status_of(args.task_id) != TaskStatus.OPEN
+        return BidBook(rt.redis).get(facts.task_id, agent) is not None
+    _amount, live = rt.session.auction.bid_of(facts.task_id, agent)
+    return bool(live) or rt.session.tasks.status_of(facts.task_id) != TaskStatus.OPEN
 
 
-def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
+def _decide(rt: Runtime, facts: _TaskFacts, address: str) -> dict[str, Any]:
     s = rt.session
-    member = _fleet_agent(rt, args.agent)
-    account = s.account(member.hd_index or 0)
-    task = s.tasks.get_task(args.task_id)
-    mode = AuctionMode(task.mode)
-    now = chain_now(s.client.w3)
-    if task.status != TaskStatus.OPEN or now >= task.biddingDeadline:
+    member = _fleet_agent(rt, address)
+    if not facts.open or facts.clock.now() >= facts.deadline:
         return {"status": "closed"}
-    standing = _standing_bid(rt, args, mode)
+    standing = _standing_bid(rt, facts, address)
     if standing is not None:
-        return {"status": "bid", "amount": standing, "mode": mode.label, "note": "already placed"}
-    view = _view(rt, args.task_id, task)
+        return {"status": "bid", "amount": standing, "mode": facts.mode.label, "note": "already placed"}
+    view = facts.view
     if view is None:
         return {"status": "refused", "reason": "task text unavailable (not in the event or the content store)"}
-    chain_agent = s.registry.get_agent(args.agent)
-    capabilities = capability_weights(chain_agent)
+    capabilities, reputation = _standing_of(rt, member)
+    reach = prefilter.reach(capabilities, list(view.tags), view.description)
+    if reach is not None and not reach.enough(rt.settings.prefilter_min_weight):
+        return {
+            "status": "refused",
+            "reason": f"prefilter: best capability the task names weighs {reach.weight} "
+            f"(< {rt.settings.prefilter_min_weight}); the LLM was not asked",
+            "prefiltered": True,
+        }
     try:
         fit, usage = rt.provider.evaluate_task_fit(capabilities, view)
-        _record_usage(rt, args.agent, args.task_id, usage)
+        _record_usage(rt, address, facts.task_id, usage)
         fit_score = float(policy.clamp_score(fit.score))
     except LLMOutputError as exc:
-        log.warning("fit evaluation for task %s unusable (%s): not bidding", args.task_id, exc)
+        log.warning("fit evaluation for task %s unusable (%s): not bidding", facts.task_id, exc)
         return {"status": "refused", "reason": f"LLM answer unusable: {exc}"}
     advice = None
     if not rt.provider.offline:
         try:
-            bid_advice, usage = rt.provider.calculate_bid_amount(capabilities, view, chain_agent.reputation, 0)
-            _record_usage(rt, args.agent, args.task_id, usage)
+            bid_advice, usage = rt.provider.calculate_bid_amount(capabilities, view, reputation, 0)
+            _record_usage(rt, address, facts.task_id, usage)
             advice = bid_advice.fraction
         except LLMOutputError:
             advice = None  # advice is optional; the strategy prices alone
+    now = facts.clock.now()
     ctx = BidContext(
-        task_id=args.task_id,
-        reward_wei=task.reward,
+        task_id=facts.task_id,
+        reward_wei=facts.reward,
         tags=list(view.tags),
         fit_score=fit_score,
         capability_weights=capabilities,
-        reputation=chain_agent.reputation,
-        seconds_to_deadline=max(0, task.biddingDeadline - now),
+        reputation=reputation,
+        seconds_to_deadline=max(0, facts.deadline - now),
         llm_fraction=advice,
-        competing_bids=bids_seen(rt.redis, args.task_id),
-        recent_win_rate=recent_win_rate(rt.redis, args.agent),
-        bid_cost_wei=bid_cost_wei(s.client.gas_price()) if mode == AuctionMode.OPEN else 0,  # a signature is free
+        competing_bids=bids_seen(rt.redis, facts.task_id),
+        recent_win_rate=recent_win_rate(rt.redis, address),
+        bid_cost_wei=facts.bid_cost_wei,
     )
     decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:
@@ -214,56 +346,71 @@ def _consider(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
     record = BidRecord(
         state=state_of(ctx).vector(),
         action=nearest_action(decision.amount_fraction),
-        reward_wei=task.reward,
+        reward_wei=facts.reward,
         amount_wei=decision.amount_wei,
         bid_cost_wei=ctx.bid_cost_wei,
     )
-    store_bid_state(rt.redis, args.task_id, args.agent, record)
-    if mode == AuctionMode.SEALED:
-        if not _publish_sealed(rt, account, args.task_id, decision.amount_wei, int(task.biddingDeadline)):
-            drop_bid_state(rt.redis, args.task_id, args.agent)
+    store_bid_state(rt.redis, facts.task_id, address, record)
+    account = s.account(member.hd_index or 0)
+    if facts.mode == AuctionMode.SEALED:
+        if not _publish_sealed(rt, account, facts, decision.amount_wei):
+            drop_bid_state(rt.redis, facts.task_id, address)
             return {"status": "closed"}
     else:
         try:
-            s.auction.place_bid(account, args.task_id, decision.amount_wei)
+            s.auction.place_bid(account, facts.task_id, decision.amount_wei)
         except b.AlreadyBid:
             pass  # an earlier attempt of ours landed after all
         except (b.BiddingClosed, b.TaskNotOpen, b.AlreadyFinalized):  # the auction closed meanwhile
-            drop_bid_state(rt.redis, args.task_id, args.agent)
+            drop_bid_state(rt.redis, facts.task_id, address)
             return {"status": "closed"}
-        _log_action(rt, account, args.task_id, "bid", str(decision.amount_wei).encode())
+        _log_action(rt, account, facts.task_id, "bid", str(decision.amount_wei).encode())
     return {
         "status": "bid",
-        "mode": mode.label,
+        "mode": facts.mode.label,
         "amount": decision.amount_wei,
         "fraction": decision.amount_fraction,
         "fit": fit_score,
     }
 
 
-def _standing_bid(rt: Runtime, args: AgentTaskArgs, mode: AuctionMode) -> int | None:
-    """The amount of the bid this agent already has on the task (chain or bid book), if any."""
-    if mode == AuctionMode.SEALED:
-        bid = BidBook(rt.redis).get(args.task_id, args.agent)
+def _standing_of(rt: Runtime, member: FleetAgent) -> tuple[dict[str, int], int]:
+    """The agent's capability weights and reputation: from the directory the listener keeps in step with the
+    registry's events (no chain read), else from the chain (an entry without them)."""
+    known = member.standing()
+    if known is not None:
+        return known
+    chain_agent = rt.session.registry.get_agent(member.address)
+    return capability_weights(chain_agent), int(chain_agent.reputation)
+
+
+def _standing_bid(rt: Runtime, facts: _TaskFacts, agent: str) -> int | None:
+    """The amount of the bid this agent already has on the task (bid book or chain), if any. The chain is
+    asked only when an earlier attempt got as far as the learning record (written just before a bid is
+    sent): on a first attempt there can be no bid, and no read is spent on it."""
+    if facts.mode == AuctionMode.SEALED:
+        bid = BidBook(rt.redis).get(facts.task_id, agent)
         return bid.amount if bid is not None else None
-    amount, live = rt.session.auction.bid_of(args.task_id, args.agent)
+    if not rt.redis.exists(keys.bid_state(facts.task_id, agent)):
+        return None
+    amount, live = rt.session.auction.bid_of(facts.task_id, agent)
     return int(amount) if live else None
 
 
-def _publish_sealed(rt: Runtime, account: Any, task_id: int, amount: int, deadline: int) -> bool:
+def _publish_sealed(rt: Runtime, account: Any, facts: _TaskFacts, amount: int) -> bool:
     """Sign the bid (valid through the reveal window) and put it in the task's bid book: no transaction.
     False when the deadline passed meanwhile (the keeper would leave a late bid out anyway)."""
     s = rt.session
-    arrived = chain_now(s.client.w3)
-    if arrived >= deadline:
+    arrived = facts.clock.now()
+    if arrived >= facts.deadline:
         return False
     bid = sign_bid(
         account,
         chain_id=s.client.chain_id,
         auction=s.auction.address,
-        task_id=task_id,
+        task_id=facts.task_id,
         amount=amount,
-        expiry=deadline + limits.REVEAL_WINDOW,
+        expiry=facts.deadline + limits.REVEAL_WINDOW,
     )
     BidBook(rt.redis).publish(bid.model_copy(update={"received_at": arrived}))
     return True

@@ -7,6 +7,8 @@ derived from the seed's agent types) and three service queues.
 
 from __future__ import annotations
 
+import zlib
+
 from agentfleet.profiles import AGENT_TYPES
 
 # --- task names ------------------------------------------------------------------------------------------
@@ -28,6 +30,24 @@ EVALUATION = "evaluation"
 TRAINING = "training"
 KEEPER = "keeper"
 SERVICE_QUEUES = (EVALUATION, TRAINING, KEEPER)
+
+
+def training_queue(agent: str, shards: int) -> str:
+    """The training queue of an agent's outcomes: ``training`` with one shard, else ``training.<shard>``, the
+    shard a stable hash of the address (the same in every process and run, unlike Python's ``hash``)."""
+    if shards <= 1:
+        return TRAINING
+    return f"{TRAINING}.{shard_of(agent, shards)}"
+
+
+def shard_of(agent: str, shards: int) -> int:
+    """The trainer shard that learns this agent: CRC-32 of the lower-case address, stable across processes."""
+    return zlib.crc32(agent.lower().encode()) % max(1, shards)
+
+
+def training_queues(shards: int) -> tuple[str, ...]:
+    """Every training queue for this many shards (``training`` itself always exists: hand-sent outcomes)."""
+    return (TRAINING,) if shards <= 1 else (TRAINING, *(f"{TRAINING}.{i}" for i in range(shards)))
 
 
 def agent_queue(profile: str) -> str:
