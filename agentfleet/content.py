@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 import redis
+from redis.client import Pipeline
 from web3 import Web3
 
 from agentfleet.policy import MAX_RESULT_BYTES
@@ -54,22 +55,26 @@ class TaskTexts:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
-    def put(self, text: str, *, task_id: int | None = None, digest: bytes | None = None) -> bytes:
-        """Store ``text`` (and, with ``task_id``, the task's content hash); a ``digest`` given must match."""
+    def put(
+        self, text: str, *, task_id: int | None = None, digest: bytes | None = None, pipe: Pipeline | None = None
+    ) -> bytes:
+        """Store ``text`` (and, with ``task_id``, the task's content hash); a ``digest`` given must match.
+        With ``pipe`` the writes join that pipeline (the listener sends a batch's writes in one round trip)."""
         data = text.encode("utf-8")
         actual = bytes(Web3.keccak(data))
         if digest is not None and bytes(digest) != actual:
             raise ValueError("task text does not match its content hash")
-        pipe = self.redis.pipeline()
-        pipe.set(keys.task_text(actual.hex()), data, ex=TEXT_TTL)
+        writes = pipe if pipe is not None else self.redis.pipeline()
+        writes.set(keys.task_text(actual.hex()), data, ex=TEXT_TTL)
         if task_id is not None:
-            pipe.set(keys.task_content(task_id), actual.hex(), ex=TEXT_TTL)
-        pipe.execute()
+            writes.set(keys.task_content(task_id), actual.hex(), ex=TEXT_TTL)
+        if pipe is None:
+            writes.execute()
         return actual
 
-    def remember(self, task_id: int, digest: bytes) -> None:
+    def remember(self, task_id: int, digest: bytes, *, pipe: Pipeline | None = None) -> None:
         """The task's content hash, when its text is not at hand (published by URI only)."""
-        self.redis.set(keys.task_content(task_id), bytes(digest).hex(), ex=TEXT_TTL)
+        (pipe if pipe is not None else self.redis).set(keys.task_content(task_id), bytes(digest).hex(), ex=TEXT_TTL)
 
     def get(self, digest: bytes) -> str | None:
         raw = _raw(self.redis.get(keys.task_text(bytes(digest).hex())))

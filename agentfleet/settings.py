@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         default=30, ge=5, description="Seconds a trainer's claim on a shard outlives its last heartbeat."
     )
     consider_batch: int = Field(
-        default=16, ge=1, le=256, description="Eligible agents of one profile per consider message (one LLM each)."
+        default=32, ge=1, le=256, description="Eligible agents of one profile per consider message (one LLM each)."
     )
     prefilter_min_weight: int = Field(
         default=30,

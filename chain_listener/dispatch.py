@@ -2,10 +2,10 @@
 
 Every event becomes (a) an entry in a capped Redis Stream (the event log dashboards and replays read)
 and (b) zero or more Celery messages, each with an idempotency key ``{tx}:{log index}:{target}`` that is
-also its Celery task id. Sending is two-phase in Redis: an event's keys are set to ``pending`` (one pipeline)
-before its sends and to ``sent`` after them. A replay after a crash skips ``sent`` keys and re-sends the
-``pending`` ones of the (at most one) event in flight, whose sends may or may not have happened; workers
-deduplicate by task id and ledger key, so the same key never yields two pieces of work that both run.
+also its Celery task id. An event's keys are set to ``sent`` (one pipeline, with its stream entry) after its sends.
+A replay after a crash skips ``sent`` keys and re-sends the rest: the messages of the (at most one) event in
+flight, whose sends may or may not have happened; workers deduplicate by task id and ledger key, so the same
+key never yields two pieces of work that both run. The batch's keys are read in one MGET.
 A new task is one consider message per profile queue (up to ``consider_batch`` agents each), not one per agent.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from redis.client import Pipeline
 from web3.types import LogReceipt
 
 from agentfleet.bidding.sealed import BidBook
@@ -57,7 +58,7 @@ class Dispatcher:
         stream_maxlen: int = 100_000,
         on_event: Callable[[ChainEvent], None] | None = None,
         trainer_shards: int = 1,
-        consider_batch: int = 16,
+        consider_batch: int = 32,
     ) -> None:
         self.redis = client
         self.app = app
@@ -70,6 +71,7 @@ class Dispatcher:
         self.trainer_shards = trainer_shards  # outcomes go to the agent's training shard queue
         self.consider_batch = consider_batch  # eligible agents of one profile per consider message
         self._agents: list[FleetAgent] | None = None
+        self._writes: Pipeline | None = None  # writes routing queues for the batch (None: write at once)
         self.texts = TaskTexts(client)
 
     # --- entry points used by ChainFollower -------------------------------------------------------------
@@ -87,12 +89,15 @@ class Dispatcher:
             events.append(event)
             by_block.setdefault(event.block_number, []).append(event.id)
         self._agents = None  # directory snapshot for this batch (agent events refresh it)
-        for event in events:  # chain order: logs arrive sorted by (block, log index)
-            works = self.route(event)
-            self._send(event, works)
-            self.metrics.events.labels(event=event.name).inc()
-            if self.on_event:
-                self.on_event(event)
+        self._writes = self.redis.pipeline(transaction=False)  # the batch's task texts: one round trip
+        routed = [(event, self.route(event)) for event in events]  # chain order: sorted by (block, log index)
+        states = self._states(routed)  # sends the texts too: they are in Redis before any message is
+        with self.app.producer_or_acquire() as producer:
+            for (event, works), (state_keys, known) in zip(routed, states, strict=True):
+                self._send(event, works, state_keys, known, producer)
+                self.metrics.events.labels(event=event.name).inc()
+                if self.on_event:
+                    self.on_event(event)
         return by_block
 
     def revert(self, event_ids: list[str]) -> None:
@@ -176,9 +181,9 @@ class Dispatcher:
             digest = bytes.fromhex(str(args["contentHash"]).removeprefix("0x"))
             description = str(args.get("description") or "")
             if description:
-                self.texts.put(description, task_id=int(args["taskId"]), digest=digest)
+                self.texts.put(description, task_id=int(args["taskId"]), digest=digest, pipe=self._writes)
             else:
-                self.texts.remember(int(args["taskId"]), digest)
+                self.texts.remember(int(args["taskId"]), digest, pipe=self._writes)
         except (KeyError, ValueError) as exc:  # a malformed event: the workers fall back to the chain's logs
             log.warning("task text of event %s not kept: %s", args.get("taskId"), exc)
 
@@ -237,42 +242,72 @@ class Dispatcher:
         return f"{event.id}:{target}"
 
     # --- two-phase idempotent send ------------------------------------------------------------------------
-    def _mark(self, state_keys: list[str], state: str) -> None:
-        """One round trip for an event's messages: all ``pending`` before the first send, all ``sent`` after the
-        last. A crash in between re-sends the event's messages on replay; workers deduplicate by task id."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in state_keys:
-            pipe.set(key, state, ex=KEY_TTL)
-        pipe.execute()
+    def _states(self, routed: list[tuple[ChainEvent, list[Work]]]) -> list[tuple[list[str], list[bytes | None]]]:
+        """Every state key of the batch (each message's, each event's stream entry, each event's reverted
+        marker) read in one MGET: per event, its keys and their values."""
+        per_event = []
+        for event, works in routed:
+            stream_key = f"{keys.DISPATCH}:{self._key(event, 'stream')}"
+            per_event.append([*(f"{keys.DISPATCH}:{w.key}" for w in works), stream_key, keys.reverted(event.id)])
+        flat = [key for event_keys in per_event for key in event_keys]
+        writes, self._writes = self._writes, None
+        if writes is None:
+            writes = self.redis.pipeline(transaction=False)
+        if flat:
+            writes.mget(flat)
+        done = writes.execute()
+        values: list[Any] = list(done[-1]) if flat else []
+        out, at = [], 0
+        for event_keys in per_event:
+            out.append((event_keys, values[at : at + len(event_keys)]))
+            at += len(event_keys)
+        live_again = [event_keys[-1] for event_keys, known in out if known[-1] is not None]
+        if live_again:  # re-included after a reorg: live again, before any worker sees its messages
+            self.redis.delete(*live_again)
+        return out
 
-    def _send(self, event: ChainEvent, works: list[Work]) -> None:
-        stream_key = self._key(event, "stream")
-        state_keys = [f"{keys.DISPATCH}:{w.key}" for w in works] + [f"{keys.DISPATCH}:{stream_key}"]
-        *states, reverted = self.redis.mget([*state_keys, keys.reverted(event.id)])
-        if reverted is not None:
-            self.redis.delete(keys.reverted(event.id))  # re-included after a reorg: live again
-        todo = [(w, k) for w, k, s in zip(works, state_keys, states, strict=False) if s != b"sent"]
-        if todo:
-            self._mark([k for _w, k in todo], "pending")
-            with self.app.producer_or_acquire() as producer:
-                for work, _key in todo:
-                    self.app.send_task(
-                        work.task,
-                        kwargs=work.kwargs,
-                        queue=work.queue,
-                        task_id=work.key,
-                        producer=producer,
-                        ignore_result=True,
-                    )
-                    self.metrics.dispatched.labels(task=work.task).inc()
-            self._mark([k for _w, k in todo], "sent")
-        if states[-1] != b"sent":
-            pipe = self.redis.pipeline(transaction=True)
+    def _send(
+        self, event: ChainEvent, works: list[Work], state_keys: list[str], known: list[bytes | None], producer: Any
+    ) -> None:
+        """Send the event's messages not yet ``sent``, then mark them, append the event to the stream and mark
+        that, in one round trip. A crash before the marks re-sends this event's messages on replay, under the
+        same task ids (workers drop the copy)."""
+        *message_states, stream_state, _reverted = known
+        todo = [(w, k) for w, k, state in zip(works, state_keys, message_states, strict=False) if state != b"sent"]
+        for work, _key in todo:
+            self.app.send_task(
+                work.task,
+                kwargs=work.kwargs,
+                queue=work.queue,
+                task_id=work.key,
+                producer=producer,
+                ignore_result=True,
+                argsrepr="()",
+                kwargsrepr=_brief(work.kwargs),  # Celery's saferepr of the event took a third of the send
+            )
+            self.metrics.dispatched.labels(task=work.task).inc()
+        if not todo and stream_state == b"sent":
+            return  # a replay of an event fully handled before
+        pipe = self.redis.pipeline(transaction=True)
+        for _work, key in todo:
+            pipe.set(key, "sent", ex=KEY_TTL)
+        if stream_state != b"sent":
             pipe.xadd(
                 self.stream_key,
                 {"id": event.id, "status": "confirmed", "name": event.name, "event": json.dumps(event.to_message())},
                 maxlen=self.stream_maxlen,
                 approximate=True,
             )
-            pipe.set(state_keys[-1], "sent", ex=KEY_TTL)
-            pipe.execute()
+            pipe.set(state_keys[-2], "sent", ex=KEY_TTL)
+        pipe.execute()
+
+
+def _brief(kwargs: dict[str, Any]) -> str:
+    """What Flower and the logs show of a message: the ids, not the whole event."""
+    shown = {k: v for k, v in kwargs.items() if k in ("agent", "task_id", "outcome")}
+    if "agents" in kwargs:
+        shown["agents"] = len(kwargs["agents"])
+    event = kwargs.get("event")
+    if isinstance(event, dict):
+        shown["event"] = f"{event.get('name')} {event.get('id')}"
+    return repr(shown)

@@ -105,3 +105,45 @@ def test_llm_down_ends_in_a_visible_failure_and_no_bid(
         assert b"InternalServerError" in entry[b"error"] and API_KEY.encode() not in entry[b"error"]
         assert not bids_on(s, 1)
         assert len(httpserver.log) >= 2  # it was retried before giving up
+
+
+class CountingLLM:
+    """A well-behaved server that counts the requests it answers."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def __call__(self, request: Request) -> Response:
+        self.requests += 1
+        schema = json.dumps(json.loads(request.data).get("response_format", {}))
+        content = {"fraction": 0.6, "reasoning": "fair"} if "fraction" in schema else {"score": 85, "reasoning": "ok"}
+        return Response(json.dumps(completion(content)), content_type="application/json")
+
+
+def test_a_batch_consider_prefilters_weak_agents_and_decides_each_agent_once(
+    tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
+) -> None:
+    llm = CountingLLM()
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(llm)
+    with running_fleet(
+        tmp_path, redis_server, openai_api_key=API_KEY, openai_base_url=httpserver.url_for("/v1"), action_logging=False
+    ) as (s, _listener, client):
+        task_id = create_task(s, window=600, tags=["research"], text="Survey the research on rollups")
+        members = [s.agent(n).address for n in range(5)]  # only agent 0 has research (weight 90)
+        first = app.send_task(routing.CONSIDER, kwargs={"agents": members, "task_id": task_id}, queue=routing.KEEPER)
+        decisions = first.get(timeout=120)["decisions"]
+        assert decisions[members[0]]["status"] == "bid"
+        for member in members[1:]:
+            assert decisions[member]["status"] == "refused" and decisions[member]["prefiltered"] is True
+            assert "the LLM was not asked" in decisions[member]["reason"]
+        assert llm.requests == 2  # fit + bid advice for the one agent that can do the task
+
+        again = app.send_task(routing.CONSIDER, kwargs={"agents": members, "task_id": task_id}, queue=routing.KEEPER)
+        assert all(d.get("duplicate") for d in again.get(timeout=120)["decisions"].values())
+        assert llm.requests == 2 and list(bids_on(s, task_id)) == [members[0].lower()]
+
+        with pytest.raises(ValueError, match="either agent or agents"):
+            tasks.consider.run(agent=members[0], agents=members, task_id=task_id)
+        with pytest.raises(ValueError, match="agents"):
+            tasks.consider.run(agents=[], task_id=task_id)
+        assert client.xlen(keys.FAILURES) == 0
