@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from agentfleet.bidding.dqn import ReinforcementLearning
 from trainer.integration import LearningIntegration
-from trainer.learners import Learners, Lesson, journal_path
+from trainer.learners import Learners, Lesson, NotOwner, journal_path
 
 torch.set_num_threads(1)
 AGENT = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
@@ -74,3 +75,41 @@ def test_a_kill_between_checkpoint_and_journal_reset_does_not_replay(tmp_path: P
     journal_path(tmp_path, AGENT).write_text(lines)  # the checkpoint landed, the journal reset did not
     again = Learners(tmp_path).get(AGENT, lambda: build(tmp_path))
     assert again.rl_model.decisions == 5  # not 9: every journaled id is in the checkpoint
+
+
+class Lease:
+    """A fence that answers the token the test sets (None: this process holds no lease on the agent's shard)."""
+
+    def __init__(self, token: str | None) -> None:
+        self.current = token
+        self.confirmed = 0
+
+    def token(self, agent: str) -> str | None:
+        return self.current
+
+    def confirm(self, agent: str) -> str | None:
+        self.confirmed += 1
+        return self.current
+
+
+def test_a_fenced_trainer_writes_only_under_its_lease_and_reloads_after_another_held_it(tmp_path: Path) -> None:
+    lease = Lease("first")
+    mine = Learners(tmp_path, checkpoint_every=2, checkpoint_seconds=3600, fence=lease)
+    mine.get(AGENT, lambda: build(tmp_path))
+    mine.learn(AGENT, lesson(1))
+    assert lease.confirmed == 1 and on_disk(tmp_path).decisions == 1  # a checkpoint asks the lease store first
+    lease.current = None  # the lease is gone: nothing is learned, nothing written, the agent is forgotten
+    with pytest.raises(NotOwner):
+        mine.learn(AGENT, lesson(2))
+    with pytest.raises(NotOwner):
+        mine.get(AGENT, lambda: build(tmp_path))
+    assert mine.agents() == [] and journal_path(tmp_path, AGENT).read_text() == ""
+
+    lease.current = "second"  # held again later, after another trainer learned outcomes 2 and 3
+    mine.get(AGENT, lambda: build(tmp_path))
+    other = Learners(tmp_path, checkpoint_every=2, checkpoint_seconds=3600)
+    other.get(AGENT, lambda: build(tmp_path))
+    for n in (2, 3):
+        other.learn(AGENT, lesson(n))
+    lease.current = "third"  # the agent in memory was loaded under "second": loaded again from the disk
+    assert mine.get(AGENT, lambda: build(tmp_path)).rl_model.decisions == 3

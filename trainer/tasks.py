@@ -5,6 +5,11 @@ blocks deep and still canonical (a reorg must not teach the agent something that
 transition to the agent's replay memory, trains a few steps and writes the model atomically. Learning once:
 the outcome id (event + agent) is stored in the model file itself, so a trainer killed between the model
 write and the Redis marker does not learn twice when the message comes back (acks_late).
+
+Several trainers (``AGENTFLEET_TRAINER_SHARDS`` > 1, ``trainer.shards``): a trainer learns only the agents of
+the shards it holds a lease on; an outcome of another shard (hand-sent to ``training``, or in flight while a
+shard changes hands) is forwarded to that shard's queue, where its holder learns it. With one shard (the
+default) there are no leases and nothing is forwarded.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
-from celery.signals import worker_shutdown
+from celery.signals import worker_ready, worker_shutdown
 from pydantic import ValidationError
 
 from agentfleet import worker_metrics as metrics
@@ -27,7 +32,9 @@ from agentfleet.protocol.app import app
 from agentfleet.protocol.status import AuctionMode
 from agentfleet.retry import RETRY
 from agentfleet.runtime import Runtime, runtime
-from trainer.learners import Learners, Lesson, stop_hook
+from agentfleet.settings import get_settings
+from trainer.learners import Learners, Lesson, NotOwner, stop_hook
+from trainer.shards import ShardClaims, consumes, in_process_pool, start_in_worker
 
 if TYPE_CHECKING:  # torch: imported only where the trainer trains, not in every agent worker
     from trainer.integration import LearningIntegration
@@ -44,6 +51,9 @@ def record_outcome(
     except ValidationError as exc:
         raise ValueError(f"invalid outcome: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
     rt = runtime()
+    shards = _CLAIMS.shards if _CLAIMS is not None else rt.settings.trainer_shards
+    if shards > 1 and (_CLAIMS is None or _CLAIMS.token(parsed.agent) is None):
+        return _hand_on(self, shards, agent=agent, task_id=task_id, outcome=outcome, event=event)
     outcome_id = _outcome_id(parsed)
     done_key = keys.trainer_done(outcome_id)
     if rt.redis.exists(done_key):
@@ -64,7 +74,10 @@ def record_outcome(
     torch.set_num_threads(1)
     chain_agent = rt.session.registry.get_agent(parsed.agent)  # one read: weights and reputation
     learners = _learners(rt)
-    learning = learners.get(parsed.agent, lambda: _learning(rt, parsed.agent, chain_agent))
+    try:
+        learning = learners.get(parsed.agent, lambda: _learning(rt, parsed.agent, chain_agent))
+    except NotOwner:  # the shard's lease lapsed since the check above
+        return _hand_on(self, shards, agent=agent, task_id=task_id, outcome=outcome, event=event)
     learning.reputation = float(chain_agent.reputation)  # reputation follows the chain
     model = learning.rl_model
     if model.has_applied(outcome_id):  # learned (journaled or checkpointed) before a crash lost the Redis marker
@@ -73,7 +86,10 @@ def record_outcome(
         return {"status": "duplicate"}
     reward = reward_of(parsed, record)
     capability = _capability_lesson(rt, parsed) if parsed.outcome != "lost" and parsed.event is not None else None
-    losses = learners.learn(parsed.agent, Lesson(outcome_id, record.state, record.action, reward, capability))
+    try:
+        losses = learners.learn(parsed.agent, Lesson(outcome_id, record.state, record.action, reward, capability))
+    except NotOwner:  # nothing marked done: the shard's holder learns it (once, by outcome id)
+        return _hand_on(self, shards, agent=agent, task_id=task_id, outcome=outcome, event=event)
     pushed = capability is not None and _push_capabilities(rt, learning, parsed, capability_weights(chain_agent))
     _count_recent(rt, parsed, outcome_id)
     rt.redis.set(done_key, model.version)
@@ -88,6 +104,20 @@ def record_outcome(
         "loss": losses[-1] if losses else None,
         "capabilities_pushed": pushed,
     }
+
+
+def _hand_on(task: Task, shards: int, **outcome: Any) -> dict[str, Any]:
+    """An outcome of a shard this trainer does not hold: forward it to the shard's queue, whose holder learns it.
+
+    A message that came from that very queue (a shard changing hands, this trainer's lease just lapsed) is not
+    sent round in circles: it goes back into the queue after a third of a lease, for the next holder."""
+    queue = routing.training_queue(outcome["agent"], shards)
+    came_from = str((task.request.delivery_info or {}).get("routing_key") or "")
+    if came_from == queue or came_from.endswith(f".{queue}"):  # RabbitMQ: a delayed retry's key has a prefix
+        lease = _CLAIMS.lease_seconds if _CLAIMS is not None else get_settings().trainer_lease_seconds
+        raise task.retry(countdown=min(10, max(1, round(lease / 3))), max_retries=60, queue=queue)
+    app.send_task(routing.RECORD_OUTCOME, kwargs=outcome, queue=queue)
+    return {"status": "forwarded", "queue": queue}
 
 
 def _outcome_id(outcome: Outcome) -> str:
@@ -148,12 +178,14 @@ def _learning(rt: Runtime, agent: str, chain_agent: Any) -> LearningIntegration:
 
 
 _LEARNERS: Learners | None = None
+_CLAIMS: ShardClaims | None = None  # this trainer's shard leases (AGENTFLEET_TRAINER_SHARDS > 1)
 
 
 def _learners(rt: Runtime) -> Learners:
-    """This trainer process's agents (one cache per models folder), checkpointed when the worker stops."""
+    """This trainer process's agents (one cache per models folder and claims), checkpointed when the worker
+    stops; fenced by the shard leases when there are several trainers."""
     global _LEARNERS
-    if _LEARNERS is None or _LEARNERS.models_dir != rt.settings.models_dir:
+    if _LEARNERS is None or _LEARNERS.models_dir != rt.settings.models_dir or _LEARNERS.fence is not _CLAIMS:
         if _LEARNERS is not None:  # another models folder (tests): leave the old one complete on disk
             try:
                 _LEARNERS.checkpoint_all()
@@ -163,9 +195,49 @@ def _learners(rt: Runtime) -> Learners:
             rt.settings.models_dir,
             checkpoint_every=rt.settings.trainer_checkpoint_every,
             checkpoint_seconds=rt.settings.trainer_checkpoint_seconds,
+            fence=_CLAIMS,
         )
         worker_shutdown.connect(stop_hook(_LEARNERS), weak=False)
     return _LEARNERS
+
+
+def use_claims(claims: ShardClaims | None) -> None:
+    """Install this process's shard claims (the worker does it at ``worker_ready``; tests install theirs)."""
+    global _CLAIMS
+    _CLAIMS = claims
+
+
+@worker_ready.connect
+def _claim_shards(sender: Any = None, **_kwargs: Any) -> None:
+    """A trainer (a worker consuming ``training``; the sender is its consumer) with more than one shard starts
+    claiming shards. Agent workers load this module too: they consume no ``training`` and nothing starts."""
+    settings = get_settings()
+    if settings.trainer_shards <= 1 or _CLAIMS is not None or not consumes(sender, routing.TRAINING):
+        return
+    if not in_process_pool(sender):  # tasks in other processes or threads: no lease would fence their writes
+        log.error("trainer shards need the solo pool (-P solo): no shard claimed, the shard queues are not consumed")
+        return
+    use_claims(
+        start_in_worker(
+            sender,
+            redis_url=settings.redis_url.get_secret_value(),
+            shards=settings.trainer_shards,
+            lease_seconds=settings.trainer_lease_seconds,
+            learners=lambda: _LEARNERS,
+        )
+    )
+    log.info("trainer shards: %s, claimed with %s s leases", settings.trainer_shards, settings.trainer_lease_seconds)
+
+
+@worker_shutdown.connect
+def _release_shards(**_kwargs: Any) -> None:
+    """Checkpoint the agents of the shards held, stop consuming their queues, delete the leases (the other
+    trainers take the shards at their next heartbeat instead of a lease later)."""
+    claims = _CLAIMS
+    if claims is None:
+        return
+    use_claims(None)
+    claims.close()
 
 
 def _capability_lesson(rt: Runtime, outcome: Outcome) -> tuple[int, str, float, float, list[str]]:

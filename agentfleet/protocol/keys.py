@@ -90,3 +90,11 @@ def trainer_done(outcome_id: str) -> str:
 
 def trainer_counted(outcome_id: str) -> str:
     return _key("trainer", "recent", outcome_id)  # the outcome counted in the recent win rate
+
+
+TRAINER_LIVE = f"{ROOT}:trainer:live"  # sorted set: trainer name -> Redis time (ms) of its last heartbeat
+
+
+def trainer_shard(shard: int) -> str:
+    """A trainer shard's lease: the token of the trainer claim that holds it, with a PX expiry."""
+    return f"{ROOT}:trainer:shard:{shard}"

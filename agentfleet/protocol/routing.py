@@ -37,7 +37,12 @@ def training_queue(agent: str, shards: int) -> str:
     shard a stable hash of the address (the same in every process and run, unlike Python's ``hash``)."""
     if shards <= 1:
         return TRAINING
-    return f"{TRAINING}.{shard_of(agent, shards)}"
+    return shard_queue(shard_of(agent, shards))
+
+
+def shard_queue(shard: int) -> str:
+    """The queue of one trainer shard's outcomes (with more than one shard)."""
+    return f"{TRAINING}.{shard}"
 
 
 def shard_of(agent: str, shards: int) -> int:
@@ -47,7 +52,7 @@ def shard_of(agent: str, shards: int) -> int:
 
 def training_queues(shards: int) -> tuple[str, ...]:
     """Every training queue for this many shards (``training`` itself always exists: hand-sent outcomes)."""
-    return (TRAINING,) if shards <= 1 else (TRAINING, *(f"{TRAINING}.{i}" for i in range(shards)))
+    return (TRAINING,) if shards <= 1 else (TRAINING, *(shard_queue(i) for i in range(shards)))
 
 
 def agent_queue(profile: str) -> str:
