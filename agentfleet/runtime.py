@@ -56,6 +56,8 @@ class Runtime:
 
 def secrets_of(settings: Settings) -> list[str]:
     values = [settings.mnemonic.get_secret_value(), settings.redis_url.get_secret_value()]
+    if settings.broker_url is not None and settings.broker_url.get_secret_value():
+        values.append(settings.broker_url.get_secret_value())
     if settings.openai_api_key is not None:
         values.append(settings.openai_api_key.get_secret_value())
     return values

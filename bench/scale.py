@@ -54,6 +54,14 @@ from testkit.chain import ETH, bids_on, create_task, deployed_market
 from testkit.llm import completion
 
 
+def _reply_json(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class CountingProxy:
     """A JSON-RPC pass-through that counts methods (thread-safe); ``url`` is what the fleet is given."""
 
@@ -76,11 +84,7 @@ class CountingProxy:
                 request = urllib.request.Request(proxy.upstream, body, {"Content-Type": "application/json"})
                 with urllib.request.urlopen(request, timeout=60) as answer:
                     data = answer.read()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _reply_json(self, data)
 
             def log_message(self, *_args: Any) -> None:
                 return
@@ -129,11 +133,7 @@ class CountingLLM:
                     llm.tokens += int(reply["usage"]["total_tokens"])
                 time.sleep(delay)
                 data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _reply_json(self, data)
 
             def log_message(self, *_args: Any) -> None:
                 return

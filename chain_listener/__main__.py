@@ -17,6 +17,7 @@ LISTENER_SETTINGS = (
     "rpc_urls",
     "ws_url",
     "redis_url",
+    "broker_url",
     "contract_addresses_path",
     "confirmations",
     "listener_poll_interval",

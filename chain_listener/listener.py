@@ -144,7 +144,7 @@ class Listener:
             stop,
             ws_url=settings.ws_url,
             redis_endpoint=redis_endpoint(client),
-            secrets=(str(password),) if password else (),
+            secrets=_broker_secrets(settings, password),
         )
 
     @staticmethod
@@ -203,7 +203,7 @@ class Listener:
         elif isinstance(exc, RPC_DOWN):
             what, outage = f"RPC {self.follower.pool.endpoints} failed: {short_reason(exc)}", True
         elif isinstance(exc, REDIS_DOWN):
-            what, outage = f"Redis {self.redis_endpoint} unavailable: {short_reason(exc)}", True
+            what, outage = f"Redis or broker ({self.redis_endpoint}) unavailable: {short_reason(exc)}", True
         else:
             what, outage = f"listener step failed: {short_reason(exc)}", False
         line = f"{what}; step retried in {delay:.1f} s (failed steps in a row: {failures})"
@@ -247,3 +247,18 @@ def main(settings: Settings | None = None) -> None:
     listener.install_signal_handlers()
     log.info("listener following from block %s", listener.follower.start_block)
     listener.run()
+
+
+def _broker_secrets(settings: Settings, redis_password: object) -> tuple[str, ...]:
+    """What a log line must never show: the Redis password and the broker URL's password (RabbitMQ)."""
+    from urllib.parse import urlsplit
+
+    found = [str(redis_password)] if redis_password else []
+    broker = settings.broker_url.get_secret_value() if settings.broker_url is not None else ""
+    try:
+        broker_password = urlsplit(broker).password if broker else None
+    except ValueError:
+        broker_password = None
+    if broker_password:
+        found.append(broker_password)
+    return tuple(found)

@@ -1,10 +1,11 @@
-"""A running fleet for tests: anvil, the contracts, five registered agents, a real Celery worker in a thread."""
+"""A running fleet for tests: anvil, the contracts, five registered agents, a real Celery worker in a thread
+(on Redis, or on another broker such as RabbitMQ with ``broker_url``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from agentfleet.settings import Settings
 from chain_listener.listener import Listener
 from shell.fleet import register_fleet
 from shell.services import RedisServer
+from testkit.broker import use_broker
 from testkit.chain import ETH, deployed_market
 
 QUEUES = list(WORKER_QUEUES)  # an agent worker's queues: every profile, evaluation, keeper
@@ -35,23 +37,30 @@ def running_fleet(
     pool: str = "solo",
     concurrency: int = 1,
     queues: list[str] | None = None,
+    broker_url: str | None = None,
     **overrides: Any,
 ) -> Iterator[tuple[ChainSession, Listener, redis.Redis]]:
+    """``broker_url``: the Celery broker (e.g. a ``RabbitMQServer``'s amqp:// URL) for the listener's sends and
+    the worker, with that broker's settings until the block ends; unset, Redis is the broker as well. Results
+    and every other piece of state are in ``redis_server`` either way."""
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
-    with deployed_market("anvil", tmp_path, register=0) as session:
+    with deployed_market("anvil", tmp_path, register=0) as session, ExitStack() as broker:
         settings = Settings(
             rpc_urls=[session.client.w3.provider.endpoint_uri],  # type: ignore[attr-defined]
             redis_url=redis_server.url,
             confirmations=0,
             contract_addresses_path=session.settings.contract_addresses_path,
-            **{"training_confirmations": 0, **overrides},
+            **{"training_confirmations": 0, **({"broker_url": broker_url} if broker_url else {}), **overrides},
         )
         for number in range(len(AGENT_TYPES)):
             fund(session.client.w3, session.agent(number).address, 100 * ETH)
         register_fleet(session, AgentDirectory(client), AGENT_TYPES)
         use_runtime(Runtime.build(settings))
-        app.conf.broker_url = redis_server.url
+        if broker_url is None:
+            app.conf.broker_url = redis_server.url
+        else:
+            broker.enter_context(use_broker(app, broker_url, settings))
         app.conf.result_backend = redis_server.url
         listener = Listener.build(settings, app=app, redis_client=client)
         try:
@@ -62,6 +71,9 @@ def running_fleet(
                 queues=queues or QUEUES,
                 perform_ping_check=False,
                 shutdown_timeout=30,
+                # amqp: an ack scheduled inside the event loop's ready callbacks waits for its next timer
+                # (kombu#1587); the heartbeat's is 2 s away, without it the next is 10 s away.
+                **({"without_heartbeat": False} if broker_url else {}),
             ):
                 yield session, listener, client
         finally:

@@ -1,5 +1,6 @@
 """docker-compose.yml, checked offline (no Docker engine here): the compose-spec schema, a scalable worker
-service, and every service's command started as a local process against local redis and anvil."""
+service, the optional RabbitMQ broker behind its profile, and every service's command started as a local process
+against local redis and anvil."""
 
 from __future__ import annotations
 
@@ -51,6 +52,25 @@ def test_worker_service_scales_and_secrets_are_not_hard_coded() -> None:
     assert spec["trainer"]["command"][spec["trainer"]["command"].index("-P") + 1] == "solo"
     text = COMPOSE.read_text()
     assert "sk-" not in text and "${OPENAI_API_KEY" in text
+
+
+def test_rabbitmq_is_an_optional_broker_behind_its_profile() -> None:
+    compose = YAML(typ="safe").load(COMPOSE.read_text())
+    spec = compose["services"]
+    rabbitmq = spec["rabbitmq"]
+    assert rabbitmq["profiles"] == ["rabbitmq"]  # `docker compose up` alone runs on Redis
+    assert [s for s, v in spec.items() if "profiles" in v] == ["rabbitmq"]  # every other service always runs
+    image, tag = rabbitmq["image"].split(":")
+    assert image == "rabbitmq" and tag[0].isdigit() and tag.count(".") == 2  # a pinned release, never latest
+    assert "rabbitmq-diagnostics" in rabbitmq["healthcheck"]["test"]
+    assert rabbitmq["hostname"] and "rabbitmq-data:/var/lib/rabbitmq" in rabbitmq["volumes"]
+    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"] == "${RABBITMQ_PASSWORD:-change-me}"
+    assert all(port.startswith("127.0.0.1:") for port in rabbitmq.get("ports", []))  # host loopback only
+    assert "rabbitmq-data" in compose["volumes"]
+    for name in ("listener", "worker", "trainer", "beat", "flower"):
+        assert spec[name]["environment"]["AGENTFLEET_BROKER_URL"] == "${AGENTFLEET_BROKER_URL:-}"  # unset: Redis
+        waits = spec[name]["depends_on"]["rabbitmq"]
+        assert waits == {"condition": "service_healthy", "required": False}  # only with the profile on
 
 
 def local(command: list[str], replacements: dict[str, str]) -> list[str]:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,95 +10,29 @@ from pathlib import Path
 import pytest
 import redis
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from agentfleet.bidding.closing import close_auction
 from agentfleet.bidding.sealed import BidBook
-from agentfleet.chain.local import chain_now, fund
+from agentfleet.chain.local import chain_now
 from agentfleet.chain.session import ChainSession
-from agentfleet.directory import AgentDirectory
-from agentfleet.profiles import AGENT_TYPES
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import AuctionMode, TaskStatus
-from shell.fleet import register_fleet
 from shell.services import RedisServer, free_port
-from testkit.chain import ETH, bids_on, create_task, deployed_market, fleet_env
-from testkit.llm import completion
+from testkit.chain import bids_on, create_task
+from testkit.processes import RESEARCH, SlowLLM, celery_call, process_market, stop, worker
 from testkit.wait import wait_until
 
 pytestmark = pytest.mark.anvil
-ROOT = Path(__file__).resolve().parent.parent
-CELERY = str(Path(sys.executable).with_name("celery"))
-RESEARCH = routing.agent_queue("research")
-DEVELOPMENT = routing.agent_queue("development")
 
 
 @pytest.fixture
 def market(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[ChainSession, dict[str, str], redis.Redis]]:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    with deployed_market("anvil", tmp_path, register=0) as session:
-        for number in range(2):
-            fund(session.client.w3, session.agent(number).address, 100 * ETH)
-        register_fleet(session, AgentDirectory(client), AGENT_TYPES[:2])
-        env = fleet_env(session, redis_server.url, confirmations=0, visibility_timeout=10, unacked_restore_interval=1)
+    settings = {"confirmations": 0, "visibility_timeout": 10, "unacked_restore_interval": 1}
+    with process_market(tmp_path, redis_server.url, **settings) as (session, env, client):
         app.conf.broker_url = redis_server.url
         app.conf.result_backend = redis_server.url
         yield session, env, client
-
-
-def worker(
-    env: dict[str, str], name: str, queues: str = f"{RESEARCH},{DEVELOPMENT}", metrics_port: int | None = None
-) -> subprocess.Popen[bytes]:
-    if metrics_port is not None:
-        env = {**env, "AGENTFLEET_WORKER_METRICS_PORT": str(metrics_port)}
-    return subprocess.Popen(
-        [
-            CELERY,
-            "-A",
-            "workers",
-            "worker",
-            "-P",
-            "solo",
-            "-Q",
-            queues,
-            "-n",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def stop(*procs: subprocess.Popen[bytes]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def celery_call(env: dict[str, str], kwargs: dict[str, object], queue: str = RESEARCH) -> str:
-    result = subprocess.run(
-        [CELERY, "-A", "workers", "call", routing.CONSIDER, "--kwargs", json.dumps(kwargs), "--queue", queue],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
 
 
 def test_celery_call_places_a_bid_and_a_malformed_call_fails_clearly(
@@ -158,28 +88,6 @@ def _serves(port: int) -> bool:
         return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).status == 200
     except OSError:
         return False
-
-
-class SlowLLM:
-    """An OpenAI-compatible server whose first answer takes long enough to kill the worker waiting on it."""
-
-    def __init__(self, first_delay: float) -> None:
-        self.calls = 0
-        self.first_delay = first_delay
-
-    def __call__(self, request: Request) -> Response:
-        self.calls += 1
-        if self.calls == 1:
-            time.sleep(self.first_delay)
-        body = json.loads(request.data)
-        schema = json.dumps(body.get("response_format", {}))
-        if "fraction" in schema:
-            content = '{"fraction": 0.6, "reasoning": "fair"}'
-        elif "content" in schema:
-            content = '{"content": "the deliverable"}'
-        else:
-            content = '{"score": 90, "reasoning": "fits"}'
-        return Response(json.dumps(completion(content)), content_type="application/json")
 
 
 @pytest.mark.slow
