@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from web3 import Web3
 from werkzeug import Request, Response
 
 from agentfleet import policy
@@ -141,6 +142,15 @@ def test_a_batch_consider_prefilters_weak_agents_and_decides_each_agent_once(
         again = app.send_task(routing.CONSIDER, kwargs={"agents": members, "task_id": task_id}, queue=routing.KEEPER)
         assert all(d.get("duplicate") for d in again.get(timeout=120)["decisions"].values())
         assert llm.requests == 2 and list(bids_on(s, task_id)) == [members[0].lower()]
+
+        stranger = "0x" + "ab" * 20  # not an agent of this fleet: its entry says so, the others still decide
+        other = create_task(s, window=600, tags=["research"], text="More research")
+        mixed = app.send_task(
+            routing.CONSIDER, kwargs={"agents": [stranger, members[0]], "task_id": other}, queue=routing.KEEPER
+        ).get(timeout=120)["decisions"]
+        assert mixed[members[0]]["status"] == "bid"
+        failed = mixed[Web3.to_checksum_address(stranger)]
+        assert failed["status"] == "failed" and "not an agent of this fleet" in failed["reason"]
 
         with pytest.raises(ValueError, match="either agent or agents"):
             tasks.consider.run(agent=members[0], agents=members, task_id=task_id)

@@ -174,6 +174,12 @@ def consider(
             claimed.append(member_address)
         except TRANSIENT as exc:  # the others still decide; the message retries for this one
             failure = failure or exc
+        except Exception as exc:  # one agent's lasting error (not ours, a revert...) must not cost the others
+            if args.agent is not None:
+                raise
+            reason = policy.scrub(f"{type(exc).__name__}: {exc}", rt.secrets())[:300]
+            log.error("consider of task %s for %s failed: %s", args.task_id, member_address, reason)
+            decisions[member_address] = {"status": "failed", "reason": reason}
     if failure is not None:
         raise failure
     if claimed:
