@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from web3 import Web3
 
 from agentfleet.bidding.sealed import BidBook
 from agentfleet.chain.local import advance_time
@@ -19,6 +20,13 @@ from testkit.fleet import pump, running_fleet
 
 pytestmark = pytest.mark.anvil
 BLOCKCHAIN_BIDDERS = (1, 4)  # DevelopmentAgent and BlockchainExpertAgent both have "blockchain"
+
+
+def block_hash(w3: Web3, number: int) -> str:
+    """The node's hash at this height now: web3's request cache keeps blocks at or below "finalized", which on
+    anvil is the head, so ``w3.eth.get_block`` may answer with a block the reorg replaced."""
+    answer = w3.provider.make_request("eth_getBlockByNumber", [hex(number), False])  # type: ignore[arg-type]
+    return str(answer["result"]["hash"])
 
 
 def test_sealed_auctions_end_through_a_reorg_a_lost_bid_book_and_a_deactivated_bidder(
@@ -48,10 +56,10 @@ def test_sealed_auctions_end_through_a_reorg_a_lost_bid_book_and_a_deactivated_b
         # Fault 3: a reorg deeper than the confirmations replaces every block since the keeper's sweep (anvil
         # may put the dropped transactions back in its pool: then they are mined again, or the reconciler's
         # finalize does it; either way the tasks must end as below).
-        replaced = w3.eth.get_block(before + 1)["hash"]
+        replaced = block_hash(w3, before + 1)
         w3.provider.make_request("anvil_reorg", [w3.eth.block_number - before, []])  # type: ignore[arg-type]
         s.client.nonces.forget(s.requester.address)
-        assert w3.eth.get_block(before + 1)["hash"] != replaced  # the finalize blocks are gone
+        assert block_hash(w3, before + 1) != replaced  # the finalize blocks are gone
 
         def final() -> bool:
             app.send_task(routing.RECONCILE, queue=routing.KEEPER)  # no beat here: the sweeps re-drive
