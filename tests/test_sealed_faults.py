@@ -19,14 +19,16 @@ from testkit.chain import create_task
 from testkit.fleet import pump, running_fleet
 
 pytestmark = pytest.mark.anvil
+ANVIL_SPARE = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # anvil's 10th dev account (unlocked on anvil)
 BLOCKCHAIN_BIDDERS = (1, 4)  # DevelopmentAgent and BlockchainExpertAgent both have "blockchain"
 
 
-def block_hash(w3: Web3, number: int) -> str:
-    """The node's hash at this height now: web3's request cache keeps blocks at or below "finalized", which on
-    anvil is the head, so ``w3.eth.get_block`` may answer with a block the reorg replaced."""
+def block_hash(w3: Web3, number: int) -> str | None:
+    """The node's hash at this height now (None: no block there yet): web3's request cache keeps blocks at or
+    below "finalized", which on anvil is the head, so ``w3.eth.get_block`` may answer with a replaced block."""
     answer = w3.provider.make_request("eth_getBlockByNumber", [hex(number), False])  # type: ignore[arg-type]
-    return str(answer["result"]["hash"])
+    block = answer.get("result")
+    return str(block["hash"]) if block else None
 
 
 def test_sealed_auctions_end_through_a_reorg_a_lost_bid_book_and_a_deactivated_bidder(
@@ -56,8 +58,19 @@ def test_sealed_auctions_end_through_a_reorg_a_lost_bid_book_and_a_deactivated_b
         # Fault 3: a reorg deeper than the confirmations replaces every block since the keeper's sweep (anvil
         # may put the dropped transactions back in its pool: then they are mined again, or the reconciler's
         # finalize does it; either way the tasks must end as below).
-        replaced = block_hash(w3, before + 1)
-        w3.provider.make_request("anvil_reorg", [w3.eth.block_number - before, []])  # type: ignore[arg-type]
+        # Mining pauses while the reorg is set up: a worker still sending (a submitResult) would otherwise add
+        # a block between reading the height and the reorg, which then replaced the wrong blocks. The first new
+        # block carries a transaction of its own: with none, anvil may mine the dropped transactions again
+        # into an identical block (same hash: no reorg at all).
+        w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+        try:
+            replaced = block_hash(w3, before + 1)
+            marker = {"from": ANVIL_SPARE, "to": ANVIL_SPARE, "value": "0x1"}  # dev key 9: no fleet role
+            depth = w3.eth.block_number - before
+            w3.provider.make_request("anvil_reorg", [depth, [[marker, 0]]])  # type: ignore[arg-type]
+        finally:
+            w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
         s.client.nonces.forget(s.requester.address)
         assert block_hash(w3, before + 1) != replaced  # the finalize blocks are gone
 
