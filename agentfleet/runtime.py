@@ -60,6 +60,8 @@ def secrets_of(settings: Settings) -> list[str]:
         values.append(settings.broker_url.get_secret_value())
     if settings.openai_api_key is not None:
         values.append(settings.openai_api_key.get_secret_value())
+    if settings.dashboard_password is not None and settings.dashboard_password.get_secret_value():
+        values.append(settings.dashboard_password.get_secret_value())
     return values
 
 

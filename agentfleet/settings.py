@@ -164,6 +164,16 @@ class Settings(BaseSettings):
     )
     models_dir: Path = Field(default=PROJECT_ROOT / "models", description="Shared volume for RL models.")
 
+    # --- dashboard -------------------------------------------------------------------------------------
+    dashboard_address: str = Field(
+        default="127.0.0.1", description="Address the dashboard binds to; anything but loopback requires a login."
+    )
+    dashboard_port: int = Field(default=8600, ge=1, le=65535, description="Port of the dashboard (HTTP).")
+    dashboard_user: str = Field(default="operator", min_length=1, description="Dashboard login name (basic auth).")
+    dashboard_password: SecretStr | None = Field(
+        default=None, description="Dashboard password; required when it binds to a non-loopback address."
+    )
+
     # --- operations ------------------------------------------------------------------------------------
     log_format: LogFormat = Field(default="text", description="Log format: text or json.")
     log_level: LogLevel = Field(default="INFO", description="Root log level (any case).")
