@@ -77,8 +77,9 @@ class TaskTrace:
     def read(self, task_id: int, *, limit: int = TRACE_MAXLEN) -> list[TraceEntry]:
         """The task's entries in the order Redis received them."""
         entries = []
-        for entry_id, fields in self.redis.xrange(trace_key(task_id), count=limit):
-            text = {_s(k): _s(v) for k, v in fields.items()}
+        raw: Any = self.redis.xrange(trace_key(task_id), count=limit)
+        for entry_id, fields in raw or []:
+            text = {_s(k): _s(v) for k, v in (fields or {}).items()}
             try:
                 data = json.loads(text.get("data", "{}"))
             except ValueError:
