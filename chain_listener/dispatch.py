@@ -28,6 +28,7 @@ from agentfleet.chain.market import tag_text
 from agentfleet.content import TaskTexts
 from agentfleet.directory import AgentDirectory, FleetAgent
 from agentfleet.protocol import keys, limits, routing
+from agentfleet.trace import TaskTrace
 from chain_listener.checkpoint import text
 from chain_listener.events import ChainEvent, EventDecoder, UndecodableLog
 from chain_listener.metrics import ListenerMetrics
@@ -73,6 +74,7 @@ class Dispatcher:
         self._agents: list[FleetAgent] | None = None
         self._writes: Pipeline | None = None  # writes routing queues for the batch (None: write at once)
         self.texts = TaskTexts(client)
+        self.trace = TaskTrace(client, source="listener")
 
     # --- entry points used by ChainFollower -------------------------------------------------------------
     def handle(self, logs: list[LogReceipt]) -> dict[int, list[str]]:
@@ -242,6 +244,25 @@ class Dispatcher:
         return f"{event.id}:{target}"
 
     # --- two-phase idempotent send ------------------------------------------------------------------------
+    def _trace_event(self, event: ChainEvent, works: list[Work], pipe: Pipeline) -> None:
+        """The event in its task's trace (same round trip as the stream entry): what happened on chain and
+        which messages it caused."""
+        task_id = event.args.get("taskId")
+        if not isinstance(task_id, int) or task_id <= 0:
+            return
+        self.trace.add(
+            task_id,
+            "chain",
+            pipe=pipe,
+            name=event.name,
+            contract=event.contract,
+            event_id=event.id,
+            block=event.block_number,
+            tx=event.tx_hash,
+            args={k: v for k, v in event.args.items() if k != "description"},  # the text is in the content store
+            messages=[{"task": w.task, "queue": w.queue} for w in works],
+        )
+
     def _states(self, routed: list[tuple[ChainEvent, list[Work]]]) -> list[tuple[list[str], list[bytes | None]]]:
         """Every state key of the batch (each message's, each event's stream entry, each event's reverted
         marker) read in one MGET: per event, its keys and their values."""
@@ -292,6 +313,7 @@ class Dispatcher:
         for _work, key in todo:
             pipe.set(key, "sent", ex=KEY_TTL)
         if stream_state != b"sent":
+            self._trace_event(event, works, pipe)
             pipe.xadd(
                 self.stream_key,
                 {"id": event.id, "status": "confirmed", "name": event.name, "event": json.dumps(event.to_message())},

@@ -21,6 +21,7 @@ from celery import Task
 from celery.signals import worker_ready, worker_shutdown
 from pydantic import ValidationError
 
+from agentfleet import task_trace  # noqa: F401  (writes each run into the market task's trace)
 from agentfleet import worker_metrics as metrics
 from agentfleet.bidding.record import load_bid_state, record_recent
 from agentfleet.bidding.reward import Outcome, reward_of
@@ -33,6 +34,7 @@ from agentfleet.protocol.status import AuctionMode
 from agentfleet.retry import RETRY
 from agentfleet.runtime import Runtime, runtime
 from agentfleet.settings import get_settings
+from agentfleet.trace import TaskTrace
 from trainer.learners import Learners, Lesson, NotOwner, stop_hook
 from trainer.shards import ShardClaims, consumes, in_process_pool, start_in_worker
 
@@ -93,6 +95,15 @@ def record_outcome(
     pushed = capability is not None and _push_capabilities(rt, learning, parsed, capability_weights(chain_agent))
     _count_recent(rt, parsed, outcome_id)
     rt.redis.set(done_key, model.version)
+    TaskTrace(rt.redis, source="trainer").add(
+        parsed.task_id,
+        "trainer",
+        agent=parsed.agent,
+        outcome=parsed.outcome,
+        reward=reward,
+        version=model.version,
+        capabilities_pushed=pushed,
+    )
     metrics.record_training(
         parsed.agent, version=model.version, loss=losses[-1] if losses else None, replay_size=model.memory.size
     )

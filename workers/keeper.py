@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Task
 
+from agentfleet import task_trace  # noqa: F401  (writes each run into the market task's trace)
 from agentfleet.bidding.closing import close_auction
 from agentfleet.bidding.sealed import BidBook
 from agentfleet.chain import bindings as b

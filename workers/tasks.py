@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,10 @@ from celery.signals import task_failure
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from web3 import Web3
 
-from agentfleet import policy
+from agentfleet import (
+    policy,
+    task_trace,  # noqa: F401  (writes each run into the market task's trace)
+)
 from agentfleet import worker_metrics as metrics
 from agentfleet.bidding import prefilter
 from agentfleet.bidding.choice import choose_strategy
@@ -42,6 +46,7 @@ from agentfleet.protocol.app import app
 from agentfleet.protocol.status import AuctionMode, TaskStatus
 from agentfleet.retry import RETRY, TRANSIENT, TryLater
 from agentfleet.runtime import Runtime, redis_only, runtime, secrets_of
+from agentfleet.trace import TaskTrace
 from workers import review
 from workers.idempotency import Claimed, WorkLedger
 
@@ -74,7 +79,19 @@ def _fleet_agent(rt: Runtime, address: str) -> FleetAgent:
     return agent
 
 
-def _record_usage(rt: Runtime, agent: str, task_id: int, usage: Usage) -> None:
+def _record_usage(rt: Runtime, agent: str, task_id: int, usage: Usage, role: str) -> None:
+    """One LLM call: in the task's trace (always, the offline provider's too), and its tokens and cost in the
+    agent's and the task's usage hashes and the metrics."""
+    TaskTrace(rt.redis, source=socket.gethostname()).add(
+        task_id,
+        "llm",
+        role=role,
+        agent=agent,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=round(usage.cost_usd, 6),
+        offline=rt.provider.offline,
+    )
     if not (usage.prompt_tokens or usage.completion_tokens):
         return
     pipe = rt.redis.pipeline()
@@ -317,7 +334,7 @@ def _decide(rt: Runtime, facts: _TaskFacts, address: str) -> dict[str, Any]:
         }
     try:
         fit, usage = rt.provider.evaluate_task_fit(capabilities, view)
-        _record_usage(rt, address, facts.task_id, usage)
+        _record_usage(rt, address, facts.task_id, usage, "fit")
         fit_score = float(policy.clamp_score(fit.score))
     except LLMOutputError as exc:
         log.warning("fit evaluation for task %s unusable (%s): not bidding", facts.task_id, exc)
@@ -326,7 +343,7 @@ def _decide(rt: Runtime, facts: _TaskFacts, address: str) -> dict[str, Any]:
     if not rt.provider.offline:
         try:
             bid_advice, usage = rt.provider.calculate_bid_amount(capabilities, view, reputation, 0)
-            _record_usage(rt, address, facts.task_id, usage)
+            _record_usage(rt, address, facts.task_id, usage, "bid")
             advice = bid_advice.fraction
         except LLMOutputError:
             advice = None  # advice is optional; the strategy prices alone
@@ -467,7 +484,7 @@ def _execute(rt: Runtime, args: AgentTaskArgs) -> dict[str, Any]:
             metrics.record_stuck("execute_given_up")
             return {"status": "given_up", "reason": policy.scrub(str(exc), rt.secrets())[:300]}
         raise TryLater(f"execution answer unusable: {exc}") from exc
-    _record_usage(rt, args.agent, args.task_id, usage)
+    _record_usage(rt, args.agent, args.task_id, usage, "execute")
     content = policy.limit_result(policy.scrub(result.content, rt.secrets()))
     digest = rt.results.put(content)
     try:
@@ -507,7 +524,7 @@ def _evaluate(rt: Runtime, args: TaskArgs) -> dict[str, Any]:
             verdict, usage = rt.provider.evaluate_task_result(view, content)
         except LLMOutputError as exc:  # the evaluator's failure: never a 0 that punishes the agent
             return _scoring_failed(rt, args.task_id, exc)
-        _record_usage(rt, task.assignee, args.task_id, usage)
+        _record_usage(rt, task.assignee, args.task_id, usage, "score")
         score, feedback = policy.clamp_score(verdict.score), verdict.feedback[:500]
     try:
         s.tasks.complete_task(s.evaluator, args.task_id, score)
