@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from shell import cli_market, cli_ops
+from shell import cli_dashboard, cli_market, cli_ops
 from shell.console import ModeOption, console, load_settings
 
 if TYPE_CHECKING:
@@ -208,7 +208,8 @@ def up(
     workers: Annotated[int, typer.Option(min=1, max=32, help="Celery worker processes for the agent queues.")] = 2,
     run_dir: Annotated[Path, typer.Option(help="Logs, deployment record, models, env file.")] = Path("run"),
 ) -> None:
-    """The whole fleet as local processes (anvil, redis, listener, workers, trainer, beat, Flower); Ctrl-C stops all."""
+    """The whole fleet as local processes (anvil, redis, listener, workers, trainer, beat, Flower, dashboard); Ctrl-C
+    stops all."""
     from shell.stack import run_stack
 
     run_stack(workers=workers, run_dir=run_dir, settings=load_settings(), say=console.print)
@@ -229,6 +230,7 @@ app.add_typer(cli_market.message_app, name="message")
 app.command("llm-check")(cli_ops.llm_check)
 app.command("stuck")(cli_ops.stuck)
 app.command("decide")(cli_ops.decide)
+app.command("dashboard")(cli_dashboard.dashboard)
 
 
 if __name__ == "__main__":

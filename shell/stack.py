@@ -1,7 +1,8 @@
 """``agentfleet up``: the whole fleet as separate processes on one machine, without Docker.
 
 anvil and redis-server on free ports, the contracts deployed (or reused), the fleet registered, then the
-same commands docker-compose.yml runs: the listener, N Celery workers, the solo trainer, beat and Flower.
+same commands docker-compose.yml runs: the listener, N Celery workers, the solo trainer, beat, Flower and the
+dashboard (on the host's loopback).
 A process that exits is started again (same command and environment, so the same metrics port) after a
 backoff; only Ctrl-C (or SIGTERM) stops the stack, and then every process it started, services last.
 """
@@ -36,6 +37,7 @@ from shell.services import free_port, local_services
 
 LISTENER_METRICS = "AGENTFLEET_LISTENER_METRICS_PORT"
 WORKER_METRICS = "AGENTFLEET_WORKER_METRICS_PORT"
+DASHBOARD_PASSWORD = "AGENTFLEET_DASHBOARD_PASSWORD"
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0  # seconds before restarting a process that died; doubles each time
 STABLE_AFTER = 60.0  # seconds up after which a process counts as healthy again (backoff back to the first)
 
@@ -91,6 +93,7 @@ class Stack:
     run_dir: Path
     env: dict[str, str]
     flower_port: int
+    dashboard_port: int = 0
     procs: dict[str, Supervised] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)  # process name -> its Prometheus URL
     pids: str = ""  # what run_dir/pids holds
@@ -199,7 +202,9 @@ def run_stack(
         env["AGENTFLEET_MNEMONIC"] = settings.mnemonic.get_secret_value()
         if settings.openai_api_key is not None:
             env["OPENAI_API_KEY"] = settings.openai_api_key.get_secret_value()
-        stack = Stack(run_dir, env, free_port())
+        if settings.dashboard_password is not None and settings.dashboard_password.get_secret_value():
+            env[DASHBOARD_PASSWORD] = settings.dashboard_password.get_secret_value()  # then it asks for it
+        stack = Stack(run_dir, env, free_port(), free_port())
         services.callback(stack.stop)
         stack.spawn("listener", [sys.executable, "-m", "chain_listener"], metrics_setting=LISTENER_METRICS)
         for i in range(workers):
@@ -256,14 +261,30 @@ def run_stack(
             "flower",
             [bin_path("celery"), "-A", "workers", "flower", "--address=127.0.0.1", f"--port={stack.flower_port}"],
         )
+        stack.spawn(
+            "dashboard",
+            [
+                sys.executable,
+                "-m",
+                "shell.cli",
+                "dashboard",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(stack.dashboard_port),
+            ],
+        )
         say(f"chain    {node.url}  (contracts: {local.contract_addresses_path})")
         say(f"redis    {server.url}")
         say(f"flower   http://127.0.0.1:{stack.flower_port}")
+        say(f"dashboard http://127.0.0.1:{stack.dashboard_port}")
         say(f"metrics  {', '.join(f'{name} {url}' for name, url in stack.metrics.items())}")
         say(f"logs     {run_dir}/*.log")
         say(f"processes: {', '.join(stack.procs)}; Ctrl-C stops them all")
-        shareable = {k: v for k, v in env.items() if k.startswith("AGENTFLEET_") and k != "AGENTFLEET_MNEMONIC"}
+        secret = {"AGENTFLEET_MNEMONIC", DASHBOARD_PASSWORD}
+        shareable = {k: v for k, v in env.items() if k.startswith("AGENTFLEET_") and k not in secret}
         shareable["FLOWER_URL"] = f"http://127.0.0.1:{stack.flower_port}"
+        shareable["DASHBOARD_URL"] = f"http://127.0.0.1:{stack.dashboard_port}"
         shareable["METRICS_URLS"] = ",".join(f"{name}={url}" for name, url in stack.metrics.items())
         (run_dir / "env").write_text("".join(f"{k}={v}\n" for k, v in shareable.items()))  # no secrets
         ticking = threading.Thread(target=_tick, args=(node.url, stop), name="clock", daemon=True)

@@ -42,7 +42,7 @@ def test_compose_file_passes_the_compose_spec_schema() -> None:
 
 def test_worker_service_scales_and_secrets_are_not_hard_coded() -> None:
     spec = services()
-    assert {"redis", "chain", "deploy", "listener", "worker", "trainer", "beat", "flower"} <= set(spec)
+    assert {"redis", "chain", "deploy", "listener", "worker", "trainer", "beat", "flower", "dashboard"} <= set(spec)
     worker = spec["worker"]
     assert "container_name" not in worker and "ports" not in worker  # `--scale worker=5` needs both absent
     assert "healthcheck" in worker and worker["restart"] == "unless-stopped"
@@ -52,6 +52,18 @@ def test_worker_service_scales_and_secrets_are_not_hard_coded() -> None:
     assert spec["trainer"]["command"][spec["trainer"]["command"].index("-P") + 1] == "solo"
     text = COMPOSE.read_text()
     assert "sk-" not in text and "${OPENAI_API_KEY" in text
+
+
+def test_dashboard_service_requires_its_password_and_stays_on_the_hosts_loopback() -> None:
+    dashboard = services()["dashboard"]
+    command = dashboard["command"]
+    assert command[:2] == ["agentfleet", "dashboard"]
+    assert command[command.index("--address") + 1] == "0.0.0.0"  # inside the container; the port is published
+    assert dashboard["ports"] == ["127.0.0.1:8600:8600"]  # on the host's loopback only
+    password = dashboard["environment"]["AGENTFLEET_DASHBOARD_PASSWORD"]
+    assert password.startswith("${AGENTFLEET_DASHBOARD_PASSWORD:?")  # compose refuses to run without one
+    assert "/healthz" in " ".join(dashboard["healthcheck"]["test"])
+    assert all(volume.endswith(":ro") for volume in dashboard["volumes"])  # it reads, never writes
 
 
 def test_rabbitmq_is_an_optional_broker_behind_its_profile() -> None:
@@ -67,7 +79,7 @@ def test_rabbitmq_is_an_optional_broker_behind_its_profile() -> None:
     assert rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"] == "${RABBITMQ_PASSWORD:-change-me}"
     assert all(port.startswith("127.0.0.1:") for port in rabbitmq.get("ports", []))  # host loopback only
     assert "rabbitmq-data" in compose["volumes"]
-    for name in ("listener", "worker", "trainer", "beat", "flower"):
+    for name in ("listener", "worker", "trainer", "beat", "flower", "dashboard"):
         assert spec[name]["environment"]["AGENTFLEET_BROKER_URL"] == "${AGENTFLEET_BROKER_URL:-}"  # unset: Redis
         waits = spec[name]["depends_on"]["rabbitmq"]
         assert waits == {"condition": "service_healthy", "required": False}  # only with the profile on
@@ -105,12 +117,13 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
     spec = services()
     redis_server = RedisServer.start(password="change-me")
     anvil_port = free_port()
-    flower_port, metrics_port = free_port(), free_port()
+    flower_port, metrics_port, dashboard_port = free_port(), free_port(), free_port()
     worker_metrics, trainer_metrics = free_port(), free_port()
     replacements = {
         "0.0.0.0": "127.0.0.1",
         "8545": str(anvil_port),
         "5555": str(flower_port),
+        "8600": str(dashboard_port),
         "9102": str(worker_metrics),
         "9103": str(trainer_metrics),
         "/tmp/celerybeat-schedule": str(tmp_path / "beat-schedule"),
@@ -128,7 +141,7 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
     )
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(name: str) -> subprocess.Popen[bytes]:
+    def start(name: str, **extra: str) -> subprocess.Popen[bytes]:
         own = {
             k: replacements.get(str(v), str(v))
             for k, v in (spec[name].get("environment") or {}).items()
@@ -137,7 +150,7 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
         proc = subprocess.Popen(
             local(spec[name]["command"], replacements),
             cwd=ROOT,
-            env={**env, **own},
+            env={**env, **own, **extra},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -169,8 +182,17 @@ def test_every_service_command_runs_locally(tmp_path: Path) -> None:
         wait_until(healthy, 60, "flower did not come up", interval=0.2)
         with pytest.raises(urllib.error.HTTPError, match="401"):
             _get(f"http://127.0.0.1:{flower_port}/workers")  # basic auth guards the pages
+        dashboard = start("dashboard", AGENTFLEET_DASHBOARD_PASSWORD="dash-secret")
+        answered = up(
+            lambda: _get(f"http://127.0.0.1:{dashboard_port}/healthz") == b'{"redis":true,"chain":true}', dashboard
+        )
+        wait_until(answered, 60, "the dashboard did not come up", interval=0.2)
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            _get(f"http://127.0.0.1:{dashboard_port}/")  # basic auth guards the pages
+        login = {"Authorization": "Basic " + base64.b64encode(b"operator:dash-secret").decode()}
+        assert b"Market" in _get(f"http://127.0.0.1:{dashboard_port}/", login)
         time.sleep(2)
-        assert beat.poll() is None and trainer.poll() is None and listener.poll() is None
+        assert beat.poll() is None and trainer.poll() is None and listener.poll() is None and dashboard.poll() is None
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("agentfleet", "chain_listener", "workers", "trainer", "shell", "testkit", "bench", "tests")
+PACKAGES = ("agentfleet", "chain_listener", "workers", "trainer", "dashboard", "shell", "testkit", "bench", "tests")
 PROCESSES = ("chain_listener", "workers", "trainer")
 
 FORBIDDEN: dict[str, set[str]] = {  # package -> top-level packages it must not import
@@ -24,6 +24,7 @@ FORBIDDEN: dict[str, set[str]] = {  # package -> top-level packages it must not 
     "chain_listener": {"workers", "trainer", "shell", "testkit", "bench", "tests"},
     "workers": {"chain_listener", "trainer", "shell", "testkit", "bench", "tests"},
     "trainer": {"chain_listener", "workers", "shell", "testkit", "bench", "tests"},
+    "dashboard": {"chain_listener", "workers", "trainer", "shell", "testkit", "bench", "tests"},
     "shell": {"testkit", "bench", "tests"},
     "testkit": {"bench", "tests"},
     "bench": {"tests"},

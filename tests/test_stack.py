@@ -240,6 +240,8 @@ def test_tasks_flow_to_completion_and_ctrl_c_stops_everything(stack: RunningStac
 
         wait_until(completed, 120, lambda: str([session.tasks.status_of(t) for t in (1, 2, 3)]), interval=0.5)
         assert leftovers(stack)  # the fleet's processes are running
+        market = urllib.request.urlopen(stack.env["DASHBOARD_URL"] + "/", timeout=30).read().decode()
+        assert all(f'href="/tasks/{t}"' in market for t in (1, 2, 3)), market[-3000:]  # `up` serves the dashboard
         check_metrics(dict(item.split("=", 1) for item in stack.env["METRICS_URLS"].split(",")))
     finally:
         stack.proc.send_signal(signal.SIGINT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 
 from agentfleet.chain.local import advance_time
@@ -18,11 +19,9 @@ from testkit.fleet import QUEUES, pump, running_fleet
 
 @pytest.mark.anvil
 def test_a_tasks_life_is_one_timeline_from_creation_to_learning(tmp_path: Path, redis_server: RedisServer) -> None:
-    with running_fleet(tmp_path, redis_server, queues=[*QUEUES, routing.TRAINING], action_logging=False) as (
-        s,
-        listener,
-        client,
-    ):
+    models = tmp_path / "models"  # not the project's models folder: a rerun must learn again
+    fleet = running_fleet(tmp_path, redis_server, queues=[*QUEUES, routing.TRAINING], models_dir=models)
+    with fleet as (s, listener, client):
         task_id = create_task(s, tags=["research"], window=30, text="Survey <b>rollups</b>")
         pump(listener, lambda: bool(bids_on(s, task_id)))
         advance_time(s.client.w3, 31)
