@@ -33,11 +33,12 @@ class CheckpointStore:
     def __init__(self, client: redis.Redis, *, chain_id: int, prefix: str = keys.LISTENER, window: int = 512):
         self.redis = client
         self.base = f"{prefix}:{chain_id}"
+        self.chain_id, self.prefix = chain_id, prefix
         self.window = window
 
     @property
     def checkpoint_key(self) -> str:
-        return f"{self.base}:checkpoint"
+        return keys.listener_checkpoint(self.chain_id, self.prefix)
 
     @property
     def blocks_key(self) -> str:

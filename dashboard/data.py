@@ -929,7 +929,7 @@ class AgentRow:
     earnings_eth: float
     wins: int
     completed: int
-    open_bids: int
+    bids_placed: int  # BidPlaced logs (open auctions; sealed bids never reach the chain)
     win_rate: float | None  # over its last settled bids (the trainer's record)
     llm_cost_usd: float
     llm_tokens: int
@@ -1046,7 +1046,7 @@ def _agent_row(reads: Reads, entry: FleetAgent, activity: dict[str, Any] | None)
         earnings_eth=sum(eth(log["args"]["payment"]) for log in settled),
         wins=len(assigned),
         completed=sum(1 for log in settled if int(log["args"]["score"]) >= 50),
-        open_bids=len(bids),
+        bids_placed=len(bids),
         win_rate=sum(recent) / len(recent) if recent else None,
         llm_cost_usd=spent.get("cost_usd", 0.0),
         llm_tokens=int(spent.get("prompt_tokens", 0) + spent.get("completion_tokens", 0)),
@@ -1138,7 +1138,7 @@ def fleet(sources: Sources) -> FleetView:
     chain_id = reads.chain(lambda s: int(s.client.w3.eth.chain_id), None)
     checkpoint = None
     if chain_id is not None:
-        stored = reads.redis(lambda r: r.get(f"{keys.LISTENER}:{chain_id}:checkpoint"), None)
+        stored = reads.redis(lambda r: r.get(keys.listener_checkpoint(chain_id)), None)
         if stored:
             checkpoint = _int(json.loads(stored).get("number"))
     events_total = reads.redis(lambda r: int(r.xlen(keys.EVENTS)), None)

@@ -98,3 +98,8 @@ TRAINER_LIVE = f"{ROOT}:trainer:live"  # sorted set: trainer name -> Redis time 
 def trainer_shard(shard: int) -> str:
     """A trainer shard's lease: the token of the trainer claim that holds it, with a PX expiry."""
     return f"{ROOT}:trainer:shard:{shard}"
+
+
+def listener_checkpoint(chain_id: int, prefix: str = LISTENER) -> str:
+    """The listener's checkpoint on this chain (JSON: number and hash of the last block it acted on)."""
+    return f"{prefix}:{chain_id}:checkpoint"
