@@ -94,6 +94,7 @@ class Dispatcher:
         self._writes = self.redis.pipeline(transaction=False)  # the batch's task texts: one round trip
         routed = [(event, self.route(event)) for event in events]  # chain order: sorted by (block, log index)
         states = self._states(routed)  # sends the texts too: they are in Redis before any message is
+        self._append_events(routed, states)
         with self.app.producer_or_acquire() as producer:
             for (event, works), (state_keys, known) in zip(routed, states, strict=True):
                 self._send(event, works, state_keys, known, producer)
@@ -245,8 +246,8 @@ class Dispatcher:
 
     # --- two-phase idempotent send ------------------------------------------------------------------------
     def _trace_event(self, event: ChainEvent, works: list[Work], pipe: Pipeline) -> None:
-        """The event in its task's trace (same round trip as the stream entry): what happened on chain and
-        which messages it caused."""
+        """The event in its task's trace (same round trip as the stream entry, before its messages are sent, so
+        it comes first in the timeline): what happened on chain and which messages it caused."""
         task_id = event.args.get("taskId")
         if not isinstance(task_id, int) or task_id <= 0:
             return
@@ -290,10 +291,9 @@ class Dispatcher:
     def _send(
         self, event: ChainEvent, works: list[Work], state_keys: list[str], known: list[bytes | None], producer: Any
     ) -> None:
-        """Send the event's messages not yet ``sent``, then mark them, append the event to the stream and mark
-        that, in one round trip. A crash before the marks re-sends this event's messages on replay, under the
-        same task ids (workers drop the copy)."""
-        *message_states, stream_state, _reverted = known
+        """Send the event's messages not yet ``sent``, then mark them in one round trip. A crash before the marks
+        re-sends this event's messages on replay, under the same task ids (workers drop the copy)."""
+        *message_states, _stream_state, _reverted = known
         todo = [(w, k) for w, k, state in zip(works, state_keys, message_states, strict=False) if state != b"sent"]
         for work, _key in todo:
             self.app.send_task(
@@ -307,12 +307,23 @@ class Dispatcher:
                 kwargsrepr=_brief(work.kwargs),  # Celery's saferepr of the event took a third of the send
             )
             self.metrics.dispatched.labels(task=work.task).inc()
-        if not todo and stream_state == b"sent":
-            return  # a replay of an event fully handled before
-        pipe = self.redis.pipeline(transaction=True)
+        if not todo:
+            return
+        pipe = self.redis.pipeline(transaction=False)  # one write, applied in order; no MULTI needed
         for _work, key in todo:
             pipe.set(key, "sent", ex=KEY_TTL)
-        if stream_state != b"sent":
+        pipe.execute()
+
+    def _append_events(
+        self, routed: list[tuple[ChainEvent, list[Work]]], states: list[tuple[list[str], list[bytes | None]]]
+    ) -> None:
+        """The batch's events not yet in the stream, with their trace entries, in one round trip before the
+        sends: the stream entry and then its mark, so a cut connection can repeat an entry on replay but never
+        lose one; a crash after this and before the sends re-sends the messages, not the entries."""
+        pipe = self.redis.pipeline(transaction=False)
+        for (event, works), (state_keys, known) in zip(routed, states, strict=True):
+            if known[-2] == b"sent":
+                continue
             self._trace_event(event, works, pipe)
             pipe.xadd(
                 self.stream_key,
@@ -321,7 +332,8 @@ class Dispatcher:
                 approximate=True,
             )
             pipe.set(state_keys[-2], "sent", ex=KEY_TTL)
-        pipe.execute()
+        if len(pipe):
+            pipe.execute()
 
 
 def _brief(kwargs: dict[str, Any]) -> str:
