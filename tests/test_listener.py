@@ -287,6 +287,37 @@ def test_malformed_and_unknown_logs_are_skipped_with_a_reason(
     assert stream(redis_client) == []
 
 
+def test_indexed_topics_decode_as_strictly_as_eth_abi() -> None:
+    """Topics are decoded by hand on the backfill path: the same values as eth_abi, the same refusals."""
+    from eth_abi import encode
+    from eth_utils import event_abi_to_log_topic
+
+    from agentfleet.chain.artifacts import load_artifact
+    from chain_listener.events import EventDecoder, UndecodableLog
+
+    address = "0x" + "ab" * 20
+    decoder = EventDecoder({"TaskManager": address})
+    abi = next(i for i in load_artifact("TaskManager").abi if i.get("name") == "TaskAssigned")
+    agent = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+    log = {
+        "address": address,
+        "topics": [event_abi_to_log_topic(abi), (7).to_bytes(32, "big"), bytes(12) + bytes.fromhex(agent[2:])],
+        "data": encode(["uint256", "uint64"], [5, 9]),
+        "blockNumber": 5,
+        "logIndex": 0,
+        "transactionHash": b"\x01" * 32,
+        "blockHash": b"\x02" * 32,
+    }
+    event = decoder.decode(log)  # type: ignore[arg-type]
+    assert event.args == {"taskId": 7, "agent": agent, "price": 5, "executionDeadline": 9}
+    dirty = {**log, "topics": [log["topics"][0], log["topics"][1], b"\x01" + log["topics"][2][1:]]}
+    with pytest.raises(UndecodableLog, match="bad_data"):
+        decoder.decode(dirty)  # type: ignore[arg-type]
+    short = {**log, "topics": [log["topics"][0], b"\x07", log["topics"][2]]}
+    with pytest.raises(UndecodableLog, match="bad_data"):
+        decoder.decode(short)  # type: ignore[arg-type]
+
+
 def test_websocket_new_heads_wake_the_listener_at_once(
     market: ChainSession, redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
