@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -36,6 +34,7 @@ from dashboard import app as dashboard_app
 from dashboard.app import UnsafeBind, check_bind, create_app
 from dashboard.data import Sources
 from shell.services import RedisServer, free_port
+from testkit import browser
 from testkit.chain import ETH, bids_on, clean_env, create_task, deployed_market
 from testkit.fleet import pump, running_fleet
 
@@ -221,28 +220,11 @@ def _no_workers() -> _NoWorkers:
 
 
 # --- the real thing in Chromium --------------------------------------------------------------------------------------
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--virtual-time-budget=3000",
-]
+CHROMIUM_FLAGS = ("--hide-scrollbars", "--virtual-time-budget=3000")
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not binary:
-        pytest.skip("Debian's chromium is not installed: run scripts/setup.sh (it installs it with apt-get)")
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        return subprocess.run(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=60
-        )
+    return browser.chromium(*args, flags=CHROMIUM_FLAGS)
 
 
 def screenshot(url: str, path: Path, *, height: int = 2000) -> None:

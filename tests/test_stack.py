@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,24 +23,14 @@ from agentfleet.chain.session import ChainSession
 from agentfleet.protocol import routing
 from agentfleet.protocol.status import TaskStatus
 from agentfleet.settings import Settings
+from testkit import browser
 from testkit.chain import clean_env
 from testkit.wait import wait_until
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "shell.cli"]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=5000",
-    "--window-size=1400,900",
-]
+CHROMIUM_FLAGS = ("--virtual-time-budget=5000", "--window-size=1400,900")
 
 
 @dataclass
@@ -100,12 +88,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "Debian's chromium is not installed: run scripts/setup.sh (it installs it with apt-get)"
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        return subprocess.run(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=60
-        )
+    return browser.chromium(*args, flags=CHROMIUM_FLAGS)
 
 
 def test_flower_in_chromium_lists_the_workers_and_the_profile_queues(stack: RunningStack, artifacts_out: Path) -> None:
