@@ -22,7 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEFAULT_MODEL = "gpt-4o-mini"  # every LLM role's model unless its AGENTFLEET_MODEL_* says otherwise
 
-StrategyName = Literal["adaptive", "rl"]
+StrategyName = Literal["adaptive", "shading", "rl"]
 LogFormat = Literal["text", "json"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 AuctionModeChoice = Literal["open", "sealed", "mixed"]
@@ -122,6 +122,17 @@ class Settings(BaseSettings):
         ge=0,
         le=100,
         description="Capability weight a tagged task must name before an agent asks the LLM (0: always ask).",
+    )
+    rl_warmup: int = Field(
+        default=2000,
+        ge=0,
+        description="Transitions an agent's model learns from (hindsight included, ~150 settled bids) before it bids"
+        " with the RL strategy; until then its learning profile's adaptive heuristic bids (and teaches it).",
+    )
+    eth_per_usd: float = Field(
+        default=1 / 3000,
+        ge=0,
+        description="ETH one US dollar buys: the LLM bill (priced in USD) becomes a cost in the RL reward (ETH).",
     )
     training_confirmations: int = Field(
         default=6, ge=0, description="Blocks an outcome's event must be buried under before the trainer learns."

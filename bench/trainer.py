@@ -4,9 +4,10 @@ Run: ``.venv/bin/python -m bench.trainer [--outcomes 300] [--decisions 2000] [--
 [--shard-rounds 8]``.
 
 - trained outcomes/s: what ``trainer.tasks.record_outcome`` does per message, minus Redis and Celery: the
-  agent kept in memory (``trainer.learners``), the transition and 4 gradient steps, one journal line, a full
-  checkpoint every 50 outcomes. Baseline: the 4 gradient steps alone on a model kept in memory. Also printed:
-  the path before issue 13 (load the model from disk, train, write it whole, per outcome).
+  agent kept in memory (``trainer.learners``), the transition with the levels it tells in hindsight
+  (``reward.hindsight``) and 4 gradient steps, one journal line, a full checkpoint every 50 outcomes.
+  Baseline: the 4 gradient steps alone on a model kept in memory. Also printed: the path before issue 13
+  (load the model from disk, train, write it whole, per outcome).
 - decision latency: ``RLBiddingStrategy.decide`` (new-version check by ``stat``, state encoding, act,
   policy bounds) against a bare forward pass of the same network; p50/p99 over the decisions.
 - trainer shards: the trainer path (the same ``Learners`` work per outcome, torch on one thread) in ONE process
@@ -35,14 +36,17 @@ import torch
 
 from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.dqn import ReinforcementLearning, load_or_fresh
+from agentfleet.bidding.market import KEPT, MarketFeatures
 from agentfleet.bidding.policy_net import PolicyCache
 from agentfleet.bidding.rl import RLBiddingStrategy
+from agentfleet.bidding.state import ACTIONS, STATE_SIZE
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol.routing import shard_of
 from trainer.integration import LearningIntegration
 from trainer.learners import Learners, Lesson
 
 AGENT = "0xbench"
+HINDSIGHT = {action: 0.1 for action in range(ACTIONS) if action != 3}  # what a won auction tells of every level
 SHARD_AGENTS = 4  # per shard
 WARMUP = 200  # outcomes per process before the barrier
 
@@ -65,7 +69,7 @@ def learn_agents(agents: list[str], outcomes: int, start: Barrier, results: Any)
     torch.set_num_threads(1)
     models = Path(tempfile.mkdtemp())
     learners = Learners(models)  # the trainer's defaults: a checkpoint every 50 outcomes or 30 s
-    state = [0.5] * 8
+    state = [0.5] * STATE_SIZE
     for agent in agents:
         model = ReinforcementLearning(agent, batch_size=64)
         for _ in range(64):
@@ -75,7 +79,7 @@ def learn_agents(agents: list[str], outcomes: int, start: Barrier, results: Any)
     def run(prefix: str, count: int) -> None:
         for n in range(count):
             agent = agents[n % len(agents)]
-            learners.learn(agent, Lesson(f"{prefix}{n}:{agent}", state, n % 18, 0.2))
+            learners.learn(agent, Lesson(f"{prefix}{n}:{agent}", state, n % ACTIONS, 0.2, hindsight=HINDSIGHT))
 
     run("warm", WARMUP)
     for number in itertools.count():
@@ -136,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     models = Path(tempfile.mkdtemp())
-    state = [0.5] * 8
+    state = [0.5] * STATE_SIZE
 
     warm = ReinforcementLearning(AGENT, batch_size=64)
     for _ in range(64):
@@ -163,7 +167,7 @@ def main() -> None:
     learners.get(AGENT, lambda: LearningIntegration(AGENT, {"research": 80.0}, warm, models_dir=journaled_dir))
     began = time.perf_counter()
     for n in range(args.outcomes):
-        learners.learn(AGENT, Lesson(f"{n}:{AGENT}", state, 3, 0.2))
+        learners.learn(AGENT, Lesson(f"{n}:{AGENT}", state, 3, 0.2, hindsight=HINDSIGHT))
     journaled = args.outcomes / (time.perf_counter() - began)
 
     strategy = RLBiddingStrategy(AGENT, AgentLearningConfig.get_profile("balanced"), PolicyCache(models))
@@ -174,6 +178,7 @@ def main() -> None:
         fit_score=80,
         capability_weights={"research": 80},
         reputation=60,
+        market=MarketFeatures(clearing=[0.01 + i / 10_000 for i in range(KEPT)], bidders=4.0),  # a full window
     )
     strategy.decide(ctx)  # first call loads the model
     ours, bare = [], []

@@ -130,6 +130,15 @@ class Dispatcher:
             return []
         if name == "TaskAssigned":
             return self._assigned(event)
+        if name == "AuctionFinalized" and int(str(args.get("winner", "0x0")), 16) != 0:
+            return [
+                Work(
+                    routing.RECORD_CLEARING,
+                    routing.training_queue(str(args["winner"]), self.trainer_shards),
+                    self._key(event, "clearing"),
+                    {"task_id": args["taskId"], "event": message},
+                )
+            ]
         if name == "ResultSubmitted":
             return [
                 Work(

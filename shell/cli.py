@@ -17,6 +17,7 @@ from shell.console import ModeOption, console, load_settings
 
 if TYPE_CHECKING:
     from shell.demo import TaskRow
+    from trainer.simulator import MarketShape
 
 app = typer.Typer(
     help="agentfleet: LLM agents competing for on-chain tasks, as a Celery worker fleet.", no_args_is_help=True
@@ -153,43 +154,33 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed of the market and the learner.")] = 11,
     out: Annotated[str, typer.Option(help="PNG of the learning curves.")] = "simulation.png",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds: one summary row per market, no plot.")] = "",
+    market: Annotated[
+        str, typer.Option(help="Market shape: " + ", ".join(_market_names()) + "; 'all' with --seeds: each of them.")
+    ] = "default",
 ) -> None:
-    """Market simulator (no chain, no Celery): a learning agent against fixed learning profiles."""
+    """Market simulator (no chain, no Celery): a learning agent against bid shading and the fixed profiles."""
     from rich.progress import Progress
 
-    from trainer.simulator import compare, plot, summary, sweep
+    from trainer.simulator import MARKETS, compare, plot, summary
 
+    names = list(MARKETS) if market == "all" and seeds else [market]
+    unknown = [name for name in names if name not in MARKETS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown market {unknown[0]!r}; choose one of {', '.join(MARKETS)}", param_hint="--market"
+        )
     if seeds:
         try:
             chosen = [int(part) for part in seeds.split(",") if part.strip()]
         except ValueError:
             raise typer.BadParameter("use comma-separated integers, e.g. 1,2,3", param_hint="--seeds") from None
-        with Progress(console=console) as progress:
-            bar = progress.add_task("markets", total=len(chosen))
-            rows = sweep(chosen, tasks, progress=lambda: progress.advance(bar))
-        table = Table("seed", "learner, first 500", "learner, last 500", "best fixed profile", "its last 500")
-        for r in rows:
-            table.add_row(
-                str(r["seed"]),
-                f"{r['rl_first']:.0f}",
-                f"{r['rl_last']:.0f}",
-                str(r["best_fixed"]),
-                f"{r['best_last']:.0f}",
-            )
-        ahead = sum(r["rl_last"] > r["best_last"] for r in rows)
-        totals = {key: f"{sum(r[key] for r in rows):.0f}" for key in ("rl_first", "rl_last", "best_last")}
-        table.add_row(
-            "all",
-            totals["rl_first"],
-            totals["rl_last"],
-            f"learner ahead on {ahead} of {len(rows)}",
-            totals["best_last"],
-        )
-        console.print(table)
+        if not chosen:
+            raise typer.BadParameter("name at least one seed", param_hint="--seeds")
+        _sweep_table([MARKETS[name] for name in names], chosen, tasks)
         return
     with Progress(console=console) as progress:
         bar = progress.add_task("learning agent", total=tasks)
-        results = compare(seed, tasks, progress=lambda _step: progress.advance(bar))
+        results = compare(seed, tasks, progress=lambda _step: progress.advance(bar), market=MARKETS[market])
     table = Table("strategy of the focal agent", "profit, first 500", "profit, last 500", "wins, last 500", "total")
     for row in summary(results):
         table.add_row(
@@ -201,6 +192,53 @@ def simulate(
         )
     console.print(table)
     console.print(f"learning curves: {plot(results, out)}")
+
+
+def _market_names() -> list[str]:
+    from trainer.simulator import MARKETS
+
+    return list(MARKETS)
+
+
+def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int) -> None:
+    """One row per (market, seed): the learner's first and last 500 against the best fixed profile (and bid
+    shading); then per market shape the geometric mean of learner / best fixed where a fixed profile earned."""
+    from rich.progress import Progress
+
+    from trainer.simulator import geometric_mean_ratio, sweep
+
+    table = Table(
+        "market", "seed", "learner, first 500", "learner, last 500", "shading, last 500", "best fixed", "its last 500"
+    )
+    footer: list[tuple[str, str]] = []
+    with Progress(console=console) as progress:
+        bar = progress.add_task("markets", total=len(markets) * len(seeds))
+        for shape in markets:
+            rows = sweep(seeds, tasks, progress=lambda: progress.advance(bar), market=shape)
+            for r in rows:
+                table.add_row(
+                    shape.name,
+                    str(r["seed"]),
+                    f"{r['rl_first']:.0f}",
+                    f"{r['rl_last']:.0f}",
+                    f"{r['shading_last']:.0f}",
+                    str(r["best_fixed"]),
+                    f"{r['best_last']:.0f}",
+                )
+            ratio, shading = geometric_mean_ratio(rows), geometric_mean_ratio(rows, "shading_last")
+            kept = sum(r["rl_last"] >= r["rl_first"] for r in rows)
+            earned = sum(r["best_last"] > 0 for r in rows)
+            text = "no fixed profile earned anything" if ratio is None else f"{ratio:.2f}x (shading {shading:.2f}x)"
+            footer.append(
+                (
+                    shape.name,
+                    f"learner / best fixed, geometric mean over {earned} markets where one earned: {text}; "
+                    f"learner's last 500 >= its first 500 in {kept} of {len(rows)}",
+                )
+            )
+    console.print(table)
+    for name, line in footer:
+        console.print(f"[bold]{name}[/bold]: {line}")
 
 
 @app.command()

@@ -10,7 +10,8 @@ from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
 from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.costs import OPEN_BID_GAS, bid_cost_wei, win_chance
 from agentfleet.bidding.record import BidRecord
-from agentfleet.bidding.reward import Outcome, reward_of
+from agentfleet.bidding.reward import REPUTATION_WEIGHT, Outcome, reward_of
+from agentfleet.bidding.state import STATE_SIZE
 from agentfleet.profiles import AgentLearningConfig
 from testkit.chain import ETH, deployed_market
 
@@ -42,15 +43,17 @@ def test_adaptive_strategy_does_not_bid_when_the_gas_exceeds_the_expected_paymen
 
 def test_the_reward_pays_the_bid_gas_whatever_the_outcome() -> None:
     agent = "0x" + "cd" * 20
-    record = BidRecord(state=[0.0] * 8, action=3, reward_wei=ETH, amount_wei=ETH // 2, bid_cost_wei=ETH // 100)
+    record = BidRecord(state=[0.0] * STATE_SIZE, action=3, reward_wei=ETH, amount_wei=ETH // 2, bid_cost_wei=ETH // 100)
 
     def reward(outcome: str) -> float:
         return reward_of(Outcome.model_validate({"agent": agent, "task_id": 1, "outcome": outcome}), record)
 
     assert reward("lost") == pytest.approx(-0.01)
     assert reward("won") == pytest.approx(0.5 - 0.01)
-    assert reward("failed") == pytest.approx(-0.5 - 0.01)
-    old = BidRecord.model_validate({"state": [0.0] * 8, "action": 3, "reward_wei": ETH, "amount_wei": ETH // 2})
+    assert reward("failed") == pytest.approx(-REPUTATION_WEIGHT * 10 - 0.01)
+    old = BidRecord.model_validate(
+        {"state": [0.0] * STATE_SIZE, "action": 3, "reward_wei": ETH, "amount_wei": ETH // 2}
+    )
     assert old.bid_cost_wei == 0  # records written before gas counted read as free bids
 
 
@@ -60,3 +63,22 @@ def test_the_chain_client_prices_a_bid_at_the_chain_gas_price(kind: str, tmp_pat
         price = session.client.gas_price()
         assert 0 < price < 10**12  # wei per gas on a local chain: below 1000 gwei
         assert bid_cost_wei(price) == OPEN_BID_GAS * price
+
+
+def test_the_reward_is_money_after_the_llm_bill_and_the_winners_transactions() -> None:
+    from agentfleet.bidding.costs import WINNER_GAS
+
+    agent = "0x" + "cd" * 20
+    record = BidRecord(state=[0.0] * STATE_SIZE, action=3, reward_wei=2 * ETH, amount_wei=ETH, bid_cost_wei=ETH // 100)
+    costs = {"evaluation_usd": 3.0, "execution_usd": 30.0, "eth_per_usd": 1 / 3000, "gas_price_wei": 10**10}
+
+    def reward(outcome: str) -> float:
+        event = {"args": {"score": 50}} if outcome == "won" else None
+        parsed = Outcome.model_validate({"agent": agent, "task_id": 1, "outcome": outcome, "event": event})
+        return reward_of(parsed, record, **costs)
+
+    evaluation, execution, transactions = 0.001, 0.01, WINNER_GAS * 10**10 / ETH
+    assert reward("lost") == pytest.approx((-0.01 - evaluation) / 2)  # per unit of the task's reward (2 ETH)
+    assert reward("won") == pytest.approx((1.0 - 0.01 - evaluation - execution - transactions) / 2)
+    failed = (-0.01 - evaluation - execution - transactions) / 2 - REPUTATION_WEIGHT * 10
+    assert reward("failed") == pytest.approx(failed)

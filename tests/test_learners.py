@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from agentfleet.bidding.dqn import ReinforcementLearning
+from agentfleet.bidding.state import ACTIONS, STATE_SIZE
 from trainer.integration import LearningIntegration
 from trainer.learners import Learners, Lesson, NotOwner, journal_path
 
@@ -24,7 +25,7 @@ def build(models: Path) -> LearningIntegration:
 
 def lesson(n: int, *, scored: bool = False) -> Lesson:
     capability = (n, "research", 90.0, 0.5, ["research"]) if scored else None
-    return Lesson(f"{n}:{AGENT.lower()}", [n / 100] * 8, n % 18, 0.1 * (n % 5), capability)
+    return Lesson(f"{n}:{AGENT.lower()}", [n / 100] * STATE_SIZE, n % ACTIONS, 0.1 * (n % 5), capability)
 
 
 def on_disk(models: Path) -> ReinforcementLearning:

@@ -154,16 +154,30 @@ def test_workers_pick_up_new_versions_and_survive_corrupt_ones(tmp_path: Path) -
             assert not decision.bid and "bar" in decision.reason
 
 
-def test_exploration_decays_with_experience_and_follows_the_profile() -> None:
-    from agentfleet.bidding.state import exploration_rate
+def test_exploration_follows_uncertainty_and_the_profile(tmp_path: Path) -> None:
+    """UCB over bid levels: an untried level is tried before a slightly better known one; the bonus fades as
+    a level's evidence grows; a profile that explores more weighs it more; torch and NumPy agree."""
+    from agentfleet.bidding.policy_net import PolicyCache
+    from agentfleet.bidding.state import exploration_bonus, ucb_scores
     from agentfleet.profiles import AgentLearningConfig
 
-    for profile in AgentLearningConfig.PROFILES.values():
-        rates = [exploration_rate(profile.exploration_rate, n) for n in range(0, 3000, 100)]
-        assert rates == sorted(rates, reverse=True) and 0 < rates[-1] < rates[0] <= 1
-        assert rates[-1] == pytest.approx(profile.exploration_rate / 5)
+    q = [0.0, 0.5, 0.45]
+    assert max(range(3), key=lambda a: ucb_scores(q, [100, 100, 0], 0.1)[a]) == 2  # untried: tried first
+    assert max(range(3), key=lambda a: ucb_scores(q, [100, 100, 5000], 0.1)[a]) == 1  # known worse: left
+    bonuses = [ucb_scores([0.0], [n], 1.0)[0] for n in (1, 10, 100, 1000)]
+    assert bonuses == sorted(bonuses, reverse=True)
     explorer, conservative = (AgentLearningConfig.get_profile(n).exploration_rate for n in ("explorer", "conservative"))
-    assert all(exploration_rate(explorer, n) > exploration_rate(conservative, n) for n in range(0, 3000, 100))
+    assert exploration_bonus(explorer) > exploration_bonus(conservative) > 0
+
+    model = trained(9, steps=100)
+    model.save(tmp_path)
+    policy = PolicyCache(tmp_path).get(AGENT)
+    assert policy.counts.sum() == model.memory.size and (policy.counts == model.memory.counts.numpy()).all()
+    rng = random.Random(4)
+    for _ in range(200):
+        state = [rng.random() for _ in range(STATE_SIZE)]
+        model.exploration_rate = 0.3
+        assert policy.act(state, 0.3) == model.act(state)
 
 
 def test_the_numpy_policy_equals_the_torch_model(tmp_path: Path) -> None:

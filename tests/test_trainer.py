@@ -8,6 +8,7 @@ import pytest
 
 from agentfleet.bidding.dqn import ReinforcementLearning
 from agentfleet.bidding.record import recent_win_rate
+from agentfleet.bidding.state import STATE_SIZE
 from agentfleet.chain.local import advance_time
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
@@ -101,7 +102,7 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
         app.conf.result_backend = redis_server.url
         count = 40
         for task_id in range(1, count + 1):
-            record = BidRecord(state=[0.5] * 8, action=3, reward_wei=ETH, amount_wei=ETH // 2)
+            record = BidRecord(state=[0.5] * STATE_SIZE, action=3, reward_wei=ETH, amount_wei=ETH // 2)
             store_bid_state(client, task_id, agent, record)
             app.send_task(
                 routing.RECORD_OUTCOME,
@@ -145,10 +146,10 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
 
 def test_reward_counts_profit_and_the_reputation_the_task_moved() -> None:
     from agentfleet.bidding.record import BidRecord
-    from agentfleet.bidding.reward import Outcome, reward_of
+    from agentfleet.bidding.reward import REPUTATION_WEIGHT, Outcome, reward_of
 
     agent = "0x" + "ab" * 20
-    record = BidRecord(state=[0.0] * 8, action=1, amount_wei=6 * 10**17, reward_wei=10**18)
+    record = BidRecord(state=[0.0] * STATE_SIZE, action=1, amount_wei=6 * 10**17, reward_wei=10**18)
 
     def reward(outcome: str, args: dict[str, object] | None = None) -> float:
         event = None if args is None else {"args": args}
@@ -156,9 +157,9 @@ def test_reward_counts_profit_and_the_reputation_the_task_moved() -> None:
             Outcome.model_validate({"agent": agent, "task_id": 1, "outcome": outcome, "event": event}), record
         )
 
-    assert reward("won", {"score": 90, "passed": True}) == pytest.approx(0.6 + 0.05 * 8)
+    assert reward("won", {"score": 90, "passed": True}) == pytest.approx(0.6 + REPUTATION_WEIGHT * 8)
     assert reward("won", {"score": 50, "passed": True}) == pytest.approx(0.6)
     assert reward("won") == pytest.approx(0.6)  # no score in the message: the price alone
     assert reward("won", {"score": "ninety"}) == pytest.approx(0.6)  # a malformed score is ignored
-    assert reward("failed", {"score": 20, "passed": False}) == pytest.approx(-0.5)
+    assert reward("failed", {"score": 20, "passed": False}) == pytest.approx(-REPUTATION_WEIGHT * 10)
     assert reward("lost") == 0.0

@@ -19,6 +19,7 @@ import torch
 from celery.contrib.testing.worker import start_worker
 
 from agentfleet.bidding.dqn import ReinforcementLearning
+from agentfleet.bidding.state import ACTIONS, STATE_SIZE
 from agentfleet.chain.keys import derive_account
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
@@ -188,7 +189,7 @@ def build(agent: str, models: Path) -> LearningIntegration:
 
 
 def lesson(n: int, agent: str) -> Lesson:
-    return Lesson(f"{n}:{agent.lower()}", [n / 100] * 8, n % 18, 0.1, None)
+    return Lesson(f"{n}:{agent.lower()}", [n / 100] * STATE_SIZE, n % ACTIONS, 0.1, None)
 
 
 def on_disk(agent: str, models: Path) -> int:
@@ -346,7 +347,7 @@ def test_a_killed_trainers_shard_is_taken_over_and_learned(tmp_path: Path, redis
 
         def send(agent: str, task_ids: range, queue: str) -> None:
             for task_id in task_ids:
-                record = BidRecord(state=[task_id / 100] * 8, action=3, reward_wei=ETH, amount_wei=ETH // 2)
+                record = BidRecord(state=[task_id / 100] * STATE_SIZE, action=3, reward_wei=ETH, amount_wei=ETH // 2)
                 store_bid_state(client, task_id, agent, record)
                 app.send_task(routing.RECORD_OUTCOME, queue=queue, kwargs=outcome(agent, task_id))
 

@@ -51,10 +51,18 @@ class Lesson:
     action: int
     reward: float
     capability: tuple[int, str, float, float, list[str]] | None = None  # task id, type, score, price, tags
+    hindsight: dict[int, float] = field(default_factory=dict)  # other actions' rewards the auction tells
 
     def line(self) -> str:
         return json.dumps(
-            {"id": self.outcome_id, "s": self.state, "a": self.action, "r": self.reward, "c": self.capability}
+            {
+                "id": self.outcome_id,
+                "s": self.state,
+                "a": self.action,
+                "r": self.reward,
+                "c": self.capability,
+                "h": {str(a): r for a, r in self.hindsight.items()},
+            }
         )
 
     @classmethod
@@ -66,7 +74,8 @@ class Lesson:
                 (int(raw[0]), str(raw[1]), float(raw[2]), float(raw[3]), [str(t) for t in raw[4]]) if raw else None
             )
             state = [float(x) for x in data["s"]]
-            return cls(str(data["id"]), state, int(data["a"]), float(data["r"]), capability)
+            others = {int(a): float(r) for a, r in (data.get("h") or {}).items()}
+            return cls(str(data["id"]), state, int(data["a"]), float(data["r"]), capability, others)
         except (ValueError, KeyError, TypeError, IndexError):
             return None  # a line cut short by a kill: its outcome was never marked done, it comes back
 
@@ -216,6 +225,8 @@ class Learners:
         if lesson.capability is not None:  # first: it refuses a malformed score before anything changes
             learning.process_task_result(*lesson.capability)
         model.remember(lesson.state, lesson.action, lesson.reward, lesson.state, True)
+        for action, reward in lesson.hindsight.items():  # what the other bid levels would have earned
+            model.remember(lesson.state, action, reward, lesson.state, True)
         losses = [loss for _ in range(TRAIN_STEPS_PER_OUTCOME) if (loss := model.train_step()) is not None]
         model.mark_applied(lesson.outcome_id)
         return losses

@@ -3,37 +3,41 @@
 The market follows the contracts' rules: the winner is the lowest amount/(reputation+1) with the reputation
 the bidder had when it bid (ties to the earlier bid); a score of 50 or more pays the bid, a lower one pays
 nothing and costs 10 reputation; reputation moves by (score-50)/5 on a pass, bounded 0..100. Agents have a
-hidden true skill per tag; scores are that skill plus noise; executing a task costs ``EXECUTION_COST`` x
-reward (the LLM bill), so winning a task you then fail loses money, and in the open auction every bid
-placed costs its gas (``BID_COST_WEI``: a ``placeBid`` at 20 gwei), won or lost; a sealed bid is a
-signature and costs nothing (``run_market(mode=AuctionMode.SEALED)``).
+hidden true skill per tag; scores are that skill plus noise. Money is counted as the fleet counts it
+(:mod:`agentfleet.bidding.costs`): the price earned, minus the execution's LLM bill (``EXECUTION_COST`` x
+reward), the evaluation's LLM call (``EVALUATION_COST_ETH`` per task considered), every open bid's gas
+(``BID_COST_WEI``, won or lost; a sealed bid is a signature and costs nothing) and the winner's task
+transactions (``WINNER_GAS``).
 
-The learner (``rl_focal``) is the fleet's DQN with what makes it safe in this market: it never bids below
-its learning profile's fit bar (one early run of failures sinks reputation so far that no bid can win
-again: with the auction dividing by reputation+1, an agent at 6 cannot undercut one at 100), and its reward
-counts the reputation a task moved (``REPUTATION_WEIGHT`` per point) besides the profit, because
-reputation is what wins the next auctions.
+A market's shape is a parameter (:class:`MarketShape`: number and profiles of the competitors, their skill
+range, the focal agent's skills, the reward range, the tag mix, the auction mode); :data:`MARKETS` names a
+few. Every auction's clearing price goes into a :class:`~agentfleet.bidding.market.MarketBook`, and the
+focal agent sees the same :class:`~agentfleet.bidding.market.MarketFeatures` a worker reads from Redis.
 
-``compare(seed)`` runs the same market (same competitors, same tasks, same noise) once with the focal
-agent learning (DQN) and once per learning profile with the focal agent on the fixed
-AdaptiveBiddingStrategy of that profile. Only the focal agent's strategy changes between runs.
+``compare(seed, market=...)`` runs the same market (same competitors, tasks and noise) once with the focal
+agent learning (``rl``: the fleet's DQN and ``RLBiddingStrategy``), once with the bid-shading baseline
+(``shading``), and once per learning profile on the fixed AdaptiveBiddingStrategy.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from agentfleet import policy
 from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
 from agentfleet.bidding.context import BidContext
-from agentfleet.bidding.costs import bid_cost_wei
+from agentfleet.bidding.costs import WINNER_GAS, bid_cost_wei
+from agentfleet.bidding.market import NOBODY, Clearing, MarketBook
 from agentfleet.bidding.record import RECENT_BIDS
-from agentfleet.bidding.reward import REPUTATION_WEIGHT, reputation_moved
-from agentfleet.bidding.state import nearest_action
+from agentfleet.bidding.reward import Settlement, hindsight, reputation_moved
+from agentfleet.bidding.rl import fit_bar
+from agentfleet.bidding.shading import ShadingBiddingStrategy
+from agentfleet.bidding.state import ANCHOR, nearest_action, state_of
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol.limits import INITIAL_REPUTATION, PASS_SCORE
 from agentfleet.protocol.status import AuctionMode
@@ -42,10 +46,52 @@ if TYPE_CHECKING:  # torch: imported when a learner runs
     from agentfleet.bidding.dqn import ReinforcementLearning
 
 TAGS = ("research", "coding", "data_analysis", "creative_writing", "blockchain")
-EXECUTION_COST = 0.1  # of the reward
+EXECUTION_COST = 0.1  # of the reward: the execution's LLM bill
+EVALUATION_COST_ETH = 0.0005  # the evaluation's LLM call, per task an agent considers
 GAS_PRICE_WEI = 20 * 10**9  # an L1-like 20 gwei
-BID_COST_WEI = bid_cost_wei(GAS_PRICE_WEI)  # what every placed bid costs its agent, won or lost
-TRAIN_STEPS = 2  # gradient steps per task
+BID_COST_WEI = bid_cost_wei(GAS_PRICE_WEI)  # what every placed open bid costs its agent, won or lost
+WINNER_COST_WEI = WINNER_GAS * GAS_PRICE_WEI  # the winner's task transactions
+TRAIN_STEPS = 4  # gradient steps per task, as the trainer's (2 learned less: README "Learning")
+WINDOW = 500  # tasks compared at the start and the end of a run
+
+
+@dataclass(frozen=True)
+class MarketShape:
+    """What a market looks like; every field is a knob of :func:`run_market`."""
+
+    name: str = "default"
+    competitors: tuple[str, ...] = ("balanced", "aggressive", "conservative", "explorer", "specialist")
+    strength: tuple[float, float] = (0.3, 0.9)  # the competitors' true skill per tag, uniform in this range
+    focal_skill: tuple[float, ...] = (0.85, 0.75, 0.45, 0.3, 0.8)  # per tag of TAGS
+    reward: tuple[float, float] = (0.5, 2.0)  # ETH, uniform
+    tag_mix: tuple[float, ...] = (1, 1, 1, 1, 1)  # relative frequency of each tag
+    mode: AuctionMode = AuctionMode.OPEN
+    description: str = ""
+
+
+MARKETS: dict[str, MarketShape] = {
+    m.name: m
+    for m in (
+        MarketShape(description="five competitors, one per fixed profile, of mixed skill"),
+        MarketShape(
+            "crowded",
+            competitors=("balanced", "aggressive", "conservative", "explorer", "specialist") * 3,
+            description="fifteen competitors",
+        ),
+        MarketShape("sparse", competitors=("balanced", "conservative"), description="two competitors"),
+        MarketShape("strong", strength=(0.6, 0.95), description="competitors as good as the focal agent or better"),
+        MarketShape("weak", strength=(0.15, 0.55), description="weak competitors"),
+        MarketShape(
+            "specialist",
+            focal_skill=(0.92, 0.35, 0.3, 0.25, 0.4),
+            tag_mix=(3, 1, 1, 1, 1),
+            description="a focal agent good at one tag, which is also the most frequent one",
+        ),
+        MarketShape("generalist", focal_skill=(0.65,) * 5, description="a focal agent middling at everything"),
+        MarketShape("whales", reward=(0.05, 20.0), description="rewards from 0.05 to 20 ETH"),
+        MarketShape("sealed", mode=AuctionMode.SEALED, description="sealed bids: no gas for a bid"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -58,7 +104,20 @@ class Choice:
 
 NO_BID = Choice(None)
 Decide = Callable[[BidContext], Choice]
-Learn = Callable[[BidContext, int, float], None]  # (context, action, reward)
+Learn = Callable[[BidContext, "Settled"], None]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How one task ended for the focal agent: what its learner is told."""
+
+    action: int  # 0: no bid
+    won: bool
+    score: float | None  # when it won
+    money_eth: float  # what the task earned it, all costs paid
+    reputation_moved: int
+    price_to_beat: float | None  # the others' best bid at the focal agent's reputation, of the reward
+    fraction: float | None  # the bid placed, of the reward
 
 
 @dataclass
@@ -69,7 +128,7 @@ class SimAgent:
     decide: Decide
     reputation: int = INITIAL_REPUTATION
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_BIDS))  # 1 won, 0 lost, per bid
-    profit: list[float] = field(default_factory=list)  # per task (0 when not winning)
+    profit: list[float] = field(default_factory=list)  # ETH per task, all costs paid
     wins: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
 
@@ -83,22 +142,6 @@ class SimBid:
     agent: SimAgent
     fraction: float
     action: int | None
-
-
-@dataclass(frozen=True)
-class Competitor:
-    name: str
-    skill: dict[str, float]
-    profile: str
-
-
-def _competitors(rng: random.Random) -> list[Competitor]:
-    profiles = ["balanced", "aggressive", "conservative", "explorer", "specialist"]
-    out = []
-    for i, profile in enumerate(profiles):
-        skill = {t: rng.uniform(0.3, 0.9) for t in TAGS}
-        out.append(Competitor(f"fixed-{profile}-{i}", skill, profile))
-    return out
 
 
 def _weights(skill: dict[str, float], rng: random.Random) -> dict[str, int]:
@@ -126,21 +169,26 @@ def run_market(
     tasks: int,
     learn: Learn | None = None,
     progress: Callable[[int], None] | None = None,
-    mode: AuctionMode = AuctionMode.OPEN,
+    market: MarketShape = MARKETS["default"],
 ) -> list[SimAgent]:
-    """One market run in ``mode``; returns every agent, the focal agent first."""
-    bid_cost = BID_COST_WEI if mode == AuctionMode.OPEN else 0
+    """One market run; returns every agent, the focal agent first."""
+    if len(market.focal_skill) != len(TAGS) or len(market.tag_mix) != len(TAGS):
+        raise ValueError(f"market {market.name!r}: focal_skill and tag_mix need one value per tag {TAGS}")
+    bid_cost = BID_COST_WEI if market.mode == AuctionMode.OPEN else 0
     rng = random.Random(seed)
-    focal_skill = {t: s for t, s in zip(TAGS, (0.85, 0.75, 0.45, 0.3, 0.8), strict=True)}
+    focal_skill = dict(zip(TAGS, market.focal_skill, strict=True))
     agents = [SimAgent("focal", focal_skill, _weights(focal_skill, rng), focal)]
-    for rival in _competitors(rng):
-        agents.append(SimAgent(rival.name, rival.skill, _weights(rival.skill, rng), _fixed(rival.profile)))
+    skills = [{t: rng.uniform(*market.strength) for t in TAGS} for _ in market.competitors]
+    for i, (profile, skill) in enumerate(zip(market.competitors, skills, strict=True)):
+        agents.append(SimAgent(f"fixed-{profile}-{i}", skill, _weights(skill, rng), _fixed(profile)))
     noise = random.Random(seed + 1)
+    book = MarketBook()
+    even = len(set(market.tag_mix)) == 1
     for step in range(tasks):
-        tag = rng.choice(TAGS)
-        reward = rng.uniform(0.5, 2.0)
+        tag = rng.choice(TAGS) if even else rng.choices(TAGS, weights=market.tag_mix)[0]
+        reward = rng.uniform(*market.reward)
         bids: list[SimBid] = []
-        contexts: dict[str, BidContext] = {}
+        focal_ctx: BidContext | None = None
         for order, agent in enumerate(agents):
             ctx = BidContext(
                 task_id=step + 1,
@@ -149,80 +197,120 @@ def run_market(
                 fit_score=agent.weights[tag],
                 capability_weights=agent.weights,
                 reputation=agent.reputation,
-                competing_bids=len(agents) - 1,
+                competing_bids=len(agents) - 1,  # the rivals it knows of
                 recent_win_rate=_win_rate(agent),
                 bid_cost_wei=bid_cost,
+                market=book.features([tag], agent.name) if order == 0 else None,  # only the focal agent reads it
             )
-            contexts[agent.name] = ctx
+            focal_ctx = focal_ctx or ctx
             choice = agent.decide(ctx)
             if choice.fraction is not None:
                 fraction = policy.clamp_fraction(choice.fraction)
                 weighted = fraction * reward / (agent.reputation + 1)
                 bids.append(SimBid(weighted, order, agent, fraction, choice.action))
-        winner = min(bids, key=lambda bid: (bid.weighted, bid.order)) if bids else None
+        ranked = sorted(bids, key=lambda bid: (bid.weighted, bid.order))
+        winner = ranked[0] if ranked else None
+        if winner is not None:
+            runner_up = ranked[1].weighted / reward if len(ranked) > 1 else NOBODY
+            book.record(tag, Clearing(step + 1, winner.agent.name, winner.weighted / reward, runner_up, len(bids)))
         reputation_before = agents[0].reputation
+        settled = None
         for agent in agents:
             won = winner is not None and winner.agent is agent
-            gain, score = 0.0, float("nan")
+            gain, score = -EVALUATION_COST_ETH, None
             if won and winner is not None:
                 score = float(policy.clamp_score(100 * agent.skill[tag] + noise.gauss(0, 12)))
-                gain = (winner.fraction if score >= PASS_SCORE else 0.0) * reward - EXECUTION_COST * reward
+                paid = winner.fraction * reward if score >= PASS_SCORE else 0.0
+                gain += paid - EXECUTION_COST * reward - WINNER_COST_WEI / 1e18
                 agent.reputation = min(100, max(0, agent.reputation + reputation_moved(int(score))))
                 agent.scores.append(score)
-            if any(bid.agent is agent for bid in bids):
+            placed = next((bid for bid in bids if bid.agent is agent), None)
+            if placed is not None:
                 agent.recent.append(int(won))
                 gain -= bid_cost / 1e18  # an open bid's transaction, paid win or lose
             agent.profit.append(gain)
             agent.wins.append(int(won))
-        if learn is not None:
-            focal_bid = next((bid for bid in bids if bid.agent is agents[0]), None)
-            action = focal_bid.action if focal_bid else 0
-            moved = agents[0].reputation - reputation_before
-            learn(
-                contexts["focal"],
-                action if action is not None else 0,
-                agents[0].profit[-1] / reward + REPUTATION_WEIGHT * moved,
-            )
+            if agent is agents[0]:
+                action = placed.action if placed is not None and placed.action is not None else 0
+                moved = agent.reputation - reputation_before
+                others = [bid.weighted / reward for bid in bids if bid.agent is not agent]
+                beat = min(others) * (reputation_before + 1) if others else NOBODY * (reputation_before + 1)
+                settled = Settled(action, won, score, gain, moved, beat, placed.fraction if placed else None)
+        if learn is not None and focal_ctx is not None and settled is not None:
+            learn(focal_ctx, settled)
         if progress is not None:
             progress(step)
     return agents
 
 
 def rl_focal(seed: int, profile: str = "balanced") -> tuple[Decide, Learn]:
-    """A learning focal agent: the workers' ``RLBiddingStrategy`` itself (profile fit bar, exploration
-    schedule, state), its DQN kept in memory and trained after every task (a contextual bandit)."""
+    """A learning focal agent: the workers' ``RLBiddingStrategy`` itself (profile fit bar, UCB exploration,
+    state), its DQN kept in memory and trained after every task on the money the task made (a contextual
+    bandit, as the trainer trains it)."""
     import torch
 
     from agentfleet.bidding.dqn import ReinforcementLearning
     from agentfleet.bidding.rl import RLBiddingStrategy
-    from agentfleet.bidding.state import state_of
 
     torch.set_num_threads(1)
     learning = AgentLearningConfig.get_profile(profile)
-    bar = learning.min_fit_to_bid
-    model = ReinforcementLearning("focal", seed=seed, batch_size=32, exploration_rate=0.3, learning_rate=0.003)
+    model = ReinforcementLearning("focal", seed=seed, batch_size=32, learning_rate=0.003)
     strategy = RLBiddingStrategy("focal", learning, _OneModel(model))  # the workers' strategy, model in memory
 
     def decide(ctx: BidContext) -> Choice:
         decision = strategy.decide(ctx)
         if not decision.bid:
-            return NO_BID
-        return Choice(decision.amount_fraction, nearest_action(decision.amount_fraction))
+            return Choice(None, 0)
+        return Choice(decision.amount_fraction, nearest_action(decision.amount_fraction, state_of(ctx).anchor))
 
-    def learn(ctx: BidContext, action: int, reward: float) -> None:
-        if ctx.fit_score < bar:
+    def learn(ctx: BidContext, settled: Settled) -> None:
+        if ctx.fit_score < fit_bar(learning, ctx.reputation):
             return  # nothing was decided: nothing to learn
         state = state_of(ctx).vector()
-        model.remember(state, action, reward, state, True)
+        for action, reward in hindsight(_settlement(ctx, settled), state[ANCHOR], settled.action).items():
+            model.remember(state, action, reward, state, True)
         for _ in range(TRAIN_STEPS):
             model.train_step()
 
     return decide, learn
 
 
+def _settlement(ctx: BidContext, settled: Settled) -> Settlement:
+    reward_eth = ctx.reward_wei / 1e18
+    return Settlement(
+        reward_eth=reward_eth,
+        price_to_beat=settled.price_to_beat,
+        won=settled.won,
+        passed=settled.score is not None and settled.score >= PASS_SCORE,
+        moved=settled.reputation_moved,
+        bid_cost_eth=ctx.bid_cost_wei / 1e18,
+        win_cost_eth=EXECUTION_COST * reward_eth + WINNER_COST_WEI / 1e18,
+        evaluation_cost_eth=EVALUATION_COST_ETH,
+        bid_fraction=settled.fraction,
+    )
+
+
+def shading_focal(profile: str = "balanced") -> tuple[Decide, Learn]:
+    """The baseline the DQN must beat: :class:`~agentfleet.bidding.shading.ShadingBiddingStrategy` (bid
+    shading against the recent prices to beat), with the workers' reputation guard; it learns nothing."""
+    learning = AgentLearningConfig.get_profile(profile)
+    strategy = ShadingBiddingStrategy(learning)
+
+    def decide(ctx: BidContext) -> Choice:
+        if ctx.fit_score < fit_bar(learning, ctx.reputation):
+            return NO_BID
+        decision = strategy.decide(ctx)
+        return Choice(decision.amount_fraction) if decision.bid else NO_BID
+
+    def learn(_ctx: BidContext, _settled: Settled) -> None:
+        return None
+
+    return decide, learn
+
+
 class _OneModel:
     """The learner's model in memory where the workers pass their file-backed ``PolicyCache``: it acts with
-    the torch model itself (its own seeded generator explores, so a run is reproducible)."""
+    the torch model itself, so a run is reproducible."""
 
     def __init__(self, model: ReinforcementLearning) -> None:
         self.model = model
@@ -243,16 +331,27 @@ class _OneModel:
         return self.model.act(state)
 
 
-def compare(seed: int = 11, tasks: int = 3000, progress: Callable[[int], None] | None = None) -> dict[str, SimAgent]:
-    """The focal agent after the run: learning ("rl"), and with each fixed learning profile (same market)."""
+def compare(
+    seed: int = 11,
+    tasks: int = 3000,
+    progress: Callable[[int], None] | None = None,
+    *,
+    market: MarketShape = MARKETS["default"],
+    baselines: bool = True,
+) -> dict[str, SimAgent]:
+    """The focal agent after the run: learning ("rl"), bid shading ("shading", with ``baselines``), and with
+    each fixed learning profile, all in the same market."""
     decide, learn = rl_focal(seed)
-    results = {"rl": run_market(decide, seed=seed, tasks=tasks, learn=learn, progress=progress)[0]}
+    results = {"rl": run_market(decide, seed=seed, tasks=tasks, learn=learn, progress=progress, market=market)[0]}
+    if baselines:
+        decide, learn = shading_focal()
+        results["shading"] = run_market(decide, seed=seed, tasks=tasks, learn=learn, market=market)[0]
     for profile in AgentLearningConfig.PROFILES:
-        results[profile] = run_market(_fixed(profile), seed=seed, tasks=tasks)[0]
+        results[profile] = run_market(_fixed(profile), seed=seed, tasks=tasks, market=market)[0]
     return results
 
 
-def summary(results: dict[str, SimAgent], window: int = 500) -> list[dict[str, float | str]]:
+def summary(results: dict[str, SimAgent], window: int = WINDOW) -> list[dict[str, float | str]]:
     """Rows for a table: profit over the first and last ``window`` tasks, in total, and the last wins."""
     rows: list[dict[str, float | str]] = []
     for name, a in results.items():
@@ -263,25 +362,53 @@ def summary(results: dict[str, SimAgent], window: int = 500) -> list[dict[str, f
     return rows
 
 
-def sweep(seeds: list[int], tasks: int = 3000, progress: Callable[[], None] | None = None) -> list[dict[str, Any]]:
-    """Per seed: the learner's first and last ``500`` against the best fixed profile in hindsight."""
+def sweep(
+    seeds: list[int],
+    tasks: int = 3000,
+    progress: Callable[[], None] | None = None,
+    *,
+    market: MarketShape = MARKETS["default"],
+) -> list[dict[str, Any]]:
+    """Per seed (one market each): the learner's first and last ``WINDOW`` against the best fixed profile in
+    hindsight (and the shading baseline's last)."""
     rows = []
     for seed in seeds:
-        table = {row["strategy"]: row for row in summary(compare(seed, tasks))}
-        learner = table.pop("rl")
+        table = {row["strategy"]: row for row in summary(compare(seed, tasks, market=market))}
+        learner, shading = table.pop("rl"), table.pop("shading")
         best = max(table.values(), key=lambda row: float(row["last"]))
         rows.append(
             {
                 "seed": seed,
-                "rl_first": learner["first"],
-                "rl_last": learner["last"],
+                "market": market.name,
+                "rl_first": float(learner["first"]),
+                "rl_last": float(learner["last"]),
+                "shading_last": float(shading["last"]),
                 "best_fixed": best["strategy"],
-                "best_last": best["last"],
+                "best_last": float(best["last"]),
             }
         )
         if progress is not None:
             progress()
     return rows
+
+
+RATIO_FLOOR = 0.01  # a learner that earned nothing where a fixed profile earned: its ratio in the mean
+
+
+def geometric_mean_ratio(rows: list[dict[str, Any]], key: str = "rl_last") -> float | None:
+    """The geometric mean of ``key`` / best fixed over the rows where the best fixed profile earned anything
+    (a ratio below ``RATIO_FLOOR`` counts as the floor); None when no row qualifies."""
+    ratios = [max(RATIO_FLOOR, r[key] / r["best_last"]) for r in rows if r["best_last"] > 0]
+    return math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None
+
+
+def shaped(name: str, **overrides: Any) -> MarketShape:
+    """A named market, with fields replaced (e.g. ``shaped("default", strength=(0.5, 0.9))``)."""
+    try:
+        base = MARKETS[name]
+    except KeyError:
+        raise ValueError(f"unknown market {name!r}; choose one of {', '.join(MARKETS)}") from None
+    return replace(base, **overrides)
 
 
 def _rolling(values: list[float], window: int = 100) -> list[float]:
@@ -316,7 +443,7 @@ def plot(results: dict[str, SimAgent], path: str) -> str:
     wins.set(title="win rate (last 100 tasks)", xlabel="task", ylim=(0, 1))
     scores.set(title="average score (last 100 wins)", xlabel="win", ylim=(0, 100))
     profit.legend(fontsize=8)
-    fig.suptitle("focal agent: learning (rl) vs each fixed learning profile, same market")
+    fig.suptitle("focal agent: learning (rl) vs bid shading and each fixed learning profile, same market")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

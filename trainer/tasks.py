@@ -23,8 +23,10 @@ from pydantic import ValidationError
 
 from agentfleet import task_trace  # noqa: F401  (writes each run into the market task's trace)
 from agentfleet import worker_metrics as metrics
-from agentfleet.bidding.record import load_bid_state, record_recent
-from agentfleet.bidding.reward import Outcome, reward_of
+from agentfleet.bidding.market import RedisMarket
+from agentfleet.bidding.record import BidRecord, load_bid_state, record_recent
+from agentfleet.bidding.reward import Outcome, hindsight, settlement_of
+from agentfleet.bidding.state import ANCHOR, REPUTATION
 from agentfleet.chain.market import tag_text
 from agentfleet.chain.session import capability_weights
 from agentfleet.profiles import AgentLearningConfig
@@ -35,6 +37,7 @@ from agentfleet.retry import RETRY
 from agentfleet.runtime import Runtime, runtime
 from agentfleet.settings import get_settings
 from agentfleet.trace import TaskTrace
+from trainer.clearing import auction_of
 from trainer.learners import Learners, Lesson, NotOwner, stop_hook
 from trainer.shards import ShardClaims, consumes, in_process_pool, start_in_worker
 
@@ -65,7 +68,11 @@ def record_outcome(
         if settled == "reverted":
             return {"status": "reverted"}  # the listener dispatches the outcome again if it is re-included
         raise self.retry(countdown=settled, max_retries=60)  # not deep enough yet: learn from final facts only
-    record = load_bid_state(rt.redis, parsed.task_id, parsed.agent)
+    try:
+        record = load_bid_state(rt.redis, parsed.task_id, parsed.agent)
+    except ValueError as exc:  # a record of another shape (e.g. written before an upgrade): nothing to learn
+        log.warning("%s; the outcome counts for the win rate only", exc)
+        record = None
     if record is None or record.reconstructed:
         _count_recent(rt, parsed, outcome_id)
         rt.redis.set(done_key, "no-state")
@@ -86,10 +93,12 @@ def record_outcome(
         _count_recent(rt, parsed, outcome_id)
         rt.redis.set(done_key, model.version)
         return {"status": "duplicate"}
-    reward = reward_of(parsed, record)
+    rewards = _hindsight(rt, parsed, record)
+    reward = rewards.pop(record.action)
     capability = _capability_lesson(rt, parsed) if parsed.outcome != "lost" and parsed.event is not None else None
+    lesson = Lesson(outcome_id, record.state, record.action, reward, capability, hindsight=rewards)
     try:
-        losses = learners.learn(parsed.agent, Lesson(outcome_id, record.state, record.action, reward, capability))
+        losses = learners.learn(parsed.agent, lesson)
     except NotOwner:  # nothing marked done: the shard's holder learns it (once, by outcome id)
         return _hand_on(self, shards, agent=agent, task_id=task_id, outcome=outcome, event=event)
     pushed = capability is not None and _push_capabilities(rt, learning, parsed, capability_weights(chain_agent))
@@ -117,6 +126,63 @@ def record_outcome(
     }
 
 
+def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord) -> dict[int, float]:
+    """The reward of the bid placed and of every level the auction tells in hindsight (``reward.hindsight``),
+    all costs in: the agent's LLM bill on the task (per role, USD at ``eth_per_usd``), the bid's gas, and
+    for a won task its own transactions at today's gas price."""
+    bill = {
+        (k.decode() if isinstance(k, bytes) else str(k)): float(v)
+        for k, v in rt.redis.hgetall(keys.usage_of_bid(outcome.task_id, outcome.agent)).items()
+    }
+    reputation_at_bid = round(record.state[REPUTATION] * 100)
+    try:
+        beat = auction_of(rt, outcome.task_id).price_to_beat(outcome.agent, reputation_at_bid)
+    except (ValueError, KeyError) as exc:  # a bid entry of another shape: learn from the bid placed only
+        log.warning("no price to beat for task %s: %s", outcome.task_id, exc)
+        beat = None
+    settlement = settlement_of(
+        outcome,
+        record,
+        price_to_beat=beat,
+        evaluation_usd=bill.get("fit_usd", 0.0) + bill.get("bid_usd", 0.0),
+        execution_usd=bill.get("execute_usd", 0.0),
+        eth_per_usd=rt.settings.eth_per_usd,
+        gas_price_wei=rt.session.client.gas_price() if outcome.outcome != "lost" else 0,
+    )
+    return hindsight(settlement, record.state[ANCHOR], record.action)
+
+
+@app.task(name=routing.RECORD_CLEARING, bind=True, **RETRY)
+def record_clearing(self: Task, task_id: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A finalized auction into the market's memory (``agentfleet.bidding.market``): its clearing price per
+    tag, once per event, after the event is as deep as the outcomes the trainer learns from."""
+    args = (event or {}).get("args") or {}
+    try:
+        if int(args["taskId"]) != int(task_id) or int(task_id) < 1:
+            raise ValueError(f"event is about task {args['taskId']}, not {task_id}")
+        winner = str(args["winner"])
+        if not winner.startswith("0x") or len(winner) != 42:
+            raise ValueError(f"winner {winner!r} is not an address")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"invalid clearing of task {task_id!r}: {exc}") from None
+    rt = runtime()
+    done_key = keys.trainer_done(f"clearing:{(event or {}).get('id') or task_id}")
+    if rt.redis.exists(done_key):
+        return {"status": "duplicate"}
+    deep = _deep_enough(rt, event or {})
+    if deep == "reverted":
+        return {"status": "reverted"}
+    if deep is not None:
+        raise self.retry(countdown=deep, max_retries=60)
+    auction = auction_of(rt, int(task_id))
+    clearing = auction.clearing(winner)
+    pipe = rt.redis.pipeline()
+    RedisMarket(rt.redis).record(auction.tags or ["general"], clearing, pipe=pipe)
+    pipe.set(done_key, 1, ex=30 * 24 * 3600)
+    pipe.execute()
+    return {"status": "recorded", "tags": auction.tags, "weighted": clearing.weighted, "bidders": clearing.bidders}
+
+
 def _hand_on(task: Task, shards: int, **outcome: Any) -> dict[str, Any]:
     """An outcome of a shard this trainer does not hold: forward it to the shard's queue, whose holder learns it.
 
@@ -141,24 +207,31 @@ def _settled(rt: Runtime, outcome: Outcome) -> str | int | None:
     """None when the outcome's event is final enough to learn from; "reverted" when a reorg removed it;
     else the seconds to wait until it is ``training_confirmations`` blocks deep."""
     event = outcome.event or {}
-    if rt.redis.exists(keys.reverted(event.get("id"))):
-        return "reverted"
-    number, block_hash = event.get("block_number"), event.get("block_hash")
-    if not isinstance(number, int) or not isinstance(block_hash, str):
-        return None  # a hand-sent outcome (celery call): nothing to check against
-    w3 = rt.session.client.w3
-    missing = number + rt.settings.training_confirmations - int(w3.eth.block_number)
-    if missing > 0:
-        return min(20, 1 + missing)  # about a block a second on the chains we know; capped below visibility
-    canonical = w3.eth.get_block(number)["hash"].to_0x_hex()
-    if canonical.lower() != block_hash.lower():
-        return "reverted"
+    deep = _deep_enough(rt, event)
+    if deep is not None or not isinstance(event.get("block_number"), int):
+        return deep  # not deep yet, reverted, or a hand-sent outcome (celery call): nothing to check against
     amount, _live = rt.session.auction.bid_of(outcome.task_id, outcome.agent)
     if amount > 0:
         return None
     if AuctionMode(rt.session.tasks.get_task(outcome.task_id).mode) == AuctionMode.SEALED:
         return None  # a sealed bid never was on chain: the assignment's block (checked above) is what counts
     return "reverted"  # the open bid itself was in blocks a reorg replaced
+
+
+def _deep_enough(rt: Runtime, event: dict[str, Any]) -> str | int | None:
+    """None when the event is ``training_confirmations`` blocks deep and still canonical (or carries no
+    block: a hand-sent message); "reverted" when a reorg removed it; else the seconds to wait."""
+    if rt.redis.exists(keys.reverted(event.get("id"))):
+        return "reverted"
+    number, block_hash = event.get("block_number"), event.get("block_hash")
+    if not isinstance(number, int) or not isinstance(block_hash, str):
+        return None
+    w3 = rt.session.client.w3
+    missing = number + rt.settings.training_confirmations - int(w3.eth.block_number)
+    if missing > 0:
+        return min(20, 1 + missing)  # about a block a second on the chains we know; capped below visibility
+    canonical = w3.eth.get_block(number)["hash"].to_0x_hex()
+    return "reverted" if canonical.lower() != block_hash.lower() else None
 
 
 def _count_recent(rt: Runtime, outcome: Outcome, outcome_id: str) -> None:

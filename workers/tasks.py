@@ -30,7 +30,8 @@ from agentfleet.bidding import prefilter
 from agentfleet.bidding.choice import choose_strategy
 from agentfleet.bidding.context import BidContext, BiddingStrategy
 from agentfleet.bidding.costs import bid_cost_wei
-from agentfleet.bidding.record import BidRecord, drop_bid_state, recent_win_rate, store_bid_state
+from agentfleet.bidding.market import Clearing, RedisMarket, features_of, merged
+from agentfleet.bidding.record import BIDSTATE_TTL, BidRecord, drop_bid_state, recent_win_rate, store_bid_state
 from agentfleet.bidding.sealed import BidBook, bids_seen, sign_bid
 from agentfleet.bidding.state import nearest_action, state_of
 from agentfleet.chain import bindings as b
@@ -99,6 +100,9 @@ def _record_usage(rt: Runtime, agent: str, task_id: int, usage: Usage, role: str
         pipe.hincrby(key, "prompt_tokens", usage.prompt_tokens)
         pipe.hincrby(key, "completion_tokens", usage.completion_tokens)
         pipe.hincrbyfloat(key, "cost_usd", usage.cost_usd)
+    if usage.cost_usd:  # the agent's own bill on the task, per role: a cost in the reward the trainer computes
+        pipe.hincrbyfloat(keys.usage_of_bid(task_id, agent), f"{role}_usd", usage.cost_usd)
+        pipe.expire(keys.usage_of_bid(task_id, agent), BIDSTATE_TTL)
     pipe.execute()
     metrics.record_llm_usage(usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
 
@@ -257,6 +261,7 @@ class _TaskFacts:
     clock: _ChainClock
     bid_cost_wei: int
     view: TaskView | None
+    market: list[list[Clearing]]  # per tag, its recent clearings (read once, features per agent)
 
     @classmethod
     def of(cls, rt: Runtime, args: ConsiderArgs) -> _TaskFacts:
@@ -279,7 +284,8 @@ class _TaskFacts:
             view = TaskView(
                 task_id=args.task_id, description=policy.clean_task_text(text), tags=tags, reward_eth=reward_eth
             )
-        return cls(args.task_id, reward, deadline, auction, tags, is_open, clock, cost, view)
+        market = RedisMarket(rt.redis).read(list(tags)) if view is not None else []
+        return cls(args.task_id, reward, deadline, auction, tags, is_open, clock, cost, view, market)
 
 
 def _has_terms(terms: dict[str, Any]) -> bool:
@@ -360,15 +366,17 @@ def _decide(rt: Runtime, facts: _TaskFacts, address: str) -> dict[str, Any]:
         competing_bids=bids_seen(rt.redis, facts.task_id),
         recent_win_rate=recent_win_rate(rt.redis, address),
         bid_cost_wei=facts.bid_cost_wei,
+        market=features_of(merged(facts.market), address),
     )
     decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:
         return {"status": "refused", "reason": decision.reason, "fit": fit_score}
     # The learning record goes first: a kill after the bid lands must not lose what the agent saw. A record
     # whose bid never lands is dropped here or by the reconciler once the auction is over.
+    state = state_of(ctx)
     record = BidRecord(
-        state=state_of(ctx).vector(),
-        action=nearest_action(decision.amount_fraction),
+        state=state.vector(),
+        action=nearest_action(decision.amount_fraction, state.anchor),
         reward_wei=facts.reward,
         amount_wei=decision.amount_wei,
         bid_cost_wei=ctx.bid_cost_wei,
@@ -441,7 +449,10 @@ def _publish_sealed(rt: Runtime, account: Any, facts: _TaskFacts, amount: int) -
 
 def _strategy(rt: Runtime, member: FleetAgent) -> BiddingStrategy:
     profile = AgentLearningConfig.get_profile(member.learning_profile)
-    return choose_strategy(rt.settings.bidding_strategy, member.address, profile, rt.policy_cache)
+    settings = rt.settings
+    return choose_strategy(
+        settings.bidding_strategy, member.address, profile, rt.policy_cache, warmup=settings.rl_warmup
+    )
 
 
 @app.task(name=routing.EXECUTE, bind=True, **RETRY)

@@ -15,12 +15,22 @@ if TYPE_CHECKING:
 
 
 def choose_strategy(
-    name: StrategyName, agent: str, profile: LearningProfile, policies: Callable[[], PolicySource]
+    name: StrategyName,
+    agent: str,
+    profile: LearningProfile,
+    policies: Callable[[], PolicySource],
+    *,
+    warmup: int | None = None,
 ) -> BiddingStrategy:
-    """``adaptive``: the seed's heuristic; ``rl``: the agent's trained DQN policy from ``policies()`` (called
-    only then; NumPy weights, so no worker imports torch either way)."""
-    if name == "rl":
-        from agentfleet.bidding.rl import RLBiddingStrategy
+    """``adaptive``: the seed's heuristic; ``shading``: bid shading against the market's recent prices to beat;
+    ``rl``: the agent's trained DQN policy from ``policies()`` (called only then; NumPy weights, so no worker
+    imports torch either way), with the adaptive heuristic bidding for its first ``warmup`` transitions."""
+    if name == "shading":
+        from agentfleet.bidding.shading import ShadingBiddingStrategy
 
-        return RLBiddingStrategy(agent, profile, policies())
+        return ShadingBiddingStrategy(profile)
+    if name == "rl":
+        from agentfleet.bidding.rl import WARMUP, RLBiddingStrategy
+
+        return RLBiddingStrategy(agent, profile, policies(), warmup=WARMUP if warmup is None else warmup)
     return AdaptiveBiddingStrategy(profile)

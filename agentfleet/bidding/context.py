@@ -11,6 +11,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from agentfleet.bidding.market import MarketFeatures
+
 
 class BidContext(BaseModel):
     """What an agent knows when it decides on a task (the RL state is built from the same fields)."""
@@ -27,6 +29,7 @@ class BidContext(BaseModel):
     recent_win_rate: float = Field(default=0.0, ge=0, le=1, description="share of the agent's recent bids it won")
     llm_fraction: float | None = Field(default=None, description="the LLM's bid advice (untrusted)")
     bid_cost_wei: int = Field(default=0, ge=0, description="gas the agent pays to place the bid, at the gas price")
+    market: MarketFeatures | None = Field(default=None, description="recent clearing prices of the task's tags")
 
 
 class BidDecision(BaseModel):

@@ -33,7 +33,7 @@ from agentfleet.files import write_atomically
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: 17 bid levels (18 actions)
+FORMAT = 3  # 3: 12 state features, 16 bid levels anchored on the market's price to beat (17 actions)
 APPLIED_KEPT = 2_000  # outcome ids kept in the model file (far more than any redelivery window)
 
 
@@ -62,11 +62,15 @@ class ReplayMemory:
         self.rewards = torch.zeros(capacity)
         self.next_states = torch.zeros((capacity, STATE_SIZE))
         self.dones = torch.zeros(capacity)
+        self.counts = torch.zeros(ACTIONS)  # transitions held per action: the UCB bonus's evidence
         self.size = 0
         self.cursor = 0
 
     def push(self, state: list[float], action: int, reward: float, next_state: list[float], done: bool) -> None:
         i = self.cursor
+        if self.size == self.capacity:
+            self.counts[self.actions[i]] -= 1  # the transition it overwrites
+        self.counts[action] += 1
         self.states[i] = torch.tensor(state)
         self.actions[i] = action
         self.rewards[i] = reward
@@ -98,6 +102,7 @@ class ReplayMemory:
         for name in ("states", "actions", "rewards", "next_states", "dones"):
             getattr(self, name).copy_(data[name])
         self.size, self.cursor = int(data["size"]), int(data["cursor"])
+        self.counts = torch.bincount(self.actions[: self.size], minlength=ACTIONS).float()
 
 
 class ReinforcementLearning:
@@ -143,10 +148,14 @@ class ReinforcementLearning:
 
     # --- acting ---------------------------------------------------------------------------------------
     def act(self, state: list[float], *, explore: bool = True) -> int:
-        if explore and torch.rand(1, generator=self.generator).item() < self.exploration_rate:
-            return int(torch.randint(0, ACTIONS, (1,), generator=self.generator).item())
+        """The greedy action, or with ``explore`` the best Q plus a UCB bonus weighted by ``exploration_rate``
+        (``state.ucb_scores``): untried bid levels first, then less and less as evidence grows."""
         with torch.no_grad():
-            return int(self.q(torch.tensor([state])).argmax(dim=1).item())
+            q = self.q(torch.tensor([state]))[0]
+        if explore and self.exploration_rate > 0:
+            counts = self.memory.counts
+            q = q + self.exploration_rate * torch.sqrt(torch.log1p(counts.sum()) / (1 + counts))
+        return int(q.argmax().item())
 
     @property
     def decisions(self) -> int:
@@ -156,7 +165,8 @@ class ReinforcementLearning:
     def policy(self) -> PolicyNet:
         """The Q-network's weights for a NumPy forward pass (what workers bid with)."""
         weights = tuple(t.detach().cpu().numpy().copy() for t in self.q.state_dict().values())
-        return PolicyNet(weights, version=self.version, decisions=self.decisions)
+        counts = self.memory.counts.numpy().astype("float64")
+        return PolicyNet(weights, version=self.version, decisions=self.decisions, counts=counts)
 
     # --- learning -------------------------------------------------------------------------------------
     def remember(self, state: list[float], action: int, reward: float, next_state: list[float], done: bool) -> None:

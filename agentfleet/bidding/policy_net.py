@@ -27,7 +27,7 @@ from agentfleet.files import write_atomically
 
 log = logging.getLogger(__name__)
 
-POLICY_FORMAT = 1
+POLICY_FORMAT = 2  # 2: anchored bid levels, 12 state features, per-action counts for the UCB bonus
 HIDDEN = 64
 SHAPES = ((HIDDEN, STATE_SIZE), (HIDDEN,), (HIDDEN, HIDDEN), (HIDDEN,), (ACTIONS, HIDDEN), (ACTIONS,))
 FRESH_POLICY = Path(__file__).with_name("fresh_policy.npz")
@@ -61,6 +61,7 @@ class PolicyNet:
     weights: tuple[np.ndarray, ...]
     version: int = 0
     decisions: int = 0
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(ACTIONS))  # transitions learned per action
     rng: np.random.Generator = field(default_factory=np.random.default_rng, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +70,9 @@ class PolicyNet:
             raise ModelLoadError(f"policy weights have shapes {shapes}, expected {SHAPES}")
         if not all(np.isfinite(w).all() for w in self.weights):
             raise ModelLoadError("policy weights are not all finite")
+        self.counts = np.asarray(self.counts, dtype=np.float64)
+        if self.counts.shape != (ACTIONS,) or not np.isfinite(self.counts).all() or (self.counts < 0).any():
+            raise ModelLoadError(f"policy action counts must be {ACTIONS} finite non-negative numbers")
 
     def q_values(self, state: list[float]) -> np.ndarray:
         w1, b1, w2, b2, w3, b3 = self.weights
@@ -81,15 +85,18 @@ class PolicyNet:
         return int(np.argmax(self.q_values(state)))
 
     def act(self, state: list[float], exploration_rate: float) -> int:
-        if self.rng.random() < exploration_rate:
-            return int(self.rng.integers(0, ACTIONS))
-        return self.best(state)
+        """The action with the best Q plus its UCB bonus (``state.ucb_scores``; ``exploration_rate`` weighs it)."""
+        if exploration_rate <= 0:
+            return self.best(state)
+        bonus = exploration_rate * np.sqrt(np.log1p(self.counts.sum()) / (1 + self.counts))
+        return int(np.argmax(self.q_values(state) + bonus))
 
     # --- files --------------------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         meta = np.array([POLICY_FORMAT, self.version, self.decisions], dtype=np.int64)
-        np.savez(buffer, meta, *(w.astype(np.float32) for w in self.weights))  # arr_0: meta, arr_1..6: weights
+        weights = (w.astype(np.float32) for w in self.weights)
+        np.savez(buffer, meta, *weights, self.counts)  # arr_0: meta, arr_1..6: weights, arr_7: action counts
         return buffer.getvalue()
 
     def save(self, path: Path) -> Path:
@@ -104,7 +111,8 @@ class PolicyNet:
                 if form != POLICY_FORMAT:
                     raise ModelLoadError(f"{path}: policy format {form} is not {POLICY_FORMAT}")
                 weights = tuple(np.asarray(data[f"arr_{i + 1}"], dtype=np.float32) for i in range(len(SHAPES)))
-                return cls(weights, version=version, decisions=decisions)
+                counts = np.asarray(data[f"arr_{len(SHAPES) + 1}"], dtype=np.float64)
+                return cls(weights, version=version, decisions=decisions, counts=counts)
         except (ModelLoadError, FileNotFoundError):
             raise
         except Exception as exc:  # not a zip, a missing array, a pickled object refused

@@ -1,5 +1,6 @@
-"""The reward a settled bid teaches: profit relative to the task's reward (the bid's gas paid) plus the reputation
-it moved.
+"""The reward a settled bid teaches: the money it made (price earned minus the execution's and evaluation's LLM
+bill, the bid's gas and the winner's task transactions) plus the reputation it moved, per unit of the task's
+reward; and, in hindsight, what every other bid level would have earned in the same auction.
 
 One definition for the trainer (real outcomes) and the simulator (its market), so what the agent learns in
 the simulator is what it learns in the fleet.
@@ -7,16 +8,18 @@ the simulator is what it learns in the fleet.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from agentfleet.bidding.costs import WINNER_GAS
 from agentfleet.bidding.record import BidRecord
+from agentfleet.bidding.state import ACTIONS, ANCHOR, action_fraction
 from agentfleet.policy import Address
 from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_STEP
 
-REPUTATION_WEIGHT = 0.05  # reward per reputation point (profit is in units of the task's reward)
-FAILURE_REWARD = -REPUTATION_WEIGHT * FAILURE_PENALTY
+REPUTATION_WEIGHT = 0.02  # reward per reputation point, in units of the task's reward (0.05 before issue 15)
 
 
 class Outcome(BaseModel):
@@ -35,19 +38,101 @@ def reputation_moved(score: int) -> int:
     return -FAILURE_PENALTY
 
 
-def reward_of(outcome: Outcome, record: BidRecord) -> float:
-    """Profit relative to the reward, plus the reputation the task moved (it wins the next auctions).
+def money_reward(money_eth: float, moved: int, reward_eth: float) -> float:
+    """What a settled bid teaches: the money the task made its agent (all costs paid), plus the reputation it
+    moved at ``REPUTATION_WEIGHT`` of the task's reward per point (a point of reputation lowers the agent's
+    weighted price by about 1 %, so it wins the next auctions at a higher price), counted in units of the
+    task's reward. Why per unit of reward: dividing every outcome of a task by the same positive number
+    leaves the best bid of each state unchanged (the reward is in the state), and it keeps Q values and the
+    UCB bonus on one scale from 0.01 ETH tasks to 20 ETH ones."""
+    return money_eth / max(reward_eth, 1e-18) + REPUTATION_WEIGHT * moved
 
-    Passed: price / reward + REPUTATION_WEIGHT x (score - 50) // 5 (from the TaskCompleted event's score when
-    the message carries it). Failed or expired: the 10-point penalty. Lost: nothing earned. In every case the
-    bid's gas (relative to the reward) is subtracted: a bid that could not win still cost its transaction."""
-    gas = record.bid_cost_wei / max(1, record.reward_wei)  # paid whatever the outcome
-    if outcome.outcome == "lost":
-        return -gas
+
+def settlement_of(
+    outcome: Outcome,
+    record: BidRecord,
+    *,
+    price_to_beat: float | None = None,
+    evaluation_usd: float = 0.0,
+    execution_usd: float = 0.0,
+    eth_per_usd: float = 0.0,
+    gas_price_wei: int = 0,
+) -> Settlement:
+    """The fleet's settlement of one bid: the outcome message, the record the worker kept when it bid, the LLM
+    bill of the agent on the task (USD, per role) and the gas price (for the winner's task transactions).
+
+    Passed: the bid's price is paid, reputation moves by (score - 50) // 5 (from the TaskCompleted event's
+    score when the message carries it). Failed or expired: nothing paid, the 10-point penalty. Lost: only
+    the bid's gas and the evaluation were spent."""
+    won = outcome.outcome != "lost"
+    moved = 0
     if outcome.outcome == "failed":
-        return FAILURE_REWARD - gas
-    reward = record.amount_wei / max(1, record.reward_wei) - gas
-    score = ((outcome.event or {}).get("args") or {}).get("score")
-    if isinstance(score, int) and PASS_SCORE <= score <= 100:
-        reward += REPUTATION_WEIGHT * reputation_moved(score)
-    return reward
+        moved = -FAILURE_PENALTY
+    elif outcome.outcome == "won":
+        score = ((outcome.event or {}).get("args") or {}).get("score")
+        moved = reputation_moved(score) if isinstance(score, int) and PASS_SCORE <= score <= 100 else 0
+    to_eth = max(0.0, eth_per_usd)
+    return Settlement(
+        reward_eth=max(1, record.reward_wei) / 1e18,
+        price_to_beat=price_to_beat,
+        won=won,
+        passed=outcome.outcome == "won",
+        moved=moved,
+        bid_cost_eth=record.bid_cost_wei / 1e18,
+        win_cost_eth=max(0.0, execution_usd) * to_eth + (WINNER_GAS * max(0, gas_price_wei) / 1e18 if won else 0.0),
+        evaluation_cost_eth=max(0.0, evaluation_usd) * to_eth,
+        bid_fraction=record.amount_wei / max(1, record.reward_wei),
+    )
+
+
+def reward_of(outcome: Outcome, record: BidRecord, **costs: Any) -> float:
+    """The reward of the bid the agent placed (``settlement_of``'s keywords: the costs and the price to beat)."""
+    settlement = settlement_of(outcome, record, **costs)
+    return hindsight(settlement, record.state[ANCHOR], record.action)[record.action]
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How an auction ended for one agent, in money (ETH), with what the others bid: enough to tell what any
+    other bid level would have earned."""
+
+    reward_eth: float
+    price_to_beat: float | None  # the highest fraction that still won, at the agent's reputation; None: unknown
+    won: bool
+    passed: bool  # when it won: whether the score passed
+    moved: int  # reputation points the task moved
+    bid_cost_eth: float  # an open bid's gas (0 sealed)
+    win_cost_eth: float  # what winning cost beyond the bid: the execution's LLM calls, the task's transactions
+    evaluation_cost_eth: float  # the LLM call that evaluated the task, paid whatever the decision
+    bid_fraction: float | None = None  # the bid placed, of the reward (its level's when None)
+
+
+def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, float]:
+    """Rewards of every action whose outcome the settlement tells exactly, the ``taken`` one included.
+
+    Why: the auction is public once it ends (open bids are events; sealed ones are revealed to finalize), so
+    the agent knows the price it had to beat. Had it bid another level, the only unknown is the score of a
+    task it did not execute: when it won, any level under the price to beat would have won the same task
+    with the same score; any level over it would have lost. When it lost, the levels over the price would
+    have lost too. One auction then teaches many actions instead of one: a learner that wins at a low price
+    learns at once that a higher price still won (what a bandit that sees only its own arm never does)."""
+    s = settlement
+    lost = money_reward(-s.bid_cost_eth - s.evaluation_cost_eth, 0, s.reward_eth)
+    out = {0: money_reward(-s.evaluation_cost_eth, 0, s.reward_eth)}
+    for action in range(1, ACTIONS):
+        fraction = action_fraction(action, anchor) or 0.0
+        if action == taken and s.bid_fraction is not None:
+            fraction = s.bid_fraction  # what was bid, not its level's rounding
+        if action == taken:
+            wins = s.won
+        elif s.price_to_beat is None:
+            continue
+        else:
+            wins = fraction < s.price_to_beat  # a tie goes to the earlier bid: not counted on
+        if not wins:
+            out[action] = lost
+        elif s.won:
+            earned = fraction * s.reward_eth if s.passed else 0.0
+            money = earned - s.win_cost_eth - s.bid_cost_eth - s.evaluation_cost_eth
+            out[action] = money_reward(money, s.moved, s.reward_eth)
+    return out

@@ -2,7 +2,8 @@
 
 Workers pass a :class:`~agentfleet.bidding.policy_net.PolicyCache` (NumPy weights the trainer exports: no
 torch in a worker); the simulator passes its model in memory. The profile still rules: no bid below its fit
-bar whatever the model says, and exploration decays with the model's experience from the profile's rate.
+bar (raised as reputation falls: :func:`fit_bar`) whatever the model says, and the weight of the UCB
+exploration bonus follows the profile's exploration rate.
 """
 
 from __future__ import annotations
@@ -10,10 +11,25 @@ from __future__ import annotations
 from typing import Protocol
 
 from agentfleet import policy
+from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
 from agentfleet.bidding.context import BidContext, BidDecision, abstain
 from agentfleet.bidding.policy_net import Policy
-from agentfleet.bidding.state import action_fraction, exploration_rate, state_of
+from agentfleet.bidding.state import ANCHOR, action_fraction, exploration_bonus, state_of
 from agentfleet.profiles import LearningProfile
+from agentfleet.protocol.limits import INITIAL_REPUTATION, PASS_SCORE
+
+WARMUP = 2000  # transitions (hindsight included, about 150 settled bids) before the model bids: AGENTFLEET_RL_WARMUP
+GUARD_SLOPE = 0.8  # fit points the bar rises per reputation point under the initial reputation
+
+
+def fit_bar(profile: LearningProfile, reputation: int) -> float:
+    """The lowest fit the agent bids at: its profile's bar, raised as reputation falls under the initial 50.
+
+    Why: reputation is an absorbing state. The auction divides by reputation + 1, so an agent whose failures
+    sank it near 0 cannot undercut anyone again, and no amount of learning brings it back. Below 50 it only
+    takes tasks it is ever surer to pass (fit 58 at 40, 74 at 20, 90 at 0), which win reputation back."""
+    raised = PASS_SCORE + GUARD_SLOPE * (INITIAL_REPUTATION - reputation)
+    return max(profile.min_fit_to_bid, raised) if reputation < INITIAL_REPUTATION else profile.min_fit_to_bid
 
 
 class PolicySource(Protocol):
@@ -21,20 +37,29 @@ class PolicySource(Protocol):
 
 
 class RLBiddingStrategy:
-    def __init__(self, agent: str, profile: LearningProfile, source: PolicySource) -> None:
+    def __init__(self, agent: str, profile: LearningProfile, source: PolicySource, *, warmup: int = WARMUP) -> None:
         self.agent = agent
         self.profile = profile
         self.source = source
+        self.warmup = warmup  # until the model learned from this many transitions, the profile's heuristic bids
+        self.warm = AdaptiveBiddingStrategy(profile)
 
     def decide(self, ctx: BidContext) -> BidDecision:
         model = self.source.get(self.agent)
-        if ctx.fit_score < self.profile.min_fit_to_bid:  # risk follows the profile: no bets on tasks it cannot do
-            bar = self.profile.min_fit_to_bid
-            reason = f"RL v{model.version}: fit {ctx.fit_score:.0f} below the profile's bar {bar:.0f}"
+        bar = fit_bar(self.profile, ctx.reputation)
+        if ctx.fit_score < bar:  # risk follows the profile and the reputation left: no bets on tasks it may fail
+            reason = (
+                f"RL v{model.version}: fit {ctx.fit_score:.0f} below the bar {bar:.0f} at reputation {ctx.reputation}"
+            )
             return abstain(reason)
-        decisions = model.decisions + 1  # this one included: each earlier decision left one transition
-        action = model.act(state_of(ctx).vector(), exploration_rate(self.profile.exploration_rate, decisions))
-        fraction = action_fraction(action)
+        if model.decisions < self.warmup:
+            decision = self.warm.decide(ctx)
+            return decision.model_copy(
+                update={"reason": f"RL warming up ({model.decisions}/{self.warmup}): {decision.reason}"}
+            )
+        state = state_of(ctx).vector()
+        action = model.act(state, exploration_bonus(self.profile.exploration_rate))
+        fraction = action_fraction(action, state[ANCHOR])
         if fraction is None:
             return abstain(f"RL v{model.version}: abstain")
         fraction = policy.clamp_fraction(fraction)

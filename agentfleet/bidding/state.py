@@ -3,33 +3,38 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentfleet.bidding.context import BidContext
 
-# Fine steps where winning auctions are priced (measured in the simulator: 0.1 steps left money on the
-# table against fixed strategies), coarse ones at the bottom to win back reputation.
+# Bid levels as multiples of the market's price to beat (the anchor, :mod:`agentfleet.bidding.market`): fine
+# steps just under it, where a first-price auction is won at the best price, coarse ones below to win back
+# reputation and above to probe a market that moved. With no market seen yet the anchor is DEFAULT_ANCHOR.
 BID_LEVELS: tuple[float, ...] = (
-    0.1,
-    0.2,
-    0.3,
-    0.35,
     0.4,
-    0.45,
-    0.5,
     0.55,
-    0.6,
-    0.65,
     0.7,
-    0.75,
     0.8,
-    0.85,
+    0.86,
     0.9,
+    0.93,
     0.95,
+    0.97,
+    0.985,
     1.0,
+    1.03,
+    1.07,
+    1.15,
+    1.3,
+    1.5,
 )
 ACTIONS = 1 + len(BID_LEVELS)  # 0 = abstain
-STATE_SIZE = 8
+STATE_SIZE = 12
+REPUTATION = 2  # index of the reputation (/ 100) in the state vector
+ANCHOR = 8  # index of the anchor in the state vector
+DEFAULT_ANCHOR = 0.7  # of the reward, while an agent has seen no clearing price of the task's tags
+SURE_MARKET = 5  # clearing prices seen before the market features count fully
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,11 @@ class BidState:
     reward_eth: float
     deadline_s: float
     win_rate: float  # 0..1, recent
-    competition: float  # bids seen on similar tasks
+    competition: float  # bids already placed on this task
+    anchor: float = DEFAULT_ANCHOR  # the price to beat, of the reward
+    spread: float = 0.0  # how far recent prices to beat spread (interquartile), of the reward
+    known: float = 0.0  # clearing prices seen by the agent / SURE_MARKET
+    bidders: float = 0.0  # mean bids per recent auction of the tags
 
     def vector(self) -> list[float]:
         def clip(value: float, low: float = 0.0, high: float = 1.0) -> float:
@@ -60,20 +69,26 @@ class BidState:
             clip(self.deadline_s / 3600),
             clip(self.win_rate),
             clip(self.competition / 10),
+            clip(self.anchor),
+            clip(self.spread),
+            clip(self.known),
+            clip(self.bidders / 10),
         ]
 
 
-def action_fraction(action: int) -> float | None:
-    """None for abstain, else the bid as a fraction of the reward."""
+def action_fraction(action: int, anchor: float = DEFAULT_ANCHOR) -> float | None:
+    """None for abstain, else the bid as a fraction of the reward: the action's multiple of ``anchor`` (the
+    state's price to beat), not above the reward."""
     if not 0 <= action < ACTIONS:
         raise ValueError(f"action {action} outside 0..{ACTIONS - 1}")
-    return None if action == 0 else BID_LEVELS[action - 1]
+    return None if action == 0 else min(1.0, BID_LEVELS[action - 1] * anchor)
 
 
 def state_of(ctx: BidContext) -> BidState:
     """The one way a bid context becomes an RL state: the worker that decides and the record the trainer
-    learns from must see the same numbers."""
+    learns from (and the simulator) see the same numbers."""
     relevant = [ctx.capability_weights[t] for t in ctx.tags if t in ctx.capability_weights]
+    anchor, spread, known, bidders = _market(ctx)
     return BidState(
         fit=ctx.fit_score,
         capability=sum(relevant) / len(relevant) if relevant else 0.0,
@@ -83,20 +98,47 @@ def state_of(ctx: BidContext) -> BidState:
         deadline_s=float(ctx.seconds_to_deadline),
         win_rate=ctx.recent_win_rate,
         competition=float(ctx.competing_bids),
+        anchor=anchor,
+        spread=spread,
+        known=known,
+        bidders=bidders,
     )
 
 
-EXPLORATION_SPAN = 1200  # transitions over which exploration decays from its start to its floor
+def _market(ctx: BidContext) -> tuple[float, float, float, float]:
+    """(anchor, spread, known, bidders): the others' recent weighted clearing prices turned into the fraction
+    this agent, at its reputation, must stay under to win (their median), and their interquartile spread."""
+    market = ctx.market
+    if market is None or not market.clearing:
+        return DEFAULT_ANCHOR, 0.0, 0.0, market.bidders if market is not None else 0.0
+    prices = sorted(market.clearing)
+    scale = ctx.reputation + 1
+
+    def quantile(q: float) -> float:
+        return prices[min(len(prices) - 1, int(q * len(prices)))]
+
+    anchor = min(1.0, quantile(0.5) * scale)
+    spread = (quantile(0.75) - quantile(0.25)) * scale
+    return anchor, spread, min(1.0, len(prices) / SURE_MARKET), market.bidders
 
 
-def exploration_rate(profile_rate: float, experience: int) -> float:
-    """Epsilon for a model that has learned from ``experience`` transitions: a linear decay (cleanrl's
-    schedule) from three times the learning profile's rate to a fifth of it, so a profile that explores
-    more keeps exploring more, and a fresh model explores most."""
-    start, floor = min(1.0, 3 * profile_rate), profile_rate / 5
-    return max(floor, start * (1 - experience / EXPLORATION_SPAN))
+EXPLORATION_BONUS = 0.2  # the UCB bonus at the profile's exploration rate 1.0, in units of the reward
 
 
-def nearest_action(fraction: float) -> int:
-    """The DQN action whose bid level is closest to ``fraction`` (for bids another strategy chose)."""
-    return 1 + min(range(len(BID_LEVELS)), key=lambda i: abs(BID_LEVELS[i] - fraction))
+def exploration_bonus(profile_rate: float) -> float:
+    """The weight of the UCB bonus: a profile that explores more keeps trying other bid levels longer."""
+    return EXPLORATION_BONUS * profile_rate
+
+
+def ucb_scores(q_values: Sequence[float], counts: Sequence[float], bonus: float) -> list[float]:
+    """Q plus an upper-confidence bonus per action: ``bonus x sqrt(ln(1 + N) / (1 + n_a))`` with ``n_a`` the
+    transitions the model learned from that action (N in all). Untried bid levels get tried, then the bonus
+    fades as evidence grows: exploration follows uncertainty, not a clock."""
+    total = math.log1p(sum(counts))
+    return [q + bonus * math.sqrt(total / (1 + n)) for q, n in zip(q_values, counts, strict=True)]
+
+
+def nearest_action(fraction: float, anchor: float = DEFAULT_ANCHOR) -> int:
+    """The bid action whose level (times ``anchor``) is closest to ``fraction`` (for bids another strategy chose)."""
+    levels = [min(1.0, level * anchor) for level in BID_LEVELS]
+    return 1 + min(range(len(levels)), key=lambda i: abs(levels[i] - fraction))

@@ -84,6 +84,14 @@ def recent_bids(agent: str) -> str:
     return _key("recent", agent.lower())  # list: 1 won / 0 lost, newest first
 
 
+def market(tag: str) -> str:
+    return _key("market", tag)  # list: JSON clearings of the tag's settled auctions, newest first
+
+
+def usage_of_bid(task_id: int, agent: str) -> str:
+    return _key("usage", "bid", task_id, agent.lower())  # hash: one agent's LLM tokens and cost on one task
+
+
 def trainer_done(outcome_id: str) -> str:
     return _key("trainer", "done", outcome_id)  # the outcome was learned from (or had nothing to teach)
 

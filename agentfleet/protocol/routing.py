@@ -21,6 +21,7 @@ FINALIZE = "workers.tasks.finalize"  # (task_id): keeper finalizes one auction
 EXPIRE = "workers.tasks.expire"  # (task_id): keeper expires one task past its execution window
 RECONCILE = "workers.tasks.reconcile"  # (): re-drive stuck work from chain state (beat)
 RECORD_OUTCOME = "trainer.tasks.record_outcome"  # (agent, task_id, outcome, event): learn from a settled bid
+RECORD_CLEARING = "trainer.tasks.record_clearing"  # (task_id, event): a finalized auction's price into the market
 
 TASK_MODULES = ("workers.tasks", "workers.keeper", "workers.reconcile", "trainer.tasks")  # where they are registered
 
@@ -71,4 +72,5 @@ ROUTES: dict[str, dict[str, str]] = {  # consider/execute: the sender picks the 
     EXPIRE: {"queue": KEEPER},
     RECONCILE: {"queue": KEEPER},
     RECORD_OUTCOME: {"queue": TRAINING},
+    RECORD_CLEARING: {"queue": TRAINING},
 }

@@ -1,0 +1,133 @@
+"""What the market pays, per tag: recent clearing prices and bidder counts, the learner's view of its rivals.
+
+Why: in a first-price auction the bid that earns most is the highest one that still wins, and that depends
+on what the others bid, which no agent's own state says. Every finalized auction tells it: the winner, the
+price (``TaskAssigned``/``AuctionFinalized`` amount) and the number of bids (``AuctionFinalized.bidCount``).
+The auction ranks ``amount / (reputation + 1)``, so a clearing price is kept *weighted*: price / reward /
+(winner's reputation + 1). An agent with reputation r then beats that winner with any fraction up to
+``weighted x (r + 1)``: the *price to beat*, the anchor of the RL bid levels (:mod:`agentfleet.bidding.state`).
+For the winner itself the price to beat was the runner-up's (the best other bid, from ``BidPlaced`` or the
+sealed bid book): kept too, so an agent that wins every auction of a tag still knows how far above its own
+bid the others were (winners only would leave it blind, and a learner that wins at a low price never
+finds out it could ask more).
+
+One shape for both worlds: the trainer appends a :class:`Clearing` per tag to a capped Redis list
+(:class:`RedisMarket`), the simulator to its in-memory :class:`MarketBook`; both turn entries into
+:class:`MarketFeatures` with :func:`features_of`, which the ``BidContext`` carries into ``state_of``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import redis
+from pydantic import BaseModel, Field
+from redis.client import Pipeline
+
+from agentfleet.protocol import keys
+
+log = logging.getLogger(__name__)
+
+KEPT = 20  # clearings kept per tag: the features' window
+
+
+@dataclass(frozen=True)
+class Clearing:
+    """One finalized auction of a tag."""
+
+    task_id: int
+    winner: str  # lowercase address (or a simulated agent's name)
+    weighted: float  # price / reward / (winner's reputation + 1): what the auction ranks, per unit of reward
+    runner_up: float  # the same for the best other bid; NOBODY when the winner was alone
+    bidders: int  # bids the auction had
+
+
+NOBODY = 1.0  # a runner-up no bid can lose to: the reward (fraction 1) at reputation 0
+
+
+class MarketFeatures(BaseModel):
+    """The market of a task's tags as an agent sees it at bid time."""
+
+    clearing: list[float] = Field(default_factory=list, description="weighted prices the agent had to beat")
+    bidders: float = Field(default=0.0, ge=0, description="mean bids per recent auction")
+
+
+def features_of(entries: Iterable[Clearing], agent: str) -> MarketFeatures:
+    """Features from a tag's clearings (newest first): per auction the best bid of the *others* (the winner's,
+    or the runner-up's where ``agent`` won), and the mean number of bids."""
+    me = agent.lower()
+    seen = list(entries)[:KEPT]
+    clearing = [c.runner_up if c.winner.lower() == me else c.weighted for c in seen]
+    bidders = sum(c.bidders for c in seen) / len(seen) if seen else 0.0
+    return MarketFeatures(clearing=clearing, bidders=bidders)
+
+
+def merged(per_tag: Iterable[list[Clearing]]) -> list[Clearing]:
+    """A multi-tag task's clearings: each tag's newest first, interleaved, one entry per task."""
+    lists = [list(entries) for entries in per_tag]
+    out, seen = [], set()
+    for rank in range(max((len(e) for e in lists), default=0)):
+        for entries in lists:
+            if rank < len(entries) and entries[rank].task_id not in seen:
+                seen.add(entries[rank].task_id)
+                out.append(entries[rank])
+    return out
+
+
+class MarketBook:
+    """The simulator's market memory: per tag, the newest clearings first."""
+
+    def __init__(self) -> None:
+        self._tags: dict[str, deque[Clearing]] = {}
+
+    def record(self, tag: str, clearing: Clearing) -> None:
+        self._tags.setdefault(tag, deque(maxlen=KEPT)).appendleft(clearing)
+
+    def features(self, tags: list[str], agent: str) -> MarketFeatures:
+        return features_of(merged(list(self._tags.get(tag, ())) for tag in tags), agent)
+
+
+class RedisMarket:
+    """The fleet's market memory: one capped list per tag (``keys.market(tag)``), newest first, written by the
+    trainer from settled auctions, read by the workers at bid time (one LRANGE per tag, pipelined)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def record(self, tags: list[str], clearing: Clearing, *, pipe: Pipeline | None = None) -> None:
+        target = pipe if pipe is not None else self.redis.pipeline()
+        body = json.dumps(asdict(clearing), separators=(",", ":"))
+        for tag in tags:
+            target.lpush(keys.market(tag), body)
+            target.ltrim(keys.market(tag), 0, KEPT - 1)
+        if pipe is None:
+            target.execute()
+
+    def read(self, tags: list[str]) -> list[list[Clearing]]:
+        pipe = self.redis.pipeline()
+        for tag in tags:
+            pipe.lrange(keys.market(tag), 0, KEPT - 1)
+        return [[entry for raw in rows if (entry := _parsed(raw)) is not None] for rows in pipe.execute()]
+
+    def features(self, tags: list[str], agent: str) -> MarketFeatures:
+        return features_of(merged(self.read(tags)), agent)
+
+
+def _parsed(raw: bytes | str) -> Clearing | None:
+    """One stored clearing; a malformed entry is skipped (and logged), it never fails a bid."""
+    try:
+        data = json.loads(raw)
+        return Clearing(
+            int(data["task_id"]),
+            str(data["winner"]),
+            float(data["weighted"]),
+            float(data["runner_up"]),
+            int(data["bidders"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("market entry skipped: %s", exc)
+        return None

@@ -1,0 +1,119 @@
+"""Market features (clearing prices per tag), the anchored bid levels and the hindsight rewards."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from agentfleet.bidding.context import BidContext
+from agentfleet.bidding.market import NOBODY, Clearing, MarketBook, RedisMarket, features_of, merged
+from agentfleet.bidding.reward import REPUTATION_WEIGHT, Settlement, hindsight
+from agentfleet.bidding.state import ACTIONS, DEFAULT_ANCHOR, action_fraction, nearest_action, state_of
+from agentfleet.protocol import keys
+from shell.services import RedisServer
+
+ME = "0x" + "aa" * 20
+RIVAL = "0x" + "bb" * 20
+
+
+def context(**overrides: object) -> BidContext:
+    base: dict[str, object] = {
+        "task_id": 1,
+        "reward_wei": 10**18,
+        "tags": ["research"],
+        "fit_score": 80,
+        "capability_weights": {"research": 80},
+        "reputation": 49,
+    }
+    return BidContext.model_validate({**base, **overrides})
+
+
+def test_an_agents_own_wins_tell_it_the_runner_up_price() -> None:
+    entries = [
+        Clearing(3, ME, weighted=0.010, runner_up=0.014, bidders=3),  # I won: the others were at 0.014
+        Clearing(2, RIVAL, weighted=0.012, runner_up=0.013, bidders=2),
+        Clearing(1, ME.upper().replace("0X", "0x"), weighted=0.011, runner_up=NOBODY, bidders=1),
+    ]
+    mine = features_of(entries, ME)
+    assert mine.clearing == [0.014, 0.012, NOBODY] and mine.bidders == pytest.approx(2.0)
+    assert features_of(entries, RIVAL).clearing == [0.010, 0.013, 0.011]
+
+
+def test_the_state_anchors_bids_on_the_price_to_beat_at_the_agents_reputation() -> None:
+    assert state_of(context()).anchor == DEFAULT_ANCHOR and state_of(context()).known == 0  # no market yet
+    book = MarketBook()
+    for task in range(1, 8):
+        book.record("research", Clearing(task, RIVAL, weighted=0.012, runner_up=0.02, bidders=4))
+    state = state_of(context(market=book.features(["research"], ME)))
+    assert state.anchor == pytest.approx(0.012 * 50) and state.known == 1 and state.bidders == 4
+    assert state_of(context(reputation=99, market=book.features(["research"], ME))).anchor == 1.0  # capped
+    assert book.features(["coding"], ME).clearing == []
+    fractions = [action_fraction(a, state.anchor) for a in range(1, ACTIONS)]
+    assert fractions == sorted(fractions) and all(f is not None and 0 < f <= 1 for f in fractions)
+    assert action_fraction(0, state.anchor) is None
+    for action in range(1, ACTIONS):
+        assert nearest_action(action_fraction(action, 0.5) or 0, 0.5) == action
+    with pytest.raises(ValueError):
+        action_fraction(ACTIONS)
+
+
+def test_a_multi_tag_task_merges_its_tags_without_counting_a_task_twice() -> None:
+    a = [Clearing(5, RIVAL, 0.1, 0.2, 2), Clearing(3, RIVAL, 0.3, 0.4, 2)]
+    b = [Clearing(5, RIVAL, 0.1, 0.2, 2), Clearing(4, RIVAL, 0.5, 0.6, 2)]
+    assert [c.task_id for c in merged([a, b])] == [5, 3, 4]
+
+
+def test_the_redis_market_keeps_the_newest_and_skips_what_it_cannot_read(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    market = RedisMarket(client)
+    for task in range(1, 31):
+        market.record(["research", "writing"], Clearing(task, RIVAL, task / 1000, 1.0, 2))
+    client.lpush(keys.market("research"), "not json", '{"task_id": 1}')
+    entries = market.read(["research", "writing", "nothing"])
+    assert [len(e) for e in entries] == [18, 20, 0]  # capped at 20 per tag, the two bad entries skipped
+    assert entries[1][0].task_id == 30  # newest first
+    assert market.features(["research"], ME).clearing[0] == pytest.approx(0.030)
+
+
+def settlement(**overrides: object) -> Settlement:
+    base: dict[str, object] = {
+        "reward_eth": 1.0,
+        "price_to_beat": 0.6,
+        "won": True,
+        "passed": True,
+        "moved": 6,
+        "bid_cost_eth": 0.001,
+        "win_cost_eth": 0.1,
+        "evaluation_cost_eth": 0.002,
+    }
+    return Settlement(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+def test_hindsight_tells_every_level_a_won_auction_decides() -> None:
+    anchor = 0.6
+    taken = nearest_action(0.5, anchor)
+    rewards = hindsight(settlement(), anchor, taken)
+    assert set(rewards) == set(range(ACTIONS))  # won: every level is known
+    for action, reward in rewards.items():
+        fraction = action_fraction(action, anchor)
+        if fraction is None:
+            assert reward == pytest.approx(-0.002)  # abstaining still paid the evaluation
+        elif fraction < 0.6:  # a tie goes to the earlier bid: not counted as a win
+            assert reward == pytest.approx(fraction - 0.1 - 0.001 - 0.002 + REPUTATION_WEIGHT * 6)  # same task, score
+        else:
+            assert reward == pytest.approx(-0.003)  # would have lost: the bid's gas and the evaluation
+    best = max(range(1, ACTIONS), key=lambda a: rewards[a])
+    assert action_fraction(best, anchor) == pytest.approx(0.985 * 0.6)  # the highest level that surely won
+
+
+def test_hindsight_after_a_loss_or_without_bids_claims_nothing_it_cannot_know() -> None:
+    anchor = 0.6
+    taken = nearest_action(0.7, anchor)
+    rewards = hindsight(settlement(won=False, passed=False, moved=0, price_to_beat=0.55), anchor, taken)
+    for action in range(1, ACTIONS):
+        fraction = action_fraction(action, anchor) or 0
+        assert (action in rewards) == (fraction > 0.55 or action == taken)  # a lower level's score is unknown
+    assert hindsight(settlement(price_to_beat=None), anchor, taken).keys() == {0, taken}
+    failed = hindsight(settlement(passed=False, moved=-10), anchor, taken)
+    assert failed[taken] == pytest.approx(-0.1 - 0.001 - 0.002 - REPUTATION_WEIGHT * 10)  # nothing paid, the penalty

@@ -1,0 +1,72 @@
+"""What a settled auction says about the market: its clearing price per tag, and the price each bidder had to beat.
+
+The bids come from where the fleet already keeps them: the listener's record of ``BidPlaced`` amounts (open
+auctions) and the bid book (sealed ones); the auction ranks ``amount / (reputation + 1)``, with reputations
+from the directory (the listener keeps it in step with ``ReputationChanged``) or, for an agent outside the
+fleet, the registry. The reputation is the one now, not the one at bid time: close enough for a feature,
+and the contract's own ordering is what paid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from web3 import Web3
+
+from agentfleet.bidding.market import NOBODY, Clearing
+from agentfleet.bidding.sealed import BidBook
+from agentfleet.chain.market import tag_text
+from agentfleet.protocol import keys
+from agentfleet.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Auction:
+    """One finished auction as the fleet saw it."""
+
+    task_id: int
+    reward_wei: int
+    tags: list[str]
+    weighted: dict[str, float]  # lower-case bidder -> amount / reward / (reputation + 1)
+
+    def clearing(self, winner: str) -> Clearing:
+        """The market entry of the auction (the winner's weighted price and the runner-up's)."""
+        me = winner.lower()
+        others = [w for agent, w in self.weighted.items() if agent != me]
+        return Clearing(
+            task_id=self.task_id,
+            winner=me,
+            weighted=self.weighted.get(me, min(others, default=NOBODY)),
+            runner_up=min(others, default=NOBODY),
+            bidders=len(self.weighted),
+        )
+
+    def price_to_beat(self, agent: str, reputation: int) -> float | None:
+        """The highest fraction of the reward ``agent`` could have bid and still won, at its reputation; None
+        when the fleet saw no bid of the auction (nothing to tell)."""
+        if not self.weighted:
+            return None
+        me = agent.lower()
+        others = [w for bidder, w in self.weighted.items() if bidder != me]
+        return min(others, default=NOBODY) * (reputation + 1)
+
+
+def auction_of(rt: Runtime, task_id: int) -> Auction:
+    """The auction of ``task_id``: the task's reward and tags from the chain, the bids from Redis."""
+    task = rt.session.tasks.get_task(task_id)
+    reward = max(1, int(task.reward))
+    amounts = {
+        (k.decode() if isinstance(k, bytes) else str(k)).lower(): int(v)
+        for k, v in rt.redis.hgetall(keys.listener_bids(task_id)).items()
+    }
+    for bid in BidBook(rt.redis).bids(task_id):
+        amounts.setdefault(bid.agent.lower(), bid.amount)
+    weighted = {agent: amount / reward / (_reputation(rt, agent) + 1) for agent, amount in amounts.items()}
+    return Auction(task_id, reward, [tag_text(t) for t in task.tags], weighted)
+
+
+def _reputation(rt: Runtime, agent: str) -> int:
+    member = rt.directory.get(agent)
+    if member is not None and member.reputation is not None:
+        return member.reputation
+    return int(rt.session.registry.get_agent(Web3.to_checksum_address(agent)).reputation)
