@@ -114,3 +114,17 @@ def test_a_fenced_trainer_writes_only_under_its_lease_and_reloads_after_another_
         other.learn(AGENT, lesson(n))
     lease.current = "third"  # the agent in memory was loaded under "second": loaded again from the disk
     assert mine.get(AGENT, lambda: build(tmp_path)).rl_model.decisions == 3
+
+
+def test_hindsight_levels_are_journaled_and_replayed_with_their_outcome(tmp_path: Path) -> None:
+    taught = Lesson(f"1:{AGENT.lower()}", [0.5] * STATE_SIZE, 3, 0.4, None, hindsight={0: -0.01, 5: 0.2, 9: -0.02})
+    assert Lesson.parse(taught.line()) == taught
+    first = Learners(tmp_path, checkpoint_every=100, checkpoint_seconds=3600)
+    first.get(AGENT, lambda: build(tmp_path))
+    first.learn(AGENT, lesson(2))  # the first outcome is checkpointed; the next one only journaled
+    first.learn(AGENT, taught)
+    # kill -9 here: the second trainer replays the journal, the outcome with its three hindsight levels
+    again = Learners(tmp_path, checkpoint_every=100, checkpoint_seconds=3600).get(AGENT, lambda: build(tmp_path))
+    memory = again.rl_model.memory
+    assert memory.size == 1 + 4 and sorted(memory.actions[1:5].tolist()) == [0, 3, 5, 9]
+    assert memory.counts[5] == 1 and memory.counts.sum() == 5

@@ -7,7 +7,7 @@ import redis
 
 from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.market import NOBODY, Clearing, MarketBook, RedisMarket, features_of, merged
-from agentfleet.bidding.reward import REPUTATION_WEIGHT, Settlement, hindsight
+from agentfleet.bidding.reward import REPUTATION_WEIGHT, RIVAL_GAIN, Settlement, hindsight
 from agentfleet.bidding.state import ACTIONS, DEFAULT_ANCHOR, action_fraction, nearest_action, state_of
 from agentfleet.protocol import keys
 from shell.services import RedisServer
@@ -115,5 +115,8 @@ def test_hindsight_after_a_loss_or_without_bids_claims_nothing_it_cannot_know() 
         fraction = action_fraction(action, anchor) or 0
         assert (action in rewards) == (fraction > 0.55 or action == taken)  # a lower level's score is unknown
     assert hindsight(settlement(price_to_beat=None), anchor, taken).keys() == {0, taken}
+    handed = hindsight(settlement(won=False, passed=False, moved=0, price_to_beat=0.55, rivals=True), anchor, taken)
+    assert handed[0] == pytest.approx(-0.002 - REPUTATION_WEIGHT * RIVAL_GAIN)  # the rival's gain costs too
+    assert handed[taken] == pytest.approx(-0.003 - REPUTATION_WEIGHT * RIVAL_GAIN)
     failed = hindsight(settlement(passed=False, moved=-10), anchor, taken)
     assert failed[taken] == pytest.approx(-0.1 - 0.001 - 0.002 - REPUTATION_WEIGHT * 10)  # nothing paid, the penalty

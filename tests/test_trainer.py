@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from agentfleet.bidding.dqn import ReinforcementLearning
+from agentfleet.bidding.market import RedisMarket
 from agentfleet.bidding.record import recent_win_rate
 from agentfleet.bidding.state import STATE_SIZE
 from agentfleet.chain.local import advance_time
@@ -60,6 +61,18 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
         assert client.exists(keys.trainer_done("1:" + s.tasks.get_task(1).assignee.lower()))
         for winner in winners():  # the next bid's state carries the agent's recent win rate
             assert recent_win_rate(client, winner) > 0
+        pump(listener, lambda: client.llen(keys.market("research")) >= 2, timeout=30)  # both auctions' prices
+        market = RedisMarket(client).read(["research", "statistics"])
+        assert {c.task_id for c in market[0]} == {1, 2} and [c.task_id for c in market[1]] == [2]
+        for clearing in market[0]:
+            task = s.tasks.get_task(clearing.task_id)
+            assert clearing.winner == task.assignee.lower() and clearing.bidders == len(
+                bids_on(s, clearing.task_id, client)
+            )
+            assert 0 < clearing.weighted <= task.price / task.reward  # price / reward / (reputation + 1)
+        again = app.send_task(routing.RECORD_CLEARING, queue=routing.TRAINING, kwargs={"task_id": 2, "event": None})
+        with pytest.raises(ValueError, match="invalid clearing"):
+            again.get(timeout=30)
         bidders = {a for t in (1, 2) for a in bids_on(s, t, client)}
         for loser in bidders - {w.lower() for w in winners()}:
             pump(listener, lambda a=loser: client.llen(keys.recent_bids(a)) >= 1, timeout=30)  # type: ignore[misc]

@@ -41,6 +41,10 @@ class Auction:
             bidders=len(self.weighted),
         )
 
+    def rivals_of(self, agent: str) -> bool:
+        """Whether anyone else bid."""
+        return any(bidder != agent.lower() for bidder in self.weighted)
+
     def price_to_beat(self, agent: str, reputation: int) -> float | None:
         """The highest fraction of the reward ``agent`` could have bid and still won, at its reputation; None
         when the fleet saw no bid of the auction (nothing to tell)."""

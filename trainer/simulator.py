@@ -118,6 +118,7 @@ class Settled:
     reputation_moved: int
     price_to_beat: float | None  # the others' best bid at the focal agent's reputation, of the reward
     fraction: float | None  # the bid placed, of the reward
+    rivals: bool  # others bid on the task
 
 
 @dataclass
@@ -235,7 +236,9 @@ def run_market(
                 moved = agent.reputation - reputation_before
                 others = [bid.weighted / reward for bid in bids if bid.agent is not agent]
                 beat = min(others) * (reputation_before + 1) if others else NOBODY * (reputation_before + 1)
-                settled = Settled(action, won, score, gain, moved, beat, placed.fraction if placed else None)
+                settled = Settled(
+                    action, won, score, gain, moved, beat, placed.fraction if placed else None, bool(others)
+                )
         if learn is not None and focal_ctx is not None and settled is not None:
             learn(focal_ctx, settled)
         if progress is not None:
@@ -287,6 +290,7 @@ def _settlement(ctx: BidContext, settled: Settled) -> Settlement:
         win_cost_eth=EXECUTION_COST * reward_eth + WINNER_COST_WEI / 1e18,
         evaluation_cost_eth=EVALUATION_COST_ETH,
         bid_fraction=settled.fraction,
+        rivals=settled.rivals,
     )
 
 

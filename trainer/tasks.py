@@ -136,14 +136,16 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord) -> dict[int, fl
     }
     reputation_at_bid = round(record.state[REPUTATION] * 100)
     try:
-        beat = auction_of(rt, outcome.task_id).price_to_beat(outcome.agent, reputation_at_bid)
+        auction = auction_of(rt, outcome.task_id)
+        beat, rivals = auction.price_to_beat(outcome.agent, reputation_at_bid), auction.rivals_of(outcome.agent)
     except (ValueError, KeyError) as exc:  # a bid entry of another shape: learn from the bid placed only
         log.warning("no price to beat for task %s: %s", outcome.task_id, exc)
-        beat = None
+        beat, rivals = None, outcome.outcome == "lost"
     settlement = settlement_of(
         outcome,
         record,
         price_to_beat=beat,
+        rivals=rivals,
         evaluation_usd=bill.get("fit_usd", 0.0) + bill.get("bid_usd", 0.0),
         execution_usd=bill.get("execute_usd", 0.0),
         eth_per_usd=rt.settings.eth_per_usd,

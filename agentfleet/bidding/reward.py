@@ -20,6 +20,7 @@ from agentfleet.policy import Address
 from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_STEP
 
 REPUTATION_WEIGHT = 0.02  # reward per reputation point, in units of the task's reward (0.05 before issue 15)
+RIVAL_GAIN = 5  # reputation points a rival gains from a task it wins (a typical pass, score ~75), at the same weight
 
 
 class Outcome(BaseModel):
@@ -53,6 +54,7 @@ def settlement_of(
     record: BidRecord,
     *,
     price_to_beat: float | None = None,
+    rivals: bool = False,
     evaluation_usd: float = 0.0,
     execution_usd: float = 0.0,
     eth_per_usd: float = 0.0,
@@ -75,6 +77,7 @@ def settlement_of(
     return Settlement(
         reward_eth=max(1, record.reward_wei) / 1e18,
         price_to_beat=price_to_beat,
+        rivals=rivals,
         won=won,
         passed=outcome.outcome == "won",
         moved=moved,
@@ -105,6 +108,7 @@ class Settlement:
     win_cost_eth: float  # what winning cost beyond the bid: the execution's LLM calls, the task's transactions
     evaluation_cost_eth: float  # the LLM call that evaluated the task, paid whatever the decision
     bid_fraction: float | None = None  # the bid placed, of the reward (its level's when None)
+    rivals: bool = False  # others bid: a level that loses hands the task to one of them
 
 
 def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, float]:
@@ -115,10 +119,16 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
     task it did not execute: when it won, any level under the price to beat would have won the same task
     with the same score; any level over it would have lost. When it lost, the levels over the price would
     have lost too. One auction then teaches many actions instead of one: a learner that wins at a low price
-    learns at once that a higher price still won (what a bandit that sees only its own arm never does)."""
+    learns at once that a higher price still won (what a bandit that sees only its own arm never does).
+
+    A task lost (or left) to a rival also costs the reputation the rival gains with it (``RIVAL_GAIN`` points
+    at ``REPUTATION_WEIGHT``): the auction divides by reputation + 1, so every task a rival wins makes the
+    next auctions harder. Measured in the simulator: without it the learner lets rivals grow on tasks it
+    could have won, and its last 500 tasks fall behind its first in markets that harden."""
     s = settlement
-    lost = money_reward(-s.bid_cost_eth - s.evaluation_cost_eth, 0, s.reward_eth)
-    out = {0: money_reward(-s.evaluation_cost_eth, 0, s.reward_eth)}
+    handed = REPUTATION_WEIGHT * RIVAL_GAIN if s.rivals else 0.0  # the rival's gain is a harder market later
+    lost = money_reward(-s.bid_cost_eth - s.evaluation_cost_eth, 0, s.reward_eth) - handed
+    out = {0: money_reward(-s.evaluation_cost_eth, 0, s.reward_eth) - handed}
     for action in range(1, ACTIONS):
         fraction = action_fraction(action, anchor) or 0.0
         if action == taken and s.bid_fraction is not None:
