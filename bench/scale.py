@@ -244,7 +244,7 @@ def rl_worker_rss(decisions: int = 100) -> tuple[bool, float, int]:
     from agentfleet.profiles import AgentLearningConfig
 
     cache = PolicyCache(Path(tempfile.mkdtemp()))
-    strategy = RLBiddingStrategy("0xbench", AgentLearningConfig.get_profile("balanced"), cache)
+    strategy = RLBiddingStrategy("0xbench", AgentLearningConfig.get_profile("balanced"), cache, warmup=0)
     bids = 0
     for i in range(decisions):
         ctx = BidContext(

@@ -170,7 +170,7 @@ def main() -> None:
         learners.learn(AGENT, Lesson(f"{n}:{AGENT}", state, 3, 0.2, hindsight=HINDSIGHT))
     journaled = args.outcomes / (time.perf_counter() - began)
 
-    strategy = RLBiddingStrategy(AGENT, AgentLearningConfig.get_profile("balanced"), PolicyCache(models))
+    strategy = RLBiddingStrategy(AGENT, AgentLearningConfig.get_profile("balanced"), PolicyCache(models), warmup=0)
     ctx = BidContext(
         task_id=1,
         reward_wei=10**18,

@@ -138,7 +138,7 @@ def test_workers_pick_up_new_versions_and_survive_corrupt_ones(tmp_path: Path) -
     assert cache.get(AGENT).version == 2  # a corrupt file keeps the last good policy
 
     explorer = AgentLearningConfig.get_profile("explorer")
-    strategy = RLBiddingStrategy(AGENT, explorer, cache)
+    strategy = RLBiddingStrategy(AGENT, explorer, cache, warmup=0)
     for fit in range(0, 101, 5):
         ctx = BidContext(
             task_id=1,
@@ -211,7 +211,8 @@ def test_a_worker_bidding_with_rl_never_imports_torch(tmp_path: Path) -> None:
         from agentfleet.profiles import AgentLearningConfig
         import workers.tasks  # the agent worker's module, with everything it imports
         cache = PolicyCache({str(tmp_path)!r})
-        strategy = choose_strategy("rl", {AGENT!r}, AgentLearningConfig.get_profile("explorer"), lambda: cache)
+        explorer = AgentLearningConfig.get_profile("explorer")
+        strategy = choose_strategy("rl", {AGENT!r}, explorer, lambda: cache, warmup=0)
         bids = 0
         for i in range(100):
             ctx = BidContext(task_id=i + 1, reward_wei=10**18, tags=["research"], fit_score=60 + i % 40,
@@ -227,3 +228,26 @@ def test_a_worker_bidding_with_rl_never_imports_torch(tmp_path: Path) -> None:
     imported, bids, version, rss_mb = out.stdout.split()
     assert imported == "False" and int(bids) > 0 and version == "1"
     assert int(rss_mb) < 150, f"a worker deciding with RL holds {rss_mb} MB"
+
+
+def test_the_profile_bids_until_the_model_warmed_up_and_reputation_raises_the_bar(tmp_path: Path) -> None:
+    from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
+    from agentfleet.bidding.context import BidContext
+    from agentfleet.bidding.policy_net import PolicyCache
+    from agentfleet.bidding.rl import RLBiddingStrategy, fit_bar
+    from agentfleet.profiles import AgentLearningConfig
+
+    balanced = AgentLearningConfig.get_profile("balanced")
+    trained(3, steps=40).save(tmp_path)  # 40 transitions learned
+    ctx = BidContext(
+        task_id=1, reward_wei=10**18, tags=["research"], fit_score=80, capability_weights={}, reputation=60
+    )
+    warming = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=41).decide(ctx)
+    assert warming.reason.startswith("RL warming up (40/41")
+    assert warming.amount_wei == AdaptiveBiddingStrategy(balanced).decide(ctx).amount_wei
+    warm = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=40).decide(ctx)
+    assert warm.reason.startswith("RL v1")
+    assert [fit_bar(balanced, r) for r in (100, 50, 40, 20, 0)] == [40, 40, 58, 74, 90]
+    low = ctx.model_copy(update={"reputation": 10, "fit_score": 80})
+    refused = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=0).decide(low)
+    assert not refused.bid and "reputation 10" in refused.reason

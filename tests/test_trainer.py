@@ -81,7 +81,7 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
 
 def test_rl_strategy_bids_inside_bounds_in_the_fleet(tmp_path: Path, redis_server: RedisServer) -> None:
     with running_fleet(
-        tmp_path, redis_server, bidding_strategy="rl", models_dir=tmp_path / "models", action_logging=False
+        tmp_path, redis_server, bidding_strategy="rl", rl_warmup=0, models_dir=tmp_path / "models", action_logging=False
     ) as (s, listener, client):
         for number in range(4):
             create_task(s, window=300, mode=AuctionMode(number % 2), text="research")

@@ -29,17 +29,12 @@ class Auction:
     tags: list[str]
     weighted: dict[str, float]  # lower-case bidder -> amount / reward / (reputation + 1)
 
-    def clearing(self, winner: str) -> Clearing:
-        """The market entry of the auction (the winner's weighted price and the runner-up's)."""
+    def clearing(self, winner: str, *, weighted: float, bidders: int) -> Clearing:
+        """The market entry of the auction: the winner's weighted price and bid count (from the event), the
+        runner-up's weighted price (from the bids the fleet saw)."""
         me = winner.lower()
         others = [w for agent, w in self.weighted.items() if agent != me]
-        return Clearing(
-            task_id=self.task_id,
-            winner=me,
-            weighted=self.weighted.get(me, min(others, default=NOBODY)),
-            runner_up=min(others, default=NOBODY),
-            bidders=len(self.weighted),
-        )
+        return Clearing(self.task_id, me, weighted, min(others, default=NOBODY), max(bidders, len(self.weighted), 1))
 
     def rivals_of(self, agent: str) -> bool:
         """Whether anyone else bid."""
@@ -65,8 +60,14 @@ def auction_of(rt: Runtime, task_id: int) -> Auction:
     }
     for bid in BidBook(rt.redis).bids(task_id):
         amounts.setdefault(bid.agent.lower(), bid.amount)
-    weighted = {agent: amount / reward / (_reputation(rt, agent) + 1) for agent, amount in amounts.items()}
-    return Auction(task_id, reward, [tag_text(t) for t in task.tags], weighted)
+    auction = Auction(task_id, reward, [tag_text(t) for t in task.tags], {})
+    auction.weighted.update({agent: weighted_price(rt, auction, agent, amount) for agent, amount in amounts.items()})
+    return auction
+
+
+def weighted_price(rt: Runtime, auction: Auction, agent: str, amount: int) -> float:
+    """``amount`` / reward / (``agent``'s reputation + 1): what the auction ranks, per unit of reward."""
+    return amount / auction.reward_wei / (_reputation(rt, agent) + 1)
 
 
 def _reputation(rt: Runtime, agent: str) -> int:

@@ -37,7 +37,7 @@ from agentfleet.retry import RETRY
 from agentfleet.runtime import Runtime, runtime
 from agentfleet.settings import get_settings
 from agentfleet.trace import TaskTrace
-from trainer.clearing import auction_of
+from trainer.clearing import auction_of, weighted_price
 from trainer.learners import Learners, Lesson, NotOwner, stop_hook
 from trainer.shards import ShardClaims, consumes, in_process_pool, start_in_worker
 
@@ -162,9 +162,9 @@ def record_clearing(self: Task, task_id: int, event: dict[str, Any] | None = Non
     try:
         if int(args["taskId"]) != int(task_id) or int(task_id) < 1:
             raise ValueError(f"event is about task {args['taskId']}, not {task_id}")
-        winner = str(args["winner"])
-        if not winner.startswith("0x") or len(winner) != 42:
-            raise ValueError(f"winner {winner!r} is not an address")
+        winner, amount, bidders = str(args["winner"]), int(args["amount"]), int(args.get("bidCount", 0))
+        if not winner.startswith("0x") or len(winner) != 42 or amount <= 0 or bidders < 0:
+            raise ValueError(f"winner {winner!r}, amount {amount}, {bidders} bids")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid clearing of task {task_id!r}: {exc}") from None
     rt = runtime()
@@ -177,7 +177,7 @@ def record_clearing(self: Task, task_id: int, event: dict[str, Any] | None = Non
     if deep is not None:
         raise self.retry(countdown=deep, max_retries=60)
     auction = auction_of(rt, int(task_id))
-    clearing = auction.clearing(winner)
+    clearing = auction.clearing(winner, weighted=weighted_price(rt, auction, winner, amount), bidders=bidders)
     pipe = rt.redis.pipeline()
     RedisMarket(rt.redis).record(auction.tags or ["general"], clearing, pipe=pipe)
     pipe.set(done_key, 1, ex=30 * 24 * 3600)

@@ -1,11 +1,13 @@
 """ReinforcementLearning (seed name and defaults): a small DQN per agent that picks a bid level.
 
 In the spirit of cleanrl's dqn.py: one readable file, an MLP Q-network, a target network synced every
-``target_sync`` steps, experience replay, epsilon-greedy exploration, and determinism under a seed.
+``target_sync`` steps, experience replay, exploration by an upper-confidence bonus over bid levels
+(``state.ucb_scores``, weighed by ``exploration_rate``), and determinism under a seed.
 
-Each bidding decision is one transition: state (what the agent saw at bid time, :func:`encode_state`),
-action (abstain or a bid level), reward (profit relative to the reward, plus a small reputation term),
-and the agent's next decision as the next state; ``done`` marks transitions without a successor.
+Each settled bid is a transition with no successor (a contextual bandit): state (what the agent saw at bid
+time, :func:`agentfleet.bidding.state.state_of`), action (abstain or a bid level relative to the market's
+price to beat), reward (the money it made per unit of the task's reward, plus a reputation term:
+:mod:`agentfleet.bidding.reward`); with it, the levels the auction decides in hindsight.
 
 Persistence (``{models_dir}/{agent}_rl_model.pt``): the state dict, optimizer state, counters and the replay
 memory as plain tensors, written to a temp file in the same folder and renamed (atomic), with a version

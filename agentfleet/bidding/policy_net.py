@@ -1,6 +1,6 @@
 """The trained DQN's policy in NumPy: what a worker needs to bid with the RL strategy, without torch.
 
-Why: a worker only runs the forward pass of an 8-64-64-18 network per bid; importing torch for it costs a few
+Why: a worker only runs the forward pass of an 12-64-64-17 network per bid; importing torch for it costs a few
 hundred MB per worker process. The trainer (the only process that imports torch) exports each model's
 Q-network weights next to the model file as ``{agent}_policy.npz`` whenever it saves; workers load that with
 NumPy and compute the same Q values (to float tolerance) and so the same greedy action. An agent with no
@@ -43,7 +43,7 @@ def policy_path(models_dir: Path, agent: str) -> Path:
 
 class Policy(Protocol):
     """What the RL strategy asks of a model: its version, how many transitions it learned from (the
-    exploration schedule's clock), and an epsilon-greedy action."""
+    warm-up clock), and the action with the best Q plus its exploration bonus."""
 
     @property
     def version(self) -> int: ...
