@@ -101,7 +101,11 @@ def test_task_life_routes_work_to_the_right_queues_in_order(
     execute = [w for w in queued(redis_client, ANALYTICS) if w["task"] == routing.EXECUTE]
     assert [w["kwargs"]["agent"] for w in execute] == [s.agent(2).address]
     assert [w["kwargs"]["task_id"] for w in queued(redis_client, routing.EVALUATION)] == [task_id]
-    outcomes = {(w["kwargs"]["agent"].lower(), w["kwargs"]["outcome"]) for w in queued(redis_client, routing.TRAINING)}
+    training = queued(redis_client, routing.TRAINING)
+    outcomes = {
+        (w["kwargs"]["agent"].lower(), w["kwargs"]["outcome"]) for w in training if w["task"] == routing.RECORD_OUTCOME
+    }
+    assert [w["kwargs"]["task_id"] for w in training if w["task"] == routing.RECORD_CLEARING] == [task_id]  # the price
     assert outcomes == {(s.agent(0).address.lower(), "lost"), (s.agent(2).address.lower(), "won")}
     names = [e["name"] for e in stream(redis_client) if e.get("name") and '"taskId": 1' in e["event"]]
     assert names == [
@@ -162,7 +166,11 @@ def test_sealed_task_life_keeps_the_text_and_routes_outcomes_from_the_bid_book(
     closing = close_auction(s, book, task_id, caller=s.requester, now=now(s))
     assert (closing.status, closing.bids) == ("finalized", 2)
     drain(listener)
-    outcomes = {(w["kwargs"]["agent"].lower(), w["kwargs"]["outcome"]) for w in queued(redis_client, routing.TRAINING)}
+    training = queued(redis_client, routing.TRAINING)
+    outcomes = {
+        (w["kwargs"]["agent"].lower(), w["kwargs"]["outcome"]) for w in training if w["task"] == routing.RECORD_OUTCOME
+    }
+    assert [w["kwargs"]["task_id"] for w in training if w["task"] == routing.RECORD_CLEARING] == [task_id]  # the price
     assert outcomes == {(s.agent(0).address.lower(), "lost")}  # the loser, known from the book; no BidPlaced
     execute = [w for w in queued(redis_client, ANALYTICS) if w["task"] == routing.EXECUTE]
     assert [w["kwargs"]["agent"] for w in execute] == [s.agent(2).address]

@@ -63,6 +63,7 @@ def test_queues_come_from_the_profiles_and_every_task_name_is_registered() -> No
         routing.EXPIRE,
         routing.RECONCILE,
         routing.RECORD_OUTCOME,
+        routing.RECORD_CLEARING,
     }
     assert task_names <= set(app.tasks), task_names - set(app.tasks)
     assert {route["queue"] for route in routing.ROUTES.values()} <= set(routing.ALL_QUEUES)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agentfleet.profiles import AgentLearningConfig
 from trainer.simulator import MARKETS, compare, geometric_mean_ratio, run_market, shading_focal, shaped, summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,16 +19,7 @@ def test_learning_agent_improves_and_beats_every_fixed_profile_and_runs_reproduc
     """Seed 5, 3000 tasks (README "Learning" has every seed and market shape)."""
     results = compare(seed=5, tasks=3000)
     rows = {row["strategy"]: row for row in summary(results)}
-    assert set(rows) == {
-        "rl",
-        "shading",
-        "balanced",
-        "aggressive",
-        "conservative",
-        "explorer",
-        "specialist",
-        "workload_sensitive",
-    }
+    assert set(rows) == {"rl", "shading", *AgentLearningConfig.PROFILES}
     rl, shading = rows.pop("rl"), rows.pop("shading")
     assert rl["last"] >= rl["first"]  # it did not get worse than where it started
     best = max(rows.values(), key=lambda row: row["last"])

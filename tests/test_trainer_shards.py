@@ -395,4 +395,7 @@ def test_a_killed_trainers_shard_is_taken_over_and_learned(tmp_path: Path, redis
         assert holders(client, 2) == [None, None] and client.zcard(LIVE) == 0  # the survivor released at shutdown
         model = ReinforcementLearning(agent)
         model.load(models)  # the survivor's checkpoint at shutdown: the victim's journal replayed, then the rest
-        assert model.memory.size == 12 and sorted(model.applied) == sorted(f"{n}:{agent.lower()}" for n in range(1, 13))
+        # two transitions per outcome: the bid placed and abstaining (no task on chain: no price to beat)
+        assert model.memory.size == 2 * 12 and sorted(model.applied) == sorted(
+            f"{n}:{agent.lower()}" for n in range(1, 13)
+        )

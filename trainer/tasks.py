@@ -33,7 +33,7 @@ from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import AuctionMode
-from agentfleet.retry import RETRY
+from agentfleet.retry import RETRY, TRANSIENT
 from agentfleet.runtime import Runtime, runtime
 from agentfleet.settings import get_settings
 from agentfleet.trace import TaskTrace
@@ -138,7 +138,9 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord) -> dict[int, fl
     try:
         auction = auction_of(rt, outcome.task_id)
         beat, rivals = auction.price_to_beat(outcome.agent, reputation_at_bid), auction.rivals_of(outcome.agent)
-    except (ValueError, KeyError) as exc:  # a bid entry of another shape: learn from the bid placed only
+    except TRANSIENT:
+        raise  # the node or Redis comes back: the outcome retries
+    except Exception as exc:  # no such task on chain (a hand-sent outcome), a malformed bid entry: learn the bid only
         log.warning("no price to beat for task %s: %s", outcome.task_id, exc)
         beat, rivals = None, outcome.outcome == "lost"
     settlement = settlement_of(

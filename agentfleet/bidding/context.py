@@ -11,6 +11,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from agentfleet import policy
 from agentfleet.bidding.market import MarketFeatures
 
 
@@ -42,6 +43,14 @@ class BidDecision(BaseModel):
 def abstain(reason: str) -> BidDecision:
     """The decision not to bid."""
     return BidDecision(bid=False, amount_fraction=0.0, amount_wei=0, reason=reason)
+
+
+def bid_at(ctx: BidContext, fraction: float, reason: str) -> BidDecision:
+    """The decision to bid ``fraction`` of the reward, clamped into policy bounds first."""
+    fraction = policy.clamp_fraction(fraction)
+    return BidDecision(
+        bid=True, amount_fraction=fraction, amount_wei=policy.bid_amount(ctx.reward_wei, fraction), reason=reason
+    )
 
 
 class BiddingStrategy(Protocol):

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agentfleet import policy
 from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
-from agentfleet.bidding.context import BidContext, BidDecision, abstain
+from agentfleet.bidding.context import BidContext, BidDecision, abstain, bid_at
 from agentfleet.bidding.policy_net import Policy
 from agentfleet.bidding.state import ANCHOR, action_fraction, exploration_bonus, state_of
 from agentfleet.profiles import LearningProfile
@@ -62,10 +61,4 @@ class RLBiddingStrategy:
         fraction = action_fraction(action, state[ANCHOR])
         if fraction is None:
             return abstain(f"RL v{model.version}: abstain")
-        fraction = policy.clamp_fraction(fraction)
-        return BidDecision(
-            bid=True,
-            amount_fraction=fraction,
-            amount_wei=policy.bid_amount(ctx.reward_wei, fraction),
-            reason=f"RL v{model.version}: action {action}",
-        )
+        return bid_at(ctx, fraction, f"RL v{model.version}: action {action}")

@@ -11,8 +11,7 @@ considers the same anchored bid levels as the DQN and abstains when none is wort
 
 from __future__ import annotations
 
-from agentfleet import policy
-from agentfleet.bidding.context import BidContext, BidDecision, abstain
+from agentfleet.bidding.context import BidContext, BidDecision, abstain, bid_at
 from agentfleet.bidding.state import BID_LEVELS, action_fraction, state_of
 from agentfleet.profiles import LearningProfile
 
@@ -42,10 +41,4 @@ class ShadingBiddingStrategy:
                 best, best_value = fraction, value
         if best is None:
             return abstain("shading: no bid level is worth its cost at the market's prices")
-        fraction = policy.clamp_fraction(best)
-        return BidDecision(
-            bid=True,
-            amount_fraction=fraction,
-            amount_wei=policy.bid_amount(ctx.reward_wei, fraction),
-            reason=f"shading: {fraction:.2f} of the reward against {len(prices)} recent prices to beat",
-        )
+        return bid_at(ctx, best, f"shading: {best:.2f} of the reward against {len(prices)} recent prices to beat")
