@@ -155,7 +155,11 @@ def simulate(
     out: Annotated[str, typer.Option(help="PNG of the learning curves.")] = "simulation.png",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds: one summary row per market, no plot.")] = "",
     market: Annotated[
-        str, typer.Option(help="Market shape: " + ", ".join(_market_names()) + "; 'all' with --seeds: each of them.")
+        str,
+        typer.Option(
+            help="Market shape (default, crowded, sparse, strong, weak, specialist, generalist, whales, sealed: "
+            "README \"Learning\"); 'all' with --seeds: each of them."
+        ),
     ] = "default",
 ) -> None:
     """Market simulator (no chain, no Celery): a learning agent against bid shading and the fixed profiles."""
@@ -192,12 +196,6 @@ def simulate(
         )
     console.print(table)
     console.print(f"learning curves: {plot(results, out)}")
-
-
-def _market_names() -> list[str]:
-    from trainer.simulator import MARKETS
-
-    return list(MARKETS)
 
 
 def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int) -> None:

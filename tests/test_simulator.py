@@ -75,3 +75,4 @@ def test_simulate_seeds_prints_rows_per_market_and_their_geometric_mean() -> Non
     assert result.stdout.count("sparse") >= 3 and "geometric mean" in result.stdout
     bad = subprocess.run([*command[:-1], "nowhere"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "unknown market" in bad.stderr
+    assert all(name in bad.stderr for name in MARKETS)  # the error names every shape

@@ -10,6 +10,7 @@ and the contract's own ordering is what paid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from web3 import Web3
 
@@ -50,9 +51,10 @@ class Auction:
         return min(others, default=NOBODY) * (reputation + 1)
 
 
-def auction_of(rt: Runtime, task_id: int) -> Auction:
-    """The auction of ``task_id``: the task's reward and tags from the chain, the bids from Redis."""
-    task = rt.session.tasks.get_task(task_id)
+def auction_of(rt: Runtime, task_id: int, task: Any = None) -> Auction:
+    """The auction of ``task_id``: the task's reward and tags from the chain (``task``: ``getTask`` already
+    read by the caller), the bids from Redis."""
+    task = task if task is not None else rt.session.tasks.get_task(task_id)
     reward = max(1, int(task.reward))
     amounts = {
         (k.decode() if isinstance(k, bytes) else str(k)).lower(): int(v)
@@ -60,14 +62,13 @@ def auction_of(rt: Runtime, task_id: int) -> Auction:
     }
     for bid in BidBook(rt.redis).bids(task_id):
         amounts.setdefault(bid.agent.lower(), bid.amount)
-    auction = Auction(task_id, reward, [tag_text(t) for t in task.tags], {})
-    auction.weighted.update({agent: weighted_price(rt, auction, agent, amount) for agent, amount in amounts.items()})
-    return auction
+    weighted = {agent: weighted_price(rt, agent, amount, reward) for agent, amount in amounts.items()}
+    return Auction(task_id, reward, [tag_text(t) for t in task.tags], weighted)
 
 
-def weighted_price(rt: Runtime, auction: Auction, agent: str, amount: int) -> float:
+def weighted_price(rt: Runtime, agent: str, amount: int, reward_wei: int) -> float:
     """``amount`` / reward / (``agent``'s reputation + 1): what the auction ranks, per unit of reward."""
-    return amount / auction.reward_wei / (_reputation(rt, agent) + 1)
+    return amount / max(1, reward_wei) / (_reputation(rt, agent) + 1)
 
 
 def _reputation(rt: Runtime, agent: str) -> int:

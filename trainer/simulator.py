@@ -114,7 +114,6 @@ class Settled:
     action: int  # 0: no bid
     won: bool
     score: float | None  # when it won
-    money_eth: float  # what the task earned it, all costs paid
     reputation_moved: int
     price_to_beat: float | None  # the others' best bid at the focal agent's reputation, of the reward
     fraction: float | None  # the bid placed, of the reward
@@ -203,7 +202,8 @@ def run_market(
                 bid_cost_wei=bid_cost,
                 market=book.features([tag], agent.name) if order == 0 else None,  # only the focal agent reads it
             )
-            focal_ctx = focal_ctx or ctx
+            if order == 0:
+                focal_ctx = ctx
             choice = agent.decide(ctx)
             if choice.fraction is not None:
                 fraction = policy.clamp_fraction(choice.fraction)
@@ -236,9 +236,7 @@ def run_market(
                 moved = agent.reputation - reputation_before
                 others = [bid.weighted / reward for bid in bids if bid.agent is not agent]
                 beat = min(others) * (reputation_before + 1) if others else NOBODY * (reputation_before + 1)
-                settled = Settled(
-                    action, won, score, gain, moved, beat, placed.fraction if placed else None, bool(others)
-                )
+                settled = Settled(action, won, score, moved, beat, placed.fraction if placed else None, bool(others))
         if learn is not None and focal_ctx is not None and settled is not None:
             learn(focal_ctx, settled)
         if progress is not None:

@@ -93,9 +93,11 @@ def record_outcome(
         _count_recent(rt, parsed, outcome_id)
         rt.redis.set(done_key, model.version)
         return {"status": "duplicate"}
-    rewards = _hindsight(rt, parsed, record)
+    task = _chain_task(rt, parsed.task_id)  # one getTask for the hindsight and the capability lesson
+    rewards = _hindsight(rt, parsed, record, task)
     reward = rewards.pop(record.action)
-    capability = _capability_lesson(rt, parsed) if parsed.outcome != "lost" and parsed.event is not None else None
+    scored = parsed.outcome != "lost" and parsed.event is not None and task is not None
+    capability = _capability_lesson(parsed, task) if scored else None
     lesson = Lesson(outcome_id, record.state, record.action, reward, capability, hindsight=rewards)
     try:
         losses = learners.learn(parsed.agent, lesson)
@@ -126,7 +128,18 @@ def record_outcome(
     }
 
 
-def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord) -> dict[int, float]:
+def _chain_task(rt: Runtime, task_id: int) -> Any:
+    """The task as the chain has it; None when it has none (a hand-sent outcome). Transient errors retry."""
+    try:
+        return rt.session.tasks.get_task(task_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        log.warning("task %s not read from the chain: %s", task_id, exc)
+        return None
+
+
+def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> dict[int, float]:
     """The reward of the bid placed and of every level the auction tells in hindsight (``reward.hindsight``),
     all costs in: the agent's LLM bill on the task (per role, USD at ``eth_per_usd``), the bid's gas, and
     for a won task its own transactions at today's gas price."""
@@ -135,14 +148,15 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord) -> dict[int, fl
         for k, v in rt.redis.hgetall(keys.usage_of_bid(outcome.task_id, outcome.agent)).items()
     }
     reputation_at_bid = round(record.state[REPUTATION] * 100)
-    try:
-        auction = auction_of(rt, outcome.task_id)
-        beat, rivals = auction.price_to_beat(outcome.agent, reputation_at_bid), auction.rivals_of(outcome.agent)
-    except TRANSIENT:
-        raise  # the node or Redis comes back: the outcome retries
-    except Exception as exc:  # no such task on chain (a hand-sent outcome), a malformed bid entry: learn the bid only
-        log.warning("no price to beat for task %s: %s", outcome.task_id, exc)
-        beat, rivals = None, outcome.outcome == "lost"
+    beat, rivals = None, outcome.outcome == "lost"  # without the auction: the bid placed (and abstaining) only
+    if task is not None:
+        try:
+            auction = auction_of(rt, outcome.task_id, task)
+            beat, rivals = auction.price_to_beat(outcome.agent, reputation_at_bid), auction.rivals_of(outcome.agent)
+        except TRANSIENT:
+            raise  # the node or Redis comes back: the outcome retries
+        except Exception as exc:  # a malformed bid entry, an unreadable bidder: learn the bid placed only
+            log.warning("no price to beat for task %s: %s", outcome.task_id, exc)
     settlement = settlement_of(
         outcome,
         record,
@@ -179,7 +193,8 @@ def record_clearing(self: Task, task_id: int, event: dict[str, Any] | None = Non
     if deep is not None:
         raise self.retry(countdown=deep, max_retries=60)
     auction = auction_of(rt, int(task_id))
-    clearing = auction.clearing(winner, weighted=weighted_price(rt, auction, winner, amount), bidders=bidders)
+    weighted = weighted_price(rt, winner, amount, auction.reward_wei)
+    clearing = auction.clearing(winner, weighted=weighted, bidders=bidders)
     pipe = rt.redis.pipeline()
     RedisMarket(rt.redis).record(auction.tags or ["general"], clearing, pipe=pipe)
     pipe.set(done_key, 1, ex=30 * 24 * 3600)
@@ -212,7 +227,11 @@ def _settled(rt: Runtime, outcome: Outcome) -> str | int | None:
     else the seconds to wait until it is ``training_confirmations`` blocks deep."""
     event = outcome.event or {}
     deep = _deep_enough(rt, event)
-    if deep is not None or not isinstance(event.get("block_number"), int):
+    if (
+        deep is not None
+        or not isinstance(event.get("block_number"), int)
+        or not isinstance(event.get("block_hash"), str)
+    ):
         return deep  # not deep yet, reverted, or a hand-sent outcome (celery call): nothing to check against
     amount, _live = rt.session.auction.bid_of(outcome.task_id, outcome.agent)
     if amount > 0:
@@ -328,9 +347,8 @@ def _release_shards(**_kwargs: Any) -> None:
     claims.close()
 
 
-def _capability_lesson(rt: Runtime, outcome: Outcome) -> tuple[int, str, float, float, list[str]]:
+def _capability_lesson(outcome: Outcome, task: Any) -> tuple[int, str, float, float, list[str]]:
     """What the scored task teaches the agent's capability weights (applied with the transition)."""
-    task = rt.session.tasks.get_task(outcome.task_id)
     tags = [tag_text(t) for t in task.tags]
     return (outcome.task_id, tags[0] if tags else "general", float(task.score), task.price / 1e18, tags)
 

@@ -284,6 +284,7 @@ class _TaskFacts:
             view = TaskView(
                 task_id=args.task_id, description=policy.clean_task_text(text), tags=tags, reward_eth=reward_eth
             )
+        # Read whatever the strategy: every bid's record is training data, and its state carries the market.
         market = RedisMarket(rt.redis).read(list(tags)) if view is not None else []
         return cls(args.task_id, reward, deadline, auction, tags, is_open, clock, cost, view, market)
 

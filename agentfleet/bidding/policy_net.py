@@ -62,7 +62,6 @@ class PolicyNet:
     version: int = 0
     decisions: int = 0
     counts: np.ndarray = field(default_factory=lambda: np.zeros(ACTIONS))  # transitions learned per action
-    rng: np.random.Generator = field(default_factory=np.random.default_rng, repr=False)
 
     def __post_init__(self) -> None:
         shapes = tuple(w.shape for w in self.weights)
