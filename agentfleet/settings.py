@@ -139,6 +139,12 @@ class Settings(BaseSettings):
     )
     reconcile_interval: float = Field(default=10.0, gt=0, description="Seconds between reconciler sweeps (beat).")
     reconcile_batch: int = Field(default=200, ge=1, description="Tasks the reconciler reads per sweep.")
+    training_resend_after: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds after its last send before the reconciler sends an outcome or clearing message the"
+        " trainer has not settled again (a worker killed as it took a message from Redis loses it).",
+    )
     execute_attempts: int = Field(
         default=3, ge=1, description="Executions of one won task (LLM answers unusable) before it is given up."
     )

@@ -14,11 +14,7 @@ from dataclasses import dataclass
 import redis
 
 from agentfleet.protocol import keys
-
-
-def text(value: bytes | str) -> str:
-    """Redis replies are bytes unless the client decodes; accept both."""
-    return value.decode() if isinstance(value, bytes) else value
+from agentfleet.protocol.keys import text
 
 
 @dataclass(frozen=True)

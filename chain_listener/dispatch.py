@@ -28,8 +28,9 @@ from agentfleet.chain.market import tag_text
 from agentfleet.content import TaskTexts
 from agentfleet.directory import AgentDirectory, FleetAgent
 from agentfleet.protocol import keys, limits, routing
+from agentfleet.protocol.inbox import Letter, TrainingInbox, clearing_done_id, outcome_done_id
+from agentfleet.protocol.keys import text
 from agentfleet.trace import TaskTrace
-from chain_listener.checkpoint import text
 from chain_listener.events import ChainEvent, EventDecoder, UndecodableLog
 from chain_listener.metrics import ListenerMetrics
 
@@ -44,6 +45,7 @@ class Work:
     queue: str
     key: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    learned_as: str | None = None  # a training message: the trainer's done id (posted to its inbox)
 
 
 class Dispatcher:
@@ -75,6 +77,7 @@ class Dispatcher:
         self._writes: Pipeline | None = None  # writes routing queues for the batch (None: write at once)
         self.texts = TaskTexts(client)
         self.trace = TaskTrace(client, source="listener")
+        self.inbox = TrainingInbox(client)
 
     # --- entry points used by ChainFollower -------------------------------------------------------------
     def handle(self, logs: list[LogReceipt]) -> dict[int, list[str]]:
@@ -137,6 +140,7 @@ class Dispatcher:
                     routing.training_queue(str(args["winner"]), self.trainer_shards),
                     self._key(event, "clearing"),
                     {"task_id": args["taskId"], "event": message},
+                    learned_as=clearing_done_id(event.id),
                 )
             ]
         if name == "ResultSubmitted":
@@ -247,6 +251,7 @@ class Dispatcher:
             routing.training_queue(agent, self.trainer_shards),
             self._key(event, f"outcome:{agent.lower()}"),
             {"agent": agent, "task_id": event.args["taskId"], "outcome": outcome, "event": event.to_message()},
+            learned_as=outcome_done_id(event.args["taskId"], agent),
         )
 
     @staticmethod
@@ -319,7 +324,9 @@ class Dispatcher:
         if not todo:
             return
         pipe = self.redis.pipeline(transaction=False)  # one write, applied in order; no MULTI needed
-        for _work, key in todo:
+        for work, key in todo:
+            if work.learned_as is not None:  # kept until the trainer settles it (``agentfleet.protocol.inbox``)
+                self.inbox.post(Letter(work.learned_as, work.task, work.queue, work.kwargs), pipe=pipe)
             pipe.set(key, "sent", ex=KEY_TTL)
         pipe.execute()
 

@@ -22,8 +22,9 @@ from agentfleet.chain.artifacts import Deployment
 from agentfleet.directory import AgentDirectory
 from agentfleet.logs import configure_logging
 from agentfleet.protocol import keys
+from agentfleet.protocol.keys import text
 from agentfleet.settings import Settings, redact_url
-from chain_listener.checkpoint import CheckpointStore, text
+from chain_listener.checkpoint import CheckpointStore
 from chain_listener.dispatch import Dispatcher
 from chain_listener.events import EventDecoder
 from chain_listener.follower import ChainFollower, StepResult

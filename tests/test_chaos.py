@@ -211,6 +211,7 @@ def chaos(tmp_path: Path) -> Iterator[tuple[ChainSession, Fleet, RedisServer, Ch
             unacked_restore_interval=1,
             claim_ttl=6,
             reconcile_interval=2,
+            training_resend_after=20,  # a training message lost with a killed trainer comes back within the wait
             keeper_interval=1,
             tx_timeout=15,
             llm_timeout=5,

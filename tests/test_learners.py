@@ -64,6 +64,12 @@ def test_a_killed_trainer_loses_nothing_and_learns_nothing_twice(tmp_path: Path)
     assert again.get_capabilities() == kept.get_capabilities()  # scored tasks moved the weights once
     assert len(again.history) == 5
     assert again.rl_model.has_applied(lesson(10).outcome_id)  # a redelivered outcome is a duplicate
+    # the second trainer learns on, then is killed too: its journal lines were not glued to the cut one
+    second.learn(AGENT, lesson(11))
+    second.learn(AGENT, lesson(12))
+    third = Learners(tmp_path, checkpoint_every=4, checkpoint_seconds=3600).get(AGENT, lambda: build(tmp_path))
+    assert third.rl_model.decisions == 12
+    assert all(third.rl_model.has_applied(lesson(n).outcome_id) for n in (11, 12))
 
 
 def test_a_kill_between_checkpoint_and_journal_reset_does_not_replay(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from agentfleet.chain.market import TaskSpec, content_hash, post_task
 from agentfleet.chain.session import ChainSession, capability_weights
 from agentfleet.content import TaskTexts
 from agentfleet.directory import AgentDirectory, FleetAgent
-from agentfleet.protocol import keys, routing
+from agentfleet.protocol import inbox, keys, routing
+from agentfleet.protocol.inbox import clearing_done_id, outcome_done_id
 from agentfleet.protocol.status import AuctionMode
 from agentfleet.settings import Settings
 from chain_listener.listener import Listener
@@ -107,6 +109,14 @@ def test_task_life_routes_work_to_the_right_queues_in_order(
     }
     assert [w["kwargs"]["task_id"] for w in training if w["task"] == routing.RECORD_CLEARING] == [task_id]  # the price
     assert outcomes == {(s.agent(0).address.lower(), "lost"), (s.agent(2).address.lower(), "won")}
+    # every training message waits in the trainer's inbox until the trainer settles it (none ran here)
+    letters = {k.decode(): json.loads(v) for k, v in redis_client.hgetall(inbox.LETTERS).items()}
+    assert set(letters) == {outcome_done_id(task_id, a) for a, _ in outcomes} | {
+        clearing_done_id(w["kwargs"]["event"]["id"]) for w in training if w["task"] == routing.RECORD_CLEARING
+    }
+    assert {
+        (v["kwargs"]["agent"].lower(), v["kwargs"]["outcome"]) for v in letters.values() if "agent" in v["kwargs"]
+    } == outcomes
     names = [e["name"] for e in stream(redis_client) if e.get("name") and '"taskId": 1' in e["event"]]
     assert names == [
         "TaskCreated",

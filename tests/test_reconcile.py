@@ -5,7 +5,8 @@
   `agentfleet decide` completes.
 - Execution answers that never validate: the agent gives the task up after its attempts; the reconciler
   expires it through the keeper once the window passed (refund to the requester, penalty to the agent).
-- A TaskAssigned whose execute message was lost (never sent): the reconciler re-drives the execution.
+- A TaskAssigned whose execute message was lost (never sent): the reconciler re-drives the execution; an
+  outcome message the trainer never settled is sent again.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from agentfleet.chain.local import advance_time, chain_now
 from agentfleet.chain.market import TaskSpec, post_task
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
+from agentfleet.protocol.inbox import Letter, TrainingInbox, outcome_done_id
 from agentfleet.protocol.status import AuctionMode, TaskStatus
 from shell.services import RedisServer
 from testkit.chain import ETH, bids_on, create_task, fleet_env
 from testkit.fleet import pump, running_fleet
+from testkit.listener import queued
 from testkit.llm import completion
 from testkit.wait import wait_until
 from workers import review
@@ -137,13 +140,19 @@ def test_unusable_executions_are_given_up_and_expire_through_the_keeper(
 def test_a_lost_execute_message_is_re_driven_by_the_reconciler(
     tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
 ) -> None:
-    with fleet_for(tmp_path, redis_server, httpserver, "nothing") as (s, listener, _client):
+    with fleet_for(tmp_path, redis_server, httpserver, "nothing") as (s, listener, client):
         task_id = create_task(s, window=60)
         pump(listener, lambda: bool(bids_on(s, task_id)))
         listener.stop()  # the listener is gone: TaskAssigned will not be dispatched
         advance_time(s.client.w3, 61)
         s.auction.finalize(s.requester, task_id)
-        assert reconcile.apply().get() == {"execute": 1}  # run here; the execution runs on the worker
+        lost = {"agent": s.agent(0).address, "task_id": 99, "outcome": "lost"}  # sent long ago, never settled
+        with client.pipeline() as pipe:
+            letter = Letter(outcome_done_id(99, s.agent(0).address), routing.RECORD_OUTCOME, routing.TRAINING, lost)
+            TrainingInbox(client).post(letter, pipe=pipe, now=0)
+            pipe.execute()
+        assert reconcile.apply().get() == {"execute": 1, "training_resent": 1}  # run here; executed on the worker
+        assert [m["kwargs"] for m in queued(client, routing.TRAINING)] == [lost]  # the lost outcome, sent again
         wait_until(  # executed and submitted without any event
             lambda: s.tasks.status_of(task_id) >= TaskStatus.SUBMITTED,
             60,

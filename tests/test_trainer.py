@@ -103,6 +103,7 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
     import redis as redis_lib
 
     from agentfleet.bidding.record import BidRecord, store_bid_state
+    from agentfleet.protocol.inbox import Letter, TrainingInbox, outcome_done_id
     from testkit.chain import deployed_market, fleet_env
 
     client = redis_lib.Redis.from_url(redis_server.url)
@@ -114,14 +115,17 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
         app.conf.broker_url = redis_server.url
         app.conf.result_backend = redis_server.url
         count = 40
+        inbox = TrainingInbox(client, resend_after=15)  # the reconciler's sweep, run by the test below
         for task_id in range(1, count + 1):
             record = BidRecord(state=[0.5] * STATE_SIZE, action=3, reward_wei=ETH, amount_wei=ETH // 2)
             store_bid_state(client, task_id, agent, record)
-            app.send_task(
-                routing.RECORD_OUTCOME,
-                queue=routing.TRAINING,
-                kwargs={"agent": agent, "task_id": task_id, "outcome": "lost"},
-            )
+            kwargs = {"agent": agent, "task_id": task_id, "outcome": "lost"}
+            app.send_task(routing.RECORD_OUTCOME, queue=routing.TRAINING, kwargs=kwargs)
+            with client.pipeline() as pipe:  # posted as the listener posts its sends
+                inbox.post(
+                    Letter(outcome_done_id(task_id, agent), routing.RECORD_OUTCOME, routing.TRAINING, kwargs), pipe=pipe
+                )
+                pipe.execute()
         command = [
             str(Path(sys.executable).with_name("celery")),
             "-A",
@@ -138,20 +142,33 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
         ]
         root = Path(__file__).resolve().parent.parent
         done = lambda: len(client.keys(keys.trainer_done("*")))  # noqa: E731
-        first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        logs = [tmp_path / "first.log", tmp_path / "second.log"]
+        first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=logs[0].open("wb"))
         deadline = time.monotonic() + 60
         while done() < 5 and time.monotonic() < deadline:
             time.sleep(0.01)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         assert done() < count, "the kill came too late to test anything"
-        second = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        second = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=logs[1].open("wb"))
+
+        def missing() -> str:
+            learned = {k.decode().rsplit(":", 2)[-2] for k in client.keys(keys.trainer_done("*"))}
+            lost = sorted(set(range(1, count + 1)) - {int(t) for t in learned if t.isdigit()})
+            tails = "\n".join(f"{log.name}: {log.read_text(errors='replace')[-3000:]}" for log in logs)
+            return f"{done()} of {count} outcomes learned; missing tasks {lost}\n{tails}"
+
+        def learned() -> bool:  # a message the kill took between Redis and the unacked index comes back here
+            inbox.redeliver(app)
+            return done() >= count
+
         try:
-            wait_until(lambda: done() >= count, 90, lambda: f"{done()} of {count} outcomes learned", interval=0.1)
+            wait_until(learned, 90, missing, interval=0.2)
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(timeout=30)
         assert done() == count  # no outcome lost
+        assert inbox.pending() == 0  # every letter settled by the trainer
         model = ReinforcementLearning(agent)
         model.load(models)  # a complete model on disk
         per = 2  # transitions per outcome: the bid placed and abstaining (no task on chain: no price to beat)

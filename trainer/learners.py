@@ -206,11 +206,17 @@ class Learners:
         return held
 
     def _journal(self, agent: str) -> list[Lesson]:
+        """The journal's lessons; a last line cut short by a kill is cut off the file too, else the next line
+        appended would be glued to it and lost at the next restart (after its outcome was marked done)."""
         path = journal_path(self.models_dir, agent)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            raw = path.read_bytes()
         except FileNotFoundError:
             return []
+        if raw and not raw.endswith(b"\n"):
+            with path.open("r+b") as journal:
+                journal.truncate(raw.rfind(b"\n") + 1)
+        lines = raw.decode("utf-8", errors="replace").splitlines()
         return [lesson for lesson in map(Lesson.parse, lines) if lesson is not None]
 
     def _apply(self, learning: LearningIntegration, lesson: Lesson) -> int:

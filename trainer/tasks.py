@@ -4,7 +4,9 @@
 blocks deep and still canonical (a reorg must not teach the agent something that never happened), adds the
 transition to the agent's replay memory, trains a few steps and writes the model atomically. Learning once:
 the outcome id (event + agent) is stored in the model file itself, so a trainer killed between the model
-write and the Redis marker does not learn twice when the message comes back (acks_late).
+write and the Redis marker does not learn twice when the message comes back (acks_late). The done marker also
+settles the message's letter in the trainer's inbox (``agentfleet.protocol.inbox``): a message lost on its way
+in is sent again by the reconciler, one already learned is not.
 
 Several trainers (``AGENTFLEET_TRAINER_SHARDS`` > 1, ``trainer.shards``): a trainer learns only the agents of
 the shards it holds a lease on; an outcome of another shard (hand-sent to ``training``, or in flight while a
@@ -32,6 +34,7 @@ from agentfleet.chain.session import capability_weights
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
+from agentfleet.protocol.inbox import TrainingInbox, clearing_done_id, outcome_done_id
 from agentfleet.protocol.status import AuctionMode
 from agentfleet.retry import RETRY, TRANSIENT
 from agentfleet.runtime import Runtime, runtime
@@ -59,14 +62,16 @@ def record_outcome(
     shards = _CLAIMS.shards if _CLAIMS is not None else rt.settings.trainer_shards
     if shards > 1 and (_CLAIMS is None or _CLAIMS.token(parsed.agent) is None):
         return _hand_on(self, shards, agent=agent, task_id=task_id, outcome=outcome, event=event)
-    outcome_id = _outcome_id(parsed)
+    outcome_id = outcome_done_id(parsed.task_id, parsed.agent)
     done_key = keys.trainer_done(outcome_id)
     if rt.redis.exists(done_key):
+        TrainingInbox(rt.redis).settle(outcome_id)
         return {"status": "duplicate"}
     settled = _settled(rt, parsed)
     if settled is not None:
         if settled == "reverted":
-            return {"status": "reverted"}  # the listener dispatches the outcome again if it is re-included
+            TrainingInbox(rt.redis).settle(outcome_id)  # the listener sends it again if it is re-included
+            return {"status": "reverted"}
         raise self.retry(countdown=settled, max_retries=60)  # not deep enough yet: learn from final facts only
     try:
         record = load_bid_state(rt.redis, parsed.task_id, parsed.agent)
@@ -75,7 +80,7 @@ def record_outcome(
         record = None
     if record is None or record.reconstructed:
         _count_recent(rt, parsed, outcome_id)
-        rt.redis.set(done_key, "no-state")
+        _mark_done(rt, outcome_id, "no-state")
         return {"status": "no_bid_state"}  # no state the agent saw: nothing to learn, the win rate still counts
 
     import torch
@@ -91,7 +96,7 @@ def record_outcome(
     model = learning.rl_model
     if model.has_applied(outcome_id):  # learned (journaled or checkpointed) before a crash lost the Redis marker
         _count_recent(rt, parsed, outcome_id)
-        rt.redis.set(done_key, model.version)
+        _mark_done(rt, outcome_id, model.version)
         return {"status": "duplicate"}
     task = _chain_task(rt, parsed.task_id)  # one getTask for the hindsight and the capability lesson
     rewards = _hindsight(rt, parsed, record, task)
@@ -105,7 +110,7 @@ def record_outcome(
         return _hand_on(self, shards, agent=agent, task_id=task_id, outcome=outcome, event=event)
     pushed = capability is not None and _push_capabilities(rt, learning, parsed, capability_weights(chain_agent))
     _count_recent(rt, parsed, outcome_id)
-    rt.redis.set(done_key, model.version)
+    _mark_done(rt, outcome_id, model.version)
     TaskTrace(rt.redis, source="trainer").add(
         parsed.task_id,
         "trainer",
@@ -184,11 +189,13 @@ def record_clearing(self: Task, task_id: int, event: dict[str, Any] | None = Non
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid clearing of task {task_id!r}: {exc}") from None
     rt = runtime()
-    done_key = keys.trainer_done(f"clearing:{(event or {}).get('id') or task_id}")
-    if rt.redis.exists(done_key):
+    done_id = clearing_done_id((event or {}).get("id") or task_id)
+    if rt.redis.exists(keys.trainer_done(done_id)):
+        TrainingInbox(rt.redis).settle(done_id)
         return {"status": "duplicate"}
     deep = _deep_enough(rt, event or {})
     if deep == "reverted":
+        TrainingInbox(rt.redis).settle(done_id)
         return {"status": "reverted"}
     if deep is not None:
         raise self.retry(countdown=deep, max_retries=60)
@@ -197,7 +204,7 @@ def record_clearing(self: Task, task_id: int, event: dict[str, Any] | None = Non
     clearing = auction.clearing(winner, weighted=weighted, bidders=bidders)
     pipe = rt.redis.pipeline()
     RedisMarket(rt.redis).record(auction.tags or ["general"], clearing, pipe=pipe)
-    pipe.set(done_key, 1, ex=30 * 24 * 3600)
+    _mark_done(rt, done_id, 1, ex=30 * 24 * 3600, pipe=pipe)
     pipe.execute()
     return {"status": "recorded", "tags": auction.tags, "weighted": clearing.weighted, "bidders": clearing.bidders}
 
@@ -216,10 +223,15 @@ def _hand_on(task: Task, shards: int, **outcome: Any) -> dict[str, Any]:
     return {"status": "forwarded", "queue": queue}
 
 
-def _outcome_id(outcome: Outcome) -> str:
-    """One settled bid per (task, agent): the key of its bid record too. (A deep reorg that re-creates a
-    task id with another task costs at most that one sample: never learning twice is the safe side.)"""
-    return f"{outcome.task_id}:{outcome.agent.lower()}"
+def _mark_done(rt: Runtime, done_id: str, value: object, *, ex: int | None = None, pipe: Any = None) -> None:
+    """The done marker and the inbox letter settled, in one MULTI (the caller's, else a new one). One outcome
+    per (task, agent): a deep reorg that re-creates a task id with another task costs at most that one sample
+    (never learning twice is the safe side)."""
+    writes = pipe if pipe is not None else rt.redis.pipeline()
+    writes.set(keys.trainer_done(done_id), str(value), ex=ex)
+    TrainingInbox(rt.redis).settle(done_id, pipe=writes)
+    if pipe is None:
+        writes.execute()
 
 
 def _settled(rt: Runtime, outcome: Outcome) -> str | int | None:

@@ -13,6 +13,8 @@ converges on the desired state:
 - Our bids (on chain, or in the bid book for sealed auctions) with no learning record: record one (flagged
   ``reconstructed``: the trainer counts it for the win rate but does not learn from a state it never saw);
   records whose bid never landed: dropped.
+- Outcome and clearing messages the trainer has not settled ``training_resend_after`` seconds after their
+  send: sent again (``agentfleet.protocol.inbox``: what the trainer learns has no level on chain to re-read).
 
 It scales with open work, not with every task ever: new task ids enter a sorted set of unfinished tasks
 (``UNFINISHED``, under ``keys.RECONCILE``) in bounded batches, finished ones leave it, and each sweep reads at
@@ -38,6 +40,7 @@ from agentfleet.chain.local import chain_now
 from agentfleet.chain.market import bids_placed
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
+from agentfleet.protocol.inbox import TrainingInbox
 from agentfleet.protocol.status import AuctionMode, TaskStatus
 from agentfleet.runtime import Runtime, runtime
 from workers import review
@@ -82,6 +85,8 @@ class Reconciler:
         self.resend_after = int(max(30, 3 * rt.settings.reconcile_interval))  # seconds between re-drives
 
     def sweep(self) -> Counter[str]:
+        inbox = TrainingInbox(self.redis, resend_after=self.rt.settings.training_resend_after)
+        self.done.update(inbox.redeliver(app, limit=self.limit))  # before the chain: it needs Redis only
         count = self.s.tasks.task_count()
         self._admit(count)
         self.now = chain_now(self.s.client.w3)

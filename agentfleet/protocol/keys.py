@@ -15,6 +15,11 @@ def _key(*parts: object) -> str:
     return ":".join((ROOT, *(str(part) for part in parts)))
 
 
+def text(value: bytes | str) -> str:
+    """Redis replies are bytes unless the client decodes; accept both."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 # --- listener ------------------------------------------------------------------------------------------
 EVENTS = _key("events")  # stream: every dispatched event (capped)
 DISPATCH = _key("dispatch")  # {DISPATCH}:{work key}: two-phase send state of one Celery message
@@ -94,6 +99,9 @@ def usage_of_bid(task_id: int, agent: str) -> str:
 
 def trainer_done(outcome_id: str) -> str:
     return _key("trainer", "done", outcome_id)  # the outcome was learned from (or had nothing to teach)
+
+
+TRAINING_INBOX = _key("trainer", "inbox")  # hash (and ...:due sorted set): training messages not yet settled
 
 
 def trainer_counted(outcome_id: str) -> str:
