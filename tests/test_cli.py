@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -59,17 +60,22 @@ def test_invalid_setting_is_reported_by_name() -> None:
 
 @pytest.mark.anvil
 def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, artifacts_out: Path) -> None:
-    def ours() -> set[str]:
-        out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
-        return {
-            line.split()[0]
-            for line in out.splitlines()
-            if "anvil --host 127.0.0.1" in line or ("redis-server" in line and "6379" not in line)
-        }
+    started: set[int] = set()  # every process the demos started, seen while they ran
 
-    before = ours()
+    def demo(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.Popen(
+            [*CLI, "demo", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        with ThreadPoolExecutor(1) as pool:
+            output = pool.submit(proc.communicate, timeout=300)
+            while not output.done():
+                started.update(descendants(proc.pid))
+                time.sleep(0.2)
+            stdout, stderr = output.result()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
     env = clean_env()
-    result = run("demo", "--tasks", "8", "--out", str(tmp_path), env=env)
+    result = demo("--tasks", "8", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "provider: offline" in result.stdout
     rows = [
@@ -79,7 +85,7 @@ def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, art
     assert all(any(s in row for s in ("completed", "failed", "expired", "cancelled")) for row in rows)
     assert [row.split("│")[2].strip() for row in rows] == ["open", "sealed"] * 4  # the default mixes the auctions
     for mode in ("open", "sealed"):  # and each mode alone
-        alone = run("demo", "--tasks", "2", "--mode", mode, "--out", str(tmp_path / mode), env=env)
+        alone = demo("--tasks", "2", "--mode", mode, "--out", str(tmp_path / mode))
         assert alone.returncode == 0, alone.stderr[-3000:]
         table = [line.split("│") for line in alone.stdout.splitlines() if line.startswith("│")]
         assert [cells[2].strip() for cells in table if cells[1].strip().isdigit()] == [mode, mode]
@@ -89,7 +95,7 @@ def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, art
     (artifacts_out / "demo-learning-curves.png").write_bytes(png.read_bytes())
     assert "INFO" not in result.stdout + result.stderr and "Warning" not in result.stderr  # the console stays clean
     assert routing.CONSIDER in (tmp_path / "demo.log").read_text()  # the fleet's logs went to the file
-    assert ours() <= before  # no redis-server or anvil left running
+    assert len(started) >= 3 and not alive(started)  # redis-server, anvil, workers: none left running
 
 
 def test_llm_check_reports_each_operation_offline() -> None:
