@@ -118,5 +118,25 @@ def test_hindsight_after_a_loss_or_without_bids_claims_nothing_it_cannot_know() 
     handed = hindsight(settlement(won=False, passed=False, moved=0, price_to_beat=0.55, rivals=True), anchor, taken)
     assert handed[0] == pytest.approx(-0.002 - REPUTATION_WEIGHT * RIVAL_GAIN)  # the rival's gain costs too
     assert handed[taken] == pytest.approx(-0.003 - REPUTATION_WEIGHT * RIVAL_GAIN)
+    lost_to = {  # what the rival can still gain: nothing at the cap, its headroom near it
+        reputation: hindsight(
+            settlement(won=False, passed=False, moved=0, price_to_beat=0.55, rivals=True, rival_reputation=reputation),
+            anchor,
+            taken,
+        )[0]
+        for reputation in (100, 97, 50)
+    }
+    assert lost_to == pytest.approx({100: -0.002, 97: -0.002 - REPUTATION_WEIGHT * 3, 50: handed[0]})
     failed = hindsight(settlement(passed=False, moved=-10), anchor, taken)
     assert failed[taken] == pytest.approx(-0.1 - 0.001 - 0.002 - REPUTATION_WEIGHT * 10)  # nothing paid, the penalty
+
+
+def test_the_rival_to_beat_is_the_lowest_weighted_other_bid() -> None:
+    from trainer.clearing import Auction
+
+    auction = Auction(
+        1, 10**18, ["research"], {"0xa": 0.01, "0xb": 0.005, "0xc": 0.004}, {"0xa": 50, "0xb": 80, "0xc": 20}
+    )
+    assert auction.best_rival_reputation("0xC") == 80  # its own bid is not a rival's
+    assert auction.best_rival_reputation("0xa") == 20
+    assert Auction(2, 10**18, [], {"0xa": 0.01}, {"0xa": 50}).best_rival_reputation("0xa") is None

@@ -9,7 +9,7 @@ and the contract's own ordering is what paid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from web3 import Web3
@@ -29,6 +29,7 @@ class Auction:
     reward_wei: int
     tags: list[str]
     weighted: dict[str, float]  # lower-case bidder -> amount / reward / (reputation + 1)
+    reputations: dict[str, int] = field(default_factory=dict)  # lower-case bidder -> reputation, as ranked
 
     def clearing(self, winner: str, *, weighted: float, bidders: int) -> Clearing:
         """The market entry of the auction: the winner's weighted price and bid count (from the event), the
@@ -40,6 +41,11 @@ class Auction:
     def rivals_of(self, agent: str) -> bool:
         """Whether anyone else bid."""
         return any(bidder != agent.lower() for bidder in self.weighted)
+
+    def best_rival_reputation(self, agent: str) -> int | None:
+        """The reputation of the rival whose bid ``agent`` had to beat (None: nobody else bid)."""
+        others = [(w, bidder) for bidder, w in self.weighted.items() if bidder != agent.lower()]
+        return self.reputations.get(min(others)[1]) if others else None
 
     def price_to_beat(self, agent: str, reputation: int) -> float | None:
         """The highest fraction of the reward ``agent`` could have bid and still won, at its reputation; None
@@ -62,8 +68,9 @@ def auction_of(rt: Runtime, task_id: int, task: Any = None) -> Auction:
     }
     for bid in BidBook(rt.redis).bids(task_id):
         amounts.setdefault(bid.agent.lower(), bid.amount)
-    weighted = {agent: weighted_price(rt, agent, amount, reward) for agent, amount in amounts.items()}
-    return Auction(task_id, reward, [tag_text(t) for t in task.tags], weighted)
+    reputations = {agent: _reputation(rt, agent) for agent in amounts}
+    weighted = {agent: amount / reward / (reputations[agent] + 1) for agent, amount in amounts.items()}
+    return Auction(task_id, reward, [tag_text(t) for t in task.tags], weighted, reputations)
 
 
 def weighted_price(rt: Runtime, agent: str, amount: int, reward_wei: int) -> float:

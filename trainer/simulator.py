@@ -118,6 +118,7 @@ class Settled:
     price_to_beat: float | None  # the others' best bid at the focal agent's reputation, of the reward
     fraction: float | None  # the bid placed, of the reward
     rivals: bool  # others bid on the task
+    rival_reputation: int | None = None  # the best rival bid's bidder's reputation when it bid
 
 
 @dataclass
@@ -215,6 +216,7 @@ def run_market(
             runner_up = ranked[1].weighted / reward if len(ranked) > 1 else NOBODY
             book.record(tag, Clearing(step + 1, winner.agent.name, winner.weighted / reward, runner_up, len(bids)))
         reputation_before = agents[0].reputation
+        standing = [agent.reputation for agent in agents]  # as they bid
         settled = None
         for agent in agents:
             won = winner is not None and winner.agent is agent
@@ -234,9 +236,11 @@ def run_market(
             if agent is agents[0]:
                 action = placed.action if placed is not None and placed.action is not None else 0
                 moved = agent.reputation - reputation_before
-                others = [bid.weighted / reward for bid in bids if bid.agent is not agent]
-                beat = min(others) * (reputation_before + 1) if others else NOBODY * (reputation_before + 1)
-                settled = Settled(action, won, score, moved, beat, placed.fraction if placed else None, bool(others))
+                others = [bid for bid in ranked if bid.agent is not agent]  # the best rival first
+                beat = (others[0].weighted / reward if others else NOBODY) * (reputation_before + 1)
+                placed_fraction = placed.fraction if placed else None
+                rival = standing[others[0].order] if others else None
+                settled = Settled(action, won, score, moved, beat, placed_fraction, bool(others), rival)
         if learn is not None and focal_ctx is not None and settled is not None:
             learn(focal_ctx, settled)
         if progress is not None:
@@ -289,6 +293,7 @@ def _settlement(ctx: BidContext, settled: Settled) -> Settlement:
         evaluation_cost_eth=EVALUATION_COST_ETH,
         bid_fraction=settled.fraction,
         rivals=settled.rivals,
+        rival_reputation=settled.rival_reputation,
     )
 
 

@@ -153,11 +153,12 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
         for k, v in rt.redis.hgetall(keys.usage_of_bid(outcome.task_id, outcome.agent)).items()
     }
     reputation_at_bid = round(record.state[REPUTATION] * 100)
-    beat, rivals = None, outcome.outcome == "lost"  # without the auction: the bid placed (and abstaining) only
+    beat, rivals, rival = None, outcome.outcome == "lost", None  # no auction: the bid placed (and abstaining) only
     if task is not None:
         try:
             auction = auction_of(rt, outcome.task_id, task)
             beat, rivals = auction.price_to_beat(outcome.agent, reputation_at_bid), auction.rivals_of(outcome.agent)
+            rival = auction.best_rival_reputation(outcome.agent)
         except TRANSIENT:
             raise  # the node or Redis comes back: the outcome retries
         except Exception as exc:  # a malformed bid entry, an unreadable bidder: learn the bid placed only
@@ -167,6 +168,7 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
         record,
         price_to_beat=beat,
         rivals=rivals,
+        rival_reputation=rival,
         evaluation_usd=bill.get("fit_usd", 0.0) + bill.get("bid_usd", 0.0),
         execution_usd=bill.get("execute_usd", 0.0),
         eth_per_usd=rt.settings.eth_per_usd,

@@ -20,7 +20,12 @@ from agentfleet.policy import Address
 from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_STEP
 
 REPUTATION_WEIGHT = 0.02  # reward per reputation point, in units of the task's reward (0.05 before issue 15)
-RIVAL_GAIN = 5  # reputation points a rival gains from a task it wins (a typical pass, score ~75), at the same weight
+# Reputation a task lost (or left) to a rival hands that rival, in points at REPUTATION_WEIGHT: about 5 a task,
+# but unlike the agent's own points (which its failures take back) a rival's stay, and each divides every later
+# price the agent must beat where that rival is the one to beat. Measured in the simulator (README "Learning"):
+# valued at 5 points, the learner's last 500 tasks fell behind its first in 6 of 90 runs; at 30, in 3.
+RIVAL_GAIN = 30
+MAX_REPUTATION = 100  # IncentiveEngine caps reputation here: a rival at the cap gains nothing more
 
 
 class Outcome(BaseModel):
@@ -55,6 +60,7 @@ def settlement_of(
     *,
     price_to_beat: float | None = None,
     rivals: bool = False,
+    rival_reputation: int | None = None,
     evaluation_usd: float = 0.0,
     execution_usd: float = 0.0,
     eth_per_usd: float = 0.0,
@@ -78,6 +84,7 @@ def settlement_of(
         reward_eth=max(1, record.reward_wei) / 1e18,
         price_to_beat=price_to_beat,
         rivals=rivals,
+        rival_reputation=rival_reputation,
         won=won,
         passed=outcome.outcome == "won",
         moved=moved,
@@ -109,6 +116,7 @@ class Settlement:
     evaluation_cost_eth: float  # the LLM call that evaluated the task, paid whatever the decision
     bid_fraction: float | None = None  # the bid placed, of the reward (its level's when None)
     rivals: bool = False  # others bid: a level that loses hands the task to one of them
+    rival_reputation: int | None = None  # the best rival bid's bidder's reputation (None: unknown)
 
 
 def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, float]:
@@ -123,10 +131,13 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
 
     A task lost (or left) to a rival also costs the reputation the rival gains with it (``RIVAL_GAIN`` points
     at ``REPUTATION_WEIGHT``): the auction divides by reputation + 1, so every task a rival wins makes the
-    next auctions harder. Measured in the simulator: without it the learner lets rivals grow on tasks it
-    could have won, and its last 500 tasks fall behind its first in markets that harden."""
+    next auctions harder. Never more than the rival can still gain (``MAX_REPUTATION`` minus the reputation
+    of the rival it lost to, when known): a rival at the cap hardens nothing more. Measured in the simulator:
+    without it the learner lets rivals grow on tasks it could have won, and its last 500 tasks fall behind
+    its first in markets that harden."""
     s = settlement
-    handed = REPUTATION_WEIGHT * RIVAL_GAIN if s.rivals else 0.0  # the rival's gain is a harder market later
+    gain = RIVAL_GAIN if s.rival_reputation is None else min(RIVAL_GAIN, MAX_REPUTATION - s.rival_reputation)
+    handed = REPUTATION_WEIGHT * gain if s.rivals else 0.0  # the rival's gain is a harder market later
     lost = money_reward(-s.bid_cost_eth - s.evaluation_cost_eth, 0, s.reward_eth) - handed
     out = {0: money_reward(-s.evaluation_cost_eth, 0, s.reward_eth) - handed}
     for action in range(1, ACTIONS):
