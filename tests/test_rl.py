@@ -251,3 +251,19 @@ def test_the_profile_bids_until_the_model_warmed_up_and_reputation_raises_the_ba
     low = ctx.model_copy(update={"reputation": 10, "fit_score": 80})
     refused = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=0).decide(low)
     assert not refused.bid and "reputation 10" in refused.reason
+
+
+def test_half_of_every_batch_comes_from_the_newest_transitions() -> None:
+    from agentfleet.bidding.dqn import RECENT, ReplayMemory
+
+    memory = ReplayMemory(capacity=2000)
+    for n in range(2600):  # wrapped: the newest transitions sit just before the cursor
+        memory.push([0.0] * STATE_SIZE, n % ACTIONS, float(n), [0.0] * STATE_SIZE, True)
+    rewards = memory.sample(64, torch.Generator().manual_seed(3))[2]
+    newest = rewards[32:]
+    assert ((newest >= 2600 - RECENT) & (newest < 2600)).all()  # the recent half: the newest RECENT only
+    assert rewards[:32].min() < 2600 - RECENT  # the rest from the whole memory (600..2599)
+    small = ReplayMemory(capacity=2000)
+    for n in range(RECENT):  # no more than RECENT held: every draw is uniform
+        small.push([0.0] * STATE_SIZE, 0, float(n), [0.0] * STATE_SIZE, True)
+    assert small.sample(64, torch.Generator().manual_seed(3))[2].max() < RECENT

@@ -54,6 +54,14 @@ class QNetwork(nn.Module):
         return self.net(x)
 
 
+# Half of every batch comes from the newest RECENT transitions (about 30 outcomes with their hindsight levels).
+# Why: the market moves (a rival's reputation grows, the agent's own drops after a few failures) and a uniform
+# draw from 10,000 transitions learned about it only as fast as the old ones aged out; in the simulator the
+# learner then kept asking prices that had stopped winning for ~40 tasks, long enough to raise a rival for good.
+RECENT = 512
+RECENT_SHARE = 0.5
+
+
 class ReplayMemory:
     """A ring buffer of transitions kept as tensors (so it saves with weights_only=True)."""
 
@@ -82,7 +90,12 @@ class ReplayMemory:
         self.size = min(self.size + 1, self.capacity)
 
     def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        index = torch.randint(0, self.size, (batch,), generator=generator)
+        """A batch drawn uniformly, except a ``RECENT_SHARE`` of it from the newest ``RECENT`` transitions."""
+        recent = int(batch * RECENT_SHARE) if self.size > RECENT else 0
+        index = torch.randint(0, self.size, (batch - recent,), generator=generator)
+        if recent:
+            back = torch.randint(1, RECENT + 1, (recent,), generator=generator)
+            index = torch.cat([index, (self.cursor - back) % self.capacity])
         return self.states[index], self.actions[index], self.rewards[index], self.next_states[index], self.dones[index]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
