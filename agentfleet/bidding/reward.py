@@ -23,7 +23,8 @@ REPUTATION_WEIGHT = 0.02  # reward per reputation point, in units of the task's 
 # Reputation a task lost (or left) to a rival hands that rival, in points at REPUTATION_WEIGHT: about 5 a task,
 # but unlike the agent's own points (which its failures take back) a rival's stay, and each divides every later
 # price the agent must beat where that rival is the one to beat. Measured in the simulator (README "Learning"):
-# valued at 5 points, the learner's last 500 tasks fell behind its first in 6 of 90 runs; at 30, in 3.
+# valued at 5 points, the learner's last 500 tasks fell behind its first in 6 of 90 runs; at 30, capped, in 3
+# (4 with the recency replay of dqn.py, which makes the default shape 10 of 10).
 RIVAL_GAIN = 30
 MAX_REPUTATION = 100  # IncentiveEngine caps reputation here: a rival at the cap gains nothing more
 
