@@ -49,10 +49,3 @@ def artifacts_out() -> Path:
     """Where tests keep files worth looking at afterwards (screenshots, plots)."""
     ARTIFACTS_OUT.mkdir(exist_ok=True)
     return ARTIFACTS_OUT
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with slow scenarios first: ``make test`` runs two processes that take one file at a time, and a
-    long file that started last would run alone at the end (12 min instead of 10 on two cores)."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)

@@ -6,15 +6,12 @@ import filecmp
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from agentfleet.chain import codegen
 from agentfleet.chain.artifacts import ARTIFACTS_DIR, CONTRACT_NAMES, load_artifact
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
 def test_recompiling_gives_byte_identical_artifacts(tmp_path: Path) -> None:
     subprocess.run(["node", str(ROOT / "contracts" / "compile.mjs"), "--out", str(tmp_path)], check=True, timeout=120)
     for name in CONTRACT_NAMES:

@@ -58,7 +58,6 @@ def test_invalid_setting_is_reported_by_name() -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.anvil
 def test_demo_runs_the_whole_fleet_and_leaves_nothing_behind(tmp_path: Path, artifacts_out: Path) -> None:
     started: set[int] = set()  # every process the demos started, seen while they ran

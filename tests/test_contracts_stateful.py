@@ -87,7 +87,6 @@ def better(a: int, ra: int, b: int, rb: int) -> bool:
     return a * (rb + 1) < b * (ra + 1)
 
 
-@pytest.mark.slow
 def test_escrow_is_conserved_and_reputation_bounded(market: ChainSession) -> None:
     s = market
     w3 = s.client.w3

@@ -84,7 +84,6 @@ def test_bad_sends_are_refused_and_bad_payloads_reported(tmp_path: Path) -> None
         assert all("cannot decrypt" in (m.error or "") for m in messages[1:3])
 
 
-@pytest.mark.slow
 @pytest.mark.anvil
 def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path, redis_server: RedisServer) -> None:
     with running_fleet(tmp_path, redis_server) as (s, listener, client):

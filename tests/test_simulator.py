@@ -15,7 +15,6 @@ from trainer.simulator import MARKETS, compare, geometric_mean_ratio, run_market
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
 def test_learning_agent_improves_and_beats_every_fixed_profile_and_runs_reproduce() -> None:
     """Seed 5, 3000 tasks (README "Learning" has every seed and market shape)."""
     results = compare(seed=5, tasks=3000)
