@@ -81,7 +81,10 @@ def queued(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
     out = []
     for raw in reversed(client.lrange(queue, 0, -1)):
         message = json.loads(raw)
-        body = json.loads(base64.b64decode(message["body"]))
+        raw_body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":  # kombu's Redis transport: always, today
+            raw_body = base64.b64decode(raw_body)
+        body = json.loads(raw_body)
         out.append({"task": message["headers"]["task"], "id": message["headers"]["id"], "kwargs": body[1]})
     return out
 

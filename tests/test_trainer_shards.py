@@ -3,7 +3,6 @@ trainer processes of which one is SIGKILLed while the other takes its shard over
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -25,6 +24,7 @@ from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.settings import DEV_MNEMONIC
 from shell.services import RedisServer
+from testkit.listener import queued
 from testkit.wait import wait_until
 from trainer import tasks
 from trainer.integration import LearningIntegration
@@ -281,18 +281,6 @@ def outcome(agent: str, task_id: int = 1) -> dict[str, object]:
     return {"agent": agent, "task_id": task_id, "outcome": "lost"}
 
 
-def queued(client: redis.Redis, queue: str) -> list[dict[str, object]]:
-    """The record_outcome kwargs waiting in a queue (kombu's Redis list of JSON messages, bodies base64)."""
-    found = []
-    for raw in client.lrange(queue, 0, -1):
-        message = json.loads(raw)
-        body = message["body"]
-        if message["properties"].get("body_encoding") == "base64":
-            body = base64.b64decode(body).decode()
-        found.append(json.loads(body)[1])  # Celery's protocol 2 body: [args, kwargs, embed]
-    return found
-
-
 def test_an_outcome_of_another_trainers_shard_is_forwarded(trainer_runtime: redis.Redis) -> None:
     client = trainer_runtime
     mine = ShardClaims(client=client, shards=2, lease_seconds=5, name="mine")
@@ -308,7 +296,7 @@ def test_an_outcome_of_another_trainers_shard_is_forwarded(trainer_runtime: redi
         assert sent.get(timeout=30) == {"status": "forwarded", "queue": other_queue}
         learned = app.send_task(routing.RECORD_OUTCOME, queue=routing.TRAINING, kwargs=outcome(agent_of(own)))
         assert learned.get(timeout=30) == {"status": "no_bid_state"}  # its own shard: learned here, not forwarded
-    assert queued(client, other_queue) == [{**outcome(agent_of(other)), "event": None}]
+    assert [m["kwargs"] for m in queued(client, other_queue)] == [{**outcome(agent_of(other)), "event": None}]
     assert client.exists(keys.trainer_done(f"1:{agent_of(own).lower()}"))
 
     # consuming the other shard's queue without its lease (a handover in flight): not sent round but retried

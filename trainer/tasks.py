@@ -202,7 +202,12 @@ def record_clearing(self: Task, task_id: int, event: dict[str, Any] | None = Non
     if deep is not None:
         raise self.retry(countdown=deep, max_retries=60)
     auction = auction_of(rt, int(task_id))
-    weighted = weighted_price(rt, winner, amount, auction.reward_wei)
+    known = auction.reputations.get(winner.lower())  # the winner's bid was seen: its reputation is already read
+    weighted = (
+        amount / auction.reward_wei / (known + 1)
+        if known is not None
+        else weighted_price(rt, winner, amount, auction.reward_wei)
+    )
     clearing = auction.clearing(winner, weighted=weighted, bidders=bidders)
     pipe = rt.redis.pipeline()
     RedisMarket(rt.redis).record(auction.tags or ["general"], clearing, pipe=pipe)
