@@ -23,6 +23,7 @@ from celery import Celery
 from redis.client import Pipeline
 from web3.types import LogReceipt
 
+from agentfleet.bidding.market import RedisMarket
 from agentfleet.bidding.sealed import BidBook
 from agentfleet.chain.market import tag_text
 from agentfleet.content import TaskTexts
@@ -166,9 +167,14 @@ class Dispatcher:
                 weights=[int(w) for w in args.get("weights", [])],
                 reputation=limits.INITIAL_REPUTATION if name == "AgentRegistered" else None,
             )
+            if name == "AgentRegistered":
+                RedisMarket(self.redis).remember_reputation(
+                    str(args["agent"]), limits.INITIAL_REPUTATION, pipe=self._writes
+                )
             return []
         if name == "ReputationChanged":
             self.directory.update(str(args["agent"]), reputation=int(args["newValue"]))
+            RedisMarket(self.redis).remember_reputation(str(args["agent"]), int(args["newValue"]), pipe=self._writes)
             return []
         if name == "CapabilityWeightChanged":
             capability = tag_text(str(args["capability"]))

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from agentfleet.bidding.closing import close_auction
+from agentfleet.bidding.market import RedisMarket
 from agentfleet.bidding.sealed import BidBook
 from agentfleet.chain.artifacts import Deployment
 from agentfleet.chain.local import advance_time, mine
@@ -135,6 +136,13 @@ def test_task_life_routes_work_to_the_right_queues_in_order(
         assert member is not None
         assert member.standing() == (capability_weights(chain_agent), chain_agent.reputation)
     assert AgentDirectory(redis_client).get(s.agent(2).address).reputation != 50  # moved by the completion
+    # Every agent's reputation now, in or out of the fleet: what the market's prices are re-weighted with.
+    s.registry.register(s.agent(3), "outsider", ["research"], [50])  # a rival this fleet does not run
+    drain(listener)
+    everyone = [s.agent(n).address for n in range(4)]
+    assert RedisMarket(redis_client).reputations(everyone) == {
+        a.lower(): s.registry.get_agent(a).reputation for a in everyone
+    }
 
 
 def test_a_new_task_is_one_consider_message_per_profile_batch_not_per_agent(

@@ -8,7 +8,16 @@ import redis
 from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.market import NOBODY, Clearing, MarketBook, RedisMarket, features_of, merged
 from agentfleet.bidding.reward import REPUTATION_WEIGHT, RIVAL_GAIN, Settlement, hindsight
-from agentfleet.bidding.state import ACTIONS, DEFAULT_ANCHOR, action_fraction, nearest_action, state_of
+from agentfleet.bidding.state import (
+    ACTIONS,
+    ANCHOR,
+    ANCHOR_CEILING,
+    BID_LEVELS,
+    DEFAULT_ANCHOR,
+    action_fraction,
+    nearest_action,
+    state_of,
+)
 from agentfleet.protocol import keys
 from shell.services import RedisServer
 
@@ -46,7 +55,11 @@ def test_the_state_anchors_bids_on_the_price_to_beat_at_the_agents_reputation() 
         book.record("research", Clearing(task, RIVAL, weighted=0.012, runner_up=0.02, bidders=4))
     state = state_of(context(market=book.features(["research"], ME)))
     assert state.anchor == pytest.approx(0.012 * 50) and state.known == 1 and state.bidders == 4
-    assert state_of(context(reputation=99, market=book.features(["research"], ME))).anchor == 1.0  # capped
+    ahead = state_of(context(reputation=99, market=book.features(["research"], ME)))  # rivals far behind
+    assert ahead.anchor == pytest.approx(1.2) and ahead.vector()[ANCHOR] == pytest.approx(1.2)  # above the reward
+    assert {action_fraction(a, ahead.anchor) for a in range(BID_LEVELS.index(0.86) + 1, ACTIONS)} == {1.0}  # no more
+    alone = [Clearing(1, ME, weighted=0.01, runner_up=NOBODY, bidders=1)]
+    assert state_of(context(reputation=99, market=features_of(alone, ME))).anchor == ANCHOR_CEILING  # nobody to beat
     assert book.features(["coding"], ME).clearing == []
     fractions = [action_fraction(a, state.anchor) for a in range(1, ACTIONS)]
     assert fractions == sorted(fractions) and all(f is not None and 0 < f <= 1 for f in fractions)
@@ -55,6 +68,40 @@ def test_the_state_anchors_bids_on_the_price_to_beat_at_the_agents_reputation() 
         assert nearest_action(action_fraction(action, 0.5) or 0, 0.5) == action
     with pytest.raises(ValueError):
         action_fraction(ACTIONS)
+
+
+def test_prices_are_reweighted_at_their_bidders_reputation_now() -> None:
+    """A rival that climbed from 50 to 100 since it set a price now beats that price at half of it."""
+    third = "0x" + "cc" * 20
+    entries = [
+        Clearing(
+            3,
+            RIVAL,
+            weighted=0.7 / 51,
+            runner_up=0.9 / 31,
+            bidders=2,
+            winner_reputation=50,
+            runner_up_agent=third,
+            runner_up_reputation=30,
+        ),
+        Clearing(
+            2,
+            ME,
+            weighted=0.5 / 100,
+            runner_up=0.8 / 51,
+            bidders=2,
+            winner_reputation=99,
+            runner_up_agent=RIVAL,
+            runner_up_reputation=50,
+        ),
+        Clearing(1, RIVAL, weighted=0.6 / 51, runner_up=NOBODY, bidders=1),  # an older fleet's entry: as it was
+    ]
+    now = {RIVAL: 100, third: 30, ME: 99}
+    assert features_of(entries, ME, now).clearing == pytest.approx([0.7 / 101, 0.8 / 101, 0.6 / 51])
+    assert features_of(entries, ME).clearing == pytest.approx([0.7 / 51, 0.8 / 51, 0.6 / 51])  # none known
+    assert features_of(entries, RIVAL, now).clearing == pytest.approx([0.9 / 31, 0.5 / 100, NOBODY])
+    lone = [Clearing(4, ME, weighted=0.5 / 100, runner_up=NOBODY, bidders=1, winner_reputation=99)]
+    assert features_of(lone, ME, now).clearing == [NOBODY]  # nobody to beat stays nobody
 
 
 def test_a_multi_tag_task_merges_its_tags_without_counting_a_task_twice() -> None:
@@ -74,6 +121,13 @@ def test_the_redis_market_keeps_the_newest_and_skips_what_it_cannot_read(redis_s
     assert [len(e) for e in entries] == [18, 20, 0]  # capped at 20 per tag, the two bad entries skipped
     assert entries[1][0].task_id == 30  # newest first
     assert market.features(["research"], ME).clearing[0] == pytest.approx(0.030)
+    # A rival's reputation now (the listener's) re-weights what it set at the reputation it had then.
+    market.record(["coding"], Clearing(31, RIVAL, 0.7 / 51, NOBODY, 1, winner_reputation=50))
+    assert market.features(["coding"], ME).clearing == pytest.approx([0.7 / 51])  # no reputation known yet
+    market.remember_reputation(RIVAL.upper().replace("0X", "0x"), 100)
+    assert market.reputations([RIVAL, ME, ""]) == {RIVAL: 100}
+    assert market.features(["coding"], ME).clearing == pytest.approx([0.7 / 101])
+    assert market.read(["coding"])[0][0].winner_reputation == 50  # the entry keeps what it was weighted with
 
 
 def settlement(**overrides: object) -> Settlement:

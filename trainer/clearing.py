@@ -31,12 +31,23 @@ class Auction:
     weighted: dict[str, float]  # lower-case bidder -> amount / reward / (reputation + 1)
     reputations: dict[str, int] = field(default_factory=dict)  # lower-case bidder -> reputation, as ranked
 
-    def clearing(self, winner: str, *, weighted: float, bidders: int) -> Clearing:
-        """The market entry of the auction: the winner's weighted price and bid count (from the event), the
-        runner-up's weighted price (from the bids the fleet saw)."""
+    def clearing(self, winner: str, *, amount: int, bidders: int, winner_reputation: int) -> Clearing:
+        """The market entry of the auction: the winner's price and bid count (from the event) weighted at its
+        reputation, the runner-up's weighted price (from the bids the fleet saw), and whose reputations they
+        were weighted with (a reader re-weights them at the reputations of its day)."""
         me = winner.lower()
-        others = [w for agent, w in self.weighted.items() if agent != me]
-        return Clearing(self.task_id, me, weighted, min(others, default=NOBODY), max(bidders, len(self.weighted), 1))
+        others = [(w, agent) for agent, w in self.weighted.items() if agent != me]
+        runner_up, second = min(others, default=(NOBODY, ""))
+        return Clearing(
+            self.task_id,
+            me,
+            amount / max(1, self.reward_wei) / (winner_reputation + 1),
+            runner_up,
+            max(bidders, len(self.weighted), 1),
+            winner_reputation=winner_reputation,
+            runner_up_agent=second,
+            runner_up_reputation=self.reputations.get(second, -1),
+        )
 
     def rivals_of(self, agent: str) -> bool:
         """Whether anyone else bid."""
@@ -68,17 +79,13 @@ def auction_of(rt: Runtime, task_id: int, task: Any = None) -> Auction:
     }
     for bid in BidBook(rt.redis).bids(task_id):
         amounts.setdefault(bid.agent.lower(), bid.amount)
-    reputations = {agent: _reputation(rt, agent) for agent in amounts}
+    reputations = {agent: reputation_of(rt, agent) for agent in amounts}
     weighted = {agent: amount / reward / (reputations[agent] + 1) for agent, amount in amounts.items()}
     return Auction(task_id, reward, [tag_text(t) for t in task.tags], weighted, reputations)
 
 
-def weighted_price(rt: Runtime, agent: str, amount: int, reward_wei: int) -> float:
-    """``amount`` / reward / (``agent``'s reputation + 1): what the auction ranks, per unit of reward."""
-    return amount / max(1, reward_wei) / (_reputation(rt, agent) + 1)
-
-
-def _reputation(rt: Runtime, agent: str) -> int:
+def reputation_of(rt: Runtime, agent: str) -> int:
+    """An agent's reputation: the directory's (a fleet agent) or the registry's."""
     member = rt.directory.get(agent)
     if member is not None and member.reputation is not None:
         return member.reputation

@@ -11,8 +11,10 @@ transactions (``WINNER_GAS``).
 
 A market's shape is a parameter (:class:`MarketShape`: number and profiles of the competitors, their skill
 range, the focal agent's skills, the reward range, the tag mix, the auction mode); :data:`MARKETS` names a
-few. Every auction's clearing price goes into a :class:`~agentfleet.bidding.market.MarketBook`, and the
-focal agent sees the same :class:`~agentfleet.bidding.market.MarketFeatures` a worker reads from Redis.
+few. Every auction's clearing price goes into a :class:`~agentfleet.bidding.market.MarketBook` with the
+reputations it was weighted at, and the focal agent sees the same
+:class:`~agentfleet.bidding.market.MarketFeatures` a worker reads from Redis (re-weighted at the bidders'
+reputations now).
 
 ``compare(seed, market=...)`` runs the same market (same competitors, tasks and noise) once with the focal
 agent learning (``rl``: the fleet's DQN and ``RLBiddingStrategy``), once with the bid-shading baseline
@@ -190,6 +192,7 @@ def run_market(
         reward = rng.uniform(*market.reward)
         bids: list[SimBid] = []
         focal_ctx: BidContext | None = None
+        reputations = {agent.name.lower(): agent.reputation for agent in agents}  # the listener's hash, in the fleet
         for order, agent in enumerate(agents):
             ctx = BidContext(
                 task_id=step + 1,
@@ -201,7 +204,7 @@ def run_market(
                 competing_bids=len(agents) - 1,  # the rivals it knows of
                 recent_win_rate=_win_rate(agent),
                 bid_cost_wei=bid_cost,
-                market=book.features([tag], agent.name) if order == 0 else None,  # only the focal agent reads it
+                market=book.features([tag], agent.name, reputations) if order == 0 else None,
             )
             if order == 0:
                 focal_ctx = ctx
@@ -213,8 +216,20 @@ def run_market(
         ranked = sorted(bids, key=lambda bid: (bid.weighted, bid.order))
         winner = ranked[0] if ranked else None
         if winner is not None:
-            runner_up = ranked[1].weighted / reward if len(ranked) > 1 else NOBODY
-            book.record(tag, Clearing(step + 1, winner.agent.name, winner.weighted / reward, runner_up, len(bids)))
+            second = ranked[1] if len(ranked) > 1 else None
+            book.record(
+                tag,
+                Clearing(
+                    step + 1,
+                    winner.agent.name,
+                    winner.weighted / reward,
+                    second.weighted / reward if second else NOBODY,
+                    len(bids),
+                    winner_reputation=reputations[winner.agent.name.lower()],
+                    runner_up_agent=second.agent.name if second else "",
+                    runner_up_reputation=reputations[second.agent.name.lower()] if second else -1,
+                ),
+            )
         reputation_before = agents[0].reputation
         standing = [agent.reputation for agent in agents]  # as they bid
         settled = None

@@ -40,7 +40,7 @@ from agentfleet.retry import RETRY, TRANSIENT
 from agentfleet.runtime import Runtime, runtime
 from agentfleet.settings import get_settings
 from agentfleet.trace import TaskTrace
-from trainer.clearing import auction_of, weighted_price
+from trainer.clearing import auction_of, reputation_of
 from trainer.learners import Learners, Lesson, NotOwner, stop_hook
 from trainer.shards import ShardClaims, consumes, in_process_pool, start_in_worker
 
@@ -203,12 +203,8 @@ def record_clearing(self: Task, task_id: int, event: dict[str, Any] | None = Non
         raise self.retry(countdown=deep, max_retries=60)
     auction = auction_of(rt, int(task_id))
     known = auction.reputations.get(winner.lower())  # the winner's bid was seen: its reputation is already read
-    weighted = (
-        amount / auction.reward_wei / (known + 1)
-        if known is not None
-        else weighted_price(rt, winner, amount, auction.reward_wei)
-    )
-    clearing = auction.clearing(winner, weighted=weighted, bidders=bidders)
+    reputation = known if known is not None else reputation_of(rt, winner)
+    clearing = auction.clearing(winner, amount=amount, bidders=bidders, winner_reputation=reputation)
     pipe = rt.redis.pipeline()
     RedisMarket(rt.redis).record(auction.tags or ["general"], clearing, pipe=pipe)
     _mark_done(rt, done_id, 1, ex=30 * 24 * 3600, pipe=pipe)

@@ -30,7 +30,7 @@ from agentfleet.bidding import prefilter
 from agentfleet.bidding.choice import choose_strategy
 from agentfleet.bidding.context import BidContext, BiddingStrategy
 from agentfleet.bidding.costs import bid_cost_wei
-from agentfleet.bidding.market import Clearing, RedisMarket, features_of, merged
+from agentfleet.bidding.market import Clearing, RedisMarket, bidders_of, features_of, merged
 from agentfleet.bidding.record import BIDSTATE_TTL, BidRecord, drop_bid_state, recent_win_rate, store_bid_state
 from agentfleet.bidding.sealed import BidBook, bids_seen, sign_bid
 from agentfleet.bidding.state import nearest_action, state_of
@@ -262,6 +262,7 @@ class _TaskFacts:
     bid_cost_wei: int
     view: TaskView | None
     market: list[list[Clearing]]  # per tag, its recent clearings (read once, features per agent)
+    reputations: dict[str, int]  # the reputations now of the bidders those clearings name
 
     @classmethod
     def of(cls, rt: Runtime, args: ConsiderArgs) -> _TaskFacts:
@@ -285,8 +286,10 @@ class _TaskFacts:
                 task_id=args.task_id, description=policy.clean_task_text(text), tags=tags, reward_eth=reward_eth
             )
         # Read whatever the strategy: every bid's record is training data, and its state carries the market.
-        market = RedisMarket(rt.redis).read(list(tags)) if view is not None else []
-        return cls(args.task_id, reward, deadline, auction, tags, is_open, clock, cost, view, market)
+        book = RedisMarket(rt.redis)
+        market = book.read(list(tags)) if view is not None else []
+        reputations = book.reputations(bidders_of(market))
+        return cls(args.task_id, reward, deadline, auction, tags, is_open, clock, cost, view, market, reputations)
 
 
 def _has_terms(terms: dict[str, Any]) -> bool:
@@ -367,7 +370,7 @@ def _decide(rt: Runtime, facts: _TaskFacts, address: str) -> dict[str, Any]:
         competing_bids=bids_seen(rt.redis, facts.task_id),
         recent_win_rate=recent_win_rate(rt.redis, address),
         bid_cost_wei=facts.bid_cost_wei,
-        market=features_of(merged(facts.market), address),
+        market=features_of(merged(facts.market), address, facts.reputations),
     )
     decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:

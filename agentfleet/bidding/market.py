@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 import redis
@@ -44,6 +44,9 @@ class Clearing:
     weighted: float  # price / reward / (winner's reputation + 1): what the auction ranks, per unit of reward
     runner_up: float  # the same for the best other bid; NOBODY when the winner was alone
     bidders: int  # bids the auction had
+    winner_reputation: int = -1  # the reputation ``weighted`` divided by (-1: unknown, an entry of an older fleet)
+    runner_up_agent: str = ""  # who placed the best other bid ("": nobody, or unknown)
+    runner_up_reputation: int = -1  # the reputation ``runner_up`` divided by
 
 
 NOBODY = 1.0  # a runner-up no bid can lose to: the reward (fraction 1) at reputation 0
@@ -56,12 +59,31 @@ class MarketFeatures(BaseModel):
     bidders: float = Field(default=0.0, ge=0, description="mean bids per recent auction")
 
 
-def features_of(entries: Iterable[Clearing], agent: str) -> MarketFeatures:
+def features_of(
+    entries: Iterable[Clearing], agent: str, reputations: Mapping[str, int] | None = None
+) -> MarketFeatures:
     """Features from a tag's clearings (newest first): per auction the best bid of the *others* (the winner's,
-    or the runner-up's where ``agent`` won), and the mean number of bids."""
+    or the runner-up's where ``agent`` won), and the mean number of bids.
+
+    With ``reputations`` (lower-case agent -> reputation now), each price is re-weighted at its bidder's
+    reputation now. Why: the auction divides by the reputation a bidder has when it bids, and a rival's
+    reputation moves with every task it wins, in every tag at once: one that won ten tasks in a row went from
+    50 to 100 and nearly halved every price to beat, while the prices kept at its old reputation still said
+    the old ones (measured: a learner chased it down for ten lost tasks and handed it the market for good)."""
     me = agent.lower()
+    now = reputations or {}
     seen = list(entries)[:KEPT]
-    clearing = [c.runner_up if c.winner.lower() == me else c.weighted for c in seen]
+    clearing = []
+    for c in seen:
+        price, who, then = (
+            (c.runner_up, c.runner_up_agent, c.runner_up_reputation)
+            if c.winner.lower() == me
+            else (c.weighted, c.winner, c.winner_reputation)
+        )
+        current = now.get(who.lower()) if who else None
+        if current is not None and then >= 0 and price < NOBODY:
+            price = price * (then + 1) / (current + 1)
+        clearing.append(price)
     bidders = sum(c.bidders for c in seen) / len(seen) if seen else 0.0
     return MarketFeatures(clearing=clearing, bidders=bidders)
 
@@ -87,8 +109,8 @@ class MarketBook:
     def record(self, tag: str, clearing: Clearing) -> None:
         self._tags.setdefault(tag, deque(maxlen=KEPT)).appendleft(clearing)
 
-    def features(self, tags: list[str], agent: str) -> MarketFeatures:
-        return features_of(merged(list(self._tags.get(tag, ())) for tag in tags), agent)
+    def features(self, tags: list[str], agent: str, reputations: Mapping[str, int] | None = None) -> MarketFeatures:
+        return features_of(merged(list(self._tags.get(tag, ())) for tag in tags), agent, reputations)
 
 
 class RedisMarket:
@@ -114,7 +136,26 @@ class RedisMarket:
         return [[entry for raw in rows if (entry := _parsed(raw)) is not None] for rows in pipe.execute()]
 
     def features(self, tags: list[str], agent: str) -> MarketFeatures:
-        return features_of(merged(self.read(tags)), agent)
+        entries = self.read(tags)
+        return features_of(merged(entries), agent, self.reputations(bidders_of(entries)))
+
+    def remember_reputation(self, agent: str, reputation: int, *, pipe: Pipeline | None = None) -> None:
+        """An agent's reputation now (the listener, on ``ReputationChanged``): any agent's, rivals outside the
+        fleet included, since every price they set is re-weighted with it."""
+        (pipe if pipe is not None else self.redis).hset(keys.REPUTATIONS, agent.lower(), int(reputation))
+
+    def reputations(self, agents: Iterable[str]) -> dict[str, int]:
+        """The reputations now of ``agents`` that the listener has seen (one HMGET)."""
+        names = sorted({a.lower() for a in agents if a})
+        if not names:
+            return {}
+        values = self.redis.hmget(keys.REPUTATIONS, names)
+        return {name: int(value) for name, value in zip(names, values, strict=True) if value is not None}
+
+
+def bidders_of(entries: Iterable[Iterable[Clearing]]) -> set[str]:
+    """Every agent whose price the clearings keep (winners and runners-up): whose reputation re-weights them."""
+    return {name.lower() for tag in entries for c in tag for name in (c.winner, c.runner_up_agent) if name}
 
 
 def _parsed(raw: bytes | str) -> Clearing | None:
@@ -127,6 +168,9 @@ def _parsed(raw: bytes | str) -> Clearing | None:
             float(data["weighted"]),
             float(data["runner_up"]),
             int(data["bidders"]),
+            winner_reputation=int(data.get("winner_reputation", -1)),  # absent from an older fleet's entries
+            runner_up_agent=str(data.get("runner_up_agent", "")),
+            runner_up_reputation=int(data.get("runner_up_reputation", -1)),
         )
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("market entry skipped: %s", exc)

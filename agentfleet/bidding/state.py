@@ -34,6 +34,13 @@ STATE_SIZE = 12
 REPUTATION = 2  # index of the reputation (/ 100) in the state vector
 ANCHOR = 8  # index of the anchor in the state vector
 DEFAULT_ANCHOR = 0.7  # of the reward, while an agent has seen no clearing price of the task's tags
+# The anchor goes up to twice the reward, though no bid goes over the reward (the levels' fractions are capped at
+# 1: with the anchor at 2, the lowest level bids 0.8 and every level from 0.55 bids the whole reward). Why: a price to
+# beat of 1.4 x the reward (rivals far behind) and one of 0.98 both made "bid the whole reward" the best bid,
+# but only the first survives a small drop of the agent's own reputation. Capped at 1.0 the two states looked
+# alike, and a learner used to the first kept bidding the whole reward after a few failures, lost ten tasks in a
+# row to a rival at 50 and raised it to 100 for good (README "Learning": 2 of 10 generalist runs; uncapped, none).
+ANCHOR_CEILING = 2.0
 SURE_MARKET = 5  # clearing prices seen before the market features count fully
 
 
@@ -49,7 +56,7 @@ class BidState:
     deadline_s: float
     win_rate: float  # 0..1, recent
     competition: float  # bids already placed on this task
-    anchor: float = DEFAULT_ANCHOR  # the price to beat, of the reward
+    anchor: float = DEFAULT_ANCHOR  # the price to beat, of the reward (above 1 when rivals are far behind)
     spread: float = 0.0  # how far recent prices to beat spread (interquartile), of the reward
     known: float = 0.0  # clearing prices seen by the agent / SURE_MARKET
     bidders: float = 0.0  # mean bids per recent auction of the tags
@@ -69,7 +76,7 @@ class BidState:
             clip(self.deadline_s / 3600),
             clip(self.win_rate),
             clip(self.competition / 10),
-            clip(self.anchor),
+            clip(self.anchor, 0.0, ANCHOR_CEILING),
             clip(self.spread),
             clip(self.known),
             clip(self.bidders / 10),
@@ -117,7 +124,7 @@ def _market(ctx: BidContext) -> tuple[float, float, float, float]:
     def quantile(q: float) -> float:
         return prices[min(len(prices) - 1, int(q * len(prices)))]
 
-    anchor = min(1.0, quantile(0.5) * scale)
+    anchor = min(ANCHOR_CEILING, quantile(0.5) * scale)  # above the reward: how safe a bid of all of it is
     spread = (quantile(0.75) - quantile(0.25)) * scale
     return anchor, spread, min(1.0, len(prices) / SURE_MARKET), market.bidders
 

@@ -93,6 +93,10 @@ def market(tag: str) -> str:
     return _key("market", tag)  # list: JSON clearings of the tag's settled auctions, newest first
 
 
+# hash: lower-case agent -> reputation now, every agent's (not only the fleet's), from ReputationChanged (listener)
+REPUTATIONS = _key("reputations")
+
+
 def usage_of_bid(task_id: int, agent: str) -> str:
     return _key("usage", "bid", task_id, agent.lower())  # hash: one agent's LLM tokens and cost on one task
 
