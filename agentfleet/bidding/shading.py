@@ -1,5 +1,6 @@
-"""Bid shading against the market's clearing prices: the model-based baseline the DQN is measured against, and
-what the RL bidder bids with until its model has learned enough (``rl.WARMUP``).
+"""Bid shading against the market's clearing prices: the model-based baseline the DQN is measured against (the
+RL bidder's warm-up bids with the profile's heuristic instead: as the warm-up, shading measured worse, README
+"Learning").
 
 In a first-price auction the bid that earns most maximises P(win | bid) x (what winning earns at that bid).
 P(win) comes from the tag's recent prices to beat (:mod:`agentfleet.bidding.market`, at the agent's
