@@ -73,27 +73,9 @@ def test_the_state_anchors_bids_on_the_price_to_beat_at_the_agents_reputation() 
 def test_prices_are_reweighted_at_their_bidders_reputation_now() -> None:
     """A rival that climbed from 50 to 100 since it set a price now beats that price at half of it."""
     third = "0x" + "cc" * 20
-    entries = [
-        Clearing(
-            3,
-            RIVAL,
-            weighted=0.7 / 51,
-            runner_up=0.9 / 31,
-            bidders=2,
-            winner_reputation=50,
-            runner_up_agent=third,
-            runner_up_reputation=30,
-        ),
-        Clearing(
-            2,
-            ME,
-            weighted=0.5 / 100,
-            runner_up=0.8 / 51,
-            bidders=2,
-            winner_reputation=99,
-            runner_up_agent=RIVAL,
-            runner_up_reputation=50,
-        ),
+    entries = [  # (task, winner, weighted, runner-up, bids, winner's reputation, runner-up, its reputation)
+        Clearing(3, RIVAL, 0.7 / 51, 0.9 / 31, 2, 50, third, 30),
+        Clearing(2, ME, 0.5 / 100, 0.8 / 51, 2, 99, RIVAL, 50),
         Clearing(1, RIVAL, weighted=0.6 / 51, runner_up=NOBODY, bidders=1),  # an older fleet's entry: as it was
     ]
     now = {RIVAL: 100, third: 30, ME: 99}

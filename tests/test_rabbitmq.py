@@ -64,17 +64,6 @@ def fleet_queues(server: RabbitMQServer) -> dict[str, dict[str, Any]]:
     return {row["name"]: row for row in rows}
 
 
-def wait_for_acks(server: RabbitMQServer, queue: str, *, timeout: float) -> dict[str, dict[str, Any]]:
-    """The node's queues once ``queue`` holds no message, ready or unacknowledged (or as they are at ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        queues = fleet_queues(server)
-        row = queues.get(queue, {})
-        if (row.get("messages_ready") == 0 and row.get("messages_unacknowledged") == 0) or time.monotonic() > deadline:
-            return queues
-        time.sleep(0.5)
-
-
 def test_a_private_node_serves_amqp_on_its_own_ports_and_leaves_nothing_behind() -> None:
     server = RabbitMQServer.start()
     try:
@@ -208,9 +197,17 @@ def test_retry_with_countdown_waits_on_the_broker_and_comes_back_to_its_queue(
             explicit = app.send_task(FLAKY, kwargs={"key": "explicit", "countdown": 0.3}, queue=RESEARCH)
             assert autoretried.get(timeout=60) == {"attempts": 2}
             assert explicit.get(timeout=60) == {"attempts": 2}  # a countdown under 1 s is rounded up, not refused
+
             # The last ack leaves at the event loop's next timer: wait for it while the worker runs (a worker stopped
             # before that hands its message back to the queue, to run again: at least once, never lost).
-            queues = wait_for_acks(rabbitmq, RESEARCH, timeout=30)
+            def settled() -> bool:
+                row = fleet_queues(rabbitmq)[RESEARCH]
+                return row["messages_ready"] == 0 and row["messages_unacknowledged"] == 0
+
+            wait_until(
+                settled, 30, lambda: f"research queue still holds {fleet_queues(rabbitmq)[RESEARCH]}", interval=0.5
+            )
+        queues = fleet_queues(rabbitmq)
     (first, first_key), (second, second_key) = flaky["auto"]
     assert second - first >= 1.9  # the countdown was honoured (2 s)...
     assert first_key == RESEARCH and second_key == calculate_routing_key(2, RESEARCH)  # ...by the broker's delay
