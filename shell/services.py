@@ -340,6 +340,7 @@ def _rabbitmq_env(
     (workdir / "enabled_plugins").write_text("[].\n")  # no management plugin, no plugin at all
     (workdir / "rabbitmq.conf").write_text(
         "loopback_users.guest = true\nlog.console = false\nlog.file.level = warning\n"
+        "collect_statistics_interval = 500\n"  # ms: queue counts rabbitmqctl reports are this fresh (5 s default)
     )
     cookie = workdir / ".erlang.cookie"
     cookie.write_text(secrets.token_hex(16))

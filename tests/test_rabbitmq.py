@@ -200,9 +200,16 @@ def test_retry_with_countdown_waits_on_the_broker_and_comes_back_to_its_queue(
 
             # The last ack leaves at the event loop's next timer: wait for it while the worker runs (a worker stopped
             # before that hands its message back to the queue, to run again: at least once, never lost).
+            # Queue counts are sampled (every 0.5 s on this node): settled means empty in readings over 1.5 s.
+            since: list[float] = []
+
             def settled() -> bool:
                 row = fleet_queues(rabbitmq)[RESEARCH]
-                return row["messages_ready"] == 0 and row["messages_unacknowledged"] == 0
+                if row["messages_ready"] or row["messages_unacknowledged"]:
+                    since.clear()
+                    return False
+                since.append(time.monotonic())
+                return since[-1] - since[0] >= 1.5
 
             wait_until(
                 settled, 30, lambda: f"research queue still holds {fleet_queues(rabbitmq)[RESEARCH]}", interval=0.5
