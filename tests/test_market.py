@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import pytest
 import redis
 
 from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.market import NOBODY, Clearing, MarketBook, RedisMarket, features_of, merged
-from agentfleet.bidding.reward import REPUTATION_WEIGHT, RIVAL_GAIN, Settlement, hindsight
+from agentfleet.bidding.reward import IMPUTED_SCORE_SD, REPUTATION_WEIGHT, RIVAL_GAIN, Settlement, hindsight
 from agentfleet.bidding.state import (
     ACTIONS,
     ANCHOR,
@@ -165,6 +168,28 @@ def test_hindsight_after_a_loss_or_without_bids_claims_nothing_it_cannot_know() 
     assert lost_to == pytest.approx({100: -0.002, 97: -0.002 - REPUTATION_WEIGHT * 3, 50: handed[0]})
     failed = hindsight(settlement(passed=False, moved=-10), anchor, taken)
     assert failed[taken] == pytest.approx(-0.1 - 0.001 - 0.002 - REPUTATION_WEIGHT * 10)  # nothing paid, the penalty
+
+
+def test_after_a_loss_the_levels_that_would_have_won_are_valued_at_the_score_the_fit_expects() -> None:
+    anchor = 0.6
+    taken = nearest_action(0.7, anchor)
+    lost = settlement(won=False, passed=False, moved=0, price_to_beat=0.55, fit=50.0)
+    rewards = hindsight(lost, anchor, taken)
+    assert set(rewards) == set(range(ACTIONS))  # with the fit, every level is valued
+    density = 1 / math.sqrt(2 * math.pi)  # fit 50: a pass is a coin toss, a mean pass is sd x 0.8 over the bar
+    moved = 0.5 * (IMPUTED_SCORE_SD * density / 0.5 / 5 - 0.5) - 0.5 * 10
+    for action in range(1, ACTIONS):
+        fraction = action_fraction(action, anchor) or 0
+        if fraction < 0.55 and action != taken:
+            expected = 0.5 * fraction - 0.1 - 0.001 - 0.002 + REPUTATION_WEIGHT * moved
+            assert rewards[action] == pytest.approx(expected)
+        else:
+            assert rewards[action] == pytest.approx(-0.003)  # lost (the bid placed) or would have lost
+    sure = hindsight(replace(lost, fit=95.0), anchor, taken)
+    unsure = hindsight(replace(lost, fit=30.0), anchor, taken)
+    low = nearest_action(0.4, anchor)
+    assert sure[low] > rewards[low] > unsure[low]  # the surer the pass, the more winning is worth
+    assert unsure[low] < unsure[0]  # a task it would likely fail: abstaining is worth more
 
 
 def test_the_rival_to_beat_is_the_lowest_weighted_other_bid() -> None:

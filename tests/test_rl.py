@@ -251,6 +251,13 @@ def test_the_profile_bids_until_the_model_warmed_up_and_reputation_raises_the_ba
     low = ctx.model_copy(update={"reputation": 10, "fit_score": 80})
     refused = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=0).decide(low)
     assert not refused.bid and "reputation 10" in refused.reason
+    # The raised bar stops at the agent's strongest tag (never under the pass mark): a way back stays open.
+    assert [fit_bar(balanced, r, strongest=68) for r in (100, 40, 20, 0)] == [40, 58, 68, 68]
+    assert fit_bar(balanced, 0, strongest=45) == 50
+    best = low.model_copy(update={"capability_weights": {"research": 80, "coding": 30}})
+    decided = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=0).decide(best)
+    assert decided.reason.startswith("RL v1: ")  # the model decides, the bar let it (bar 80 at reputation 10)
+    assert "below the bar" not in decided.reason
 
 
 def test_half_of_every_batch_comes_from_the_newest_transitions() -> None:

@@ -9,8 +9,9 @@ import pytest
 from agentfleet.bidding.dqn import ReinforcementLearning
 from agentfleet.bidding.market import RedisMarket
 from agentfleet.bidding.record import recent_win_rate
-from agentfleet.bidding.state import STATE_SIZE
+from agentfleet.bidding.state import ACTIONS, STATE_SIZE
 from agentfleet.chain.local import advance_time
+from agentfleet.policy import checksum_address
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.status import AuctionMode, TaskStatus
@@ -77,6 +78,13 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
         for loser in bidders - {w.lower() for w in winners()}:
             pump(listener, lambda a=loser: client.llen(keys.recent_bids(a)) >= 1, timeout=30)  # type: ignore[misc]
             assert recent_win_rate(client, loser) < 1
+            name = checksum_address(loser)
+            pump(listener, lambda a=name: (models / f"{a}_rl_model.pt").exists(), timeout=30)  # type: ignore[misc]
+            model = ReinforcementLearning(name)
+            model.load(models)
+            # A lost auction with its price known teaches every level: those over the price lost, those under
+            # it are valued at the score the bid's fit expects (reward.hindsight).
+            assert model.memory.size >= ACTIONS and model.memory.size % ACTIONS == 0
 
 
 def test_rl_strategy_bids_inside_bounds_in_the_fleet(tmp_path: Path, redis_server: RedisServer) -> None:

@@ -37,7 +37,7 @@ from agentfleet.bidding.costs import WINNER_GAS, bid_cost_wei
 from agentfleet.bidding.market import NOBODY, Clearing, MarketBook
 from agentfleet.bidding.record import RECENT_BIDS
 from agentfleet.bidding.reward import Settlement, hindsight, reputation_moved
-from agentfleet.bidding.rl import fit_bar
+from agentfleet.bidding.rl import fit_bar, strongest_fit
 from agentfleet.bidding.shading import ShadingBiddingStrategy
 from agentfleet.bidding.state import ANCHOR, nearest_action, state_of
 from agentfleet.profiles import AgentLearningConfig
@@ -284,7 +284,7 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Decide, Learn]:
         return Choice(decision.amount_fraction, nearest_action(decision.amount_fraction, state_of(ctx).anchor))
 
     def learn(ctx: BidContext, settled: Settled) -> None:
-        if ctx.fit_score < fit_bar(learning, ctx.reputation):
+        if ctx.fit_score < fit_bar(learning, ctx.reputation, strongest_fit(ctx)):
             return  # nothing was decided: nothing to learn
         state = state_of(ctx).vector()
         for action, reward in hindsight(_settlement(ctx, settled), state[ANCHOR], settled.action).items():
@@ -309,6 +309,7 @@ def _settlement(ctx: BidContext, settled: Settled) -> Settlement:
         bid_fraction=settled.fraction,
         rivals=settled.rivals,
         rival_reputation=settled.rival_reputation,
+        fit=ctx.fit_score,
     )
 
 
@@ -319,7 +320,7 @@ def shading_focal(profile: str = "balanced") -> tuple[Decide, Learn]:
     strategy = ShadingBiddingStrategy(learning)
 
     def decide(ctx: BidContext) -> Choice:
-        if ctx.fit_score < fit_bar(learning, ctx.reputation):
+        if ctx.fit_score < fit_bar(learning, ctx.reputation, strongest_fit(ctx)):
             return NO_BID
         decision = strategy.decide(ctx)
         return Choice(decision.amount_fraction) if decision.bid else NO_BID

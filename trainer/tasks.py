@@ -163,6 +163,7 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
             raise  # the node or Redis comes back: the outcome retries
         except Exception as exc:  # a malformed bid entry, an unreadable bidder: learn the bid placed only
             log.warning("no price to beat for task %s: %s", outcome.task_id, exc)
+    execution_usd = bill.get("execute_usd", 0.0) if outcome.outcome != "lost" else _mean_execution_usd(rt, outcome)
     settlement = settlement_of(
         outcome,
         record,
@@ -170,11 +171,18 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
         rivals=rivals,
         rival_reputation=rival,
         evaluation_usd=bill.get("fit_usd", 0.0) + bill.get("bid_usd", 0.0),
-        execution_usd=bill.get("execute_usd", 0.0),
+        execution_usd=execution_usd,
         eth_per_usd=rt.settings.eth_per_usd,
-        gas_price_wei=rt.session.client.gas_price() if outcome.outcome != "lost" else 0,
+        gas_price_wei=rt.session.client.gas_price(),
     )
     return hindsight(settlement, record.state[ANCHOR], record.action)
+
+
+def _mean_execution_usd(rt: Runtime, outcome: Outcome) -> float:
+    """What an execution has cost the agent on average (USD, 0 before its first): a lost task's would-be bill,
+    for the levels that would have won it (``reward.hindsight``)."""
+    spent, calls = rt.redis.hmget(keys.usage_of_agent(outcome.agent), ["execute_usd", "execute_calls"])
+    return float(spent) / int(calls) if spent is not None and calls is not None and int(calls) > 0 else 0.0
 
 
 @app.task(name=routing.RECORD_CLEARING, bind=True, **RETRY)

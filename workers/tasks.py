@@ -103,6 +103,10 @@ def _record_usage(rt: Runtime, agent: str, task_id: int, usage: Usage, role: str
     if usage.cost_usd:  # the agent's own bill on the task, per role: a cost in the reward the trainer computes
         pipe.hincrbyfloat(keys.usage_of_bid(task_id, agent), f"{role}_usd", usage.cost_usd)
         pipe.expire(keys.usage_of_bid(task_id, agent), BIDSTATE_TTL)
+        # and per role over all its tasks: what an execution costs it on average (the trainer's estimate of
+        # what winning a task it lost would have cost)
+        pipe.hincrbyfloat(keys.usage_of_agent(agent), f"{role}_usd", usage.cost_usd)
+        pipe.hincrby(keys.usage_of_agent(agent), f"{role}_calls", 1)
     pipe.execute()
     metrics.record_llm_usage(usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
 

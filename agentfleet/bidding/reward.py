@@ -8,6 +8,7 @@ the simulator is what it learns in the fleet.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from agentfleet.bidding.costs import WINNER_GAS
 from agentfleet.bidding.record import BidRecord
-from agentfleet.bidding.state import ACTIONS, ANCHOR, action_fraction
+from agentfleet.bidding.state import ACTIONS, ANCHOR, FIT, action_fraction
 from agentfleet.policy import Address
 from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_STEP
 
@@ -72,7 +73,8 @@ def settlement_of(
 
     Passed: the bid's price is paid, reputation moves by (score - 50) // 5 (from the TaskCompleted event's
     score when the message carries it). Failed or expired: nothing paid, the 10-point penalty. Lost: only
-    the bid's gas and the evaluation were spent."""
+    the bid's gas and the evaluation were spent; ``execution_usd`` and the gas price then say what winning
+    would have cost (hindsight values the levels that would have won with it, at the fit in the record)."""
     won = outcome.outcome != "lost"
     moved = 0
     if outcome.outcome == "failed":
@@ -90,9 +92,10 @@ def settlement_of(
         passed=outcome.outcome == "won",
         moved=moved,
         bid_cost_eth=record.bid_cost_wei / 1e18,
-        win_cost_eth=max(0.0, execution_usd) * to_eth + (WINNER_GAS * max(0, gas_price_wei) / 1e18 if won else 0.0),
+        win_cost_eth=max(0.0, execution_usd) * to_eth + WINNER_GAS * max(0, gas_price_wei) / 1e18,
         evaluation_cost_eth=max(0.0, evaluation_usd) * to_eth,
         bid_fraction=record.amount_wei / max(1, record.reward_wei),
+        fit=record.state[FIT] * 100,
     )
 
 
@@ -113,11 +116,13 @@ class Settlement:
     passed: bool  # when it won: whether the score passed
     moved: int  # reputation points the task moved
     bid_cost_eth: float  # an open bid's gas (0 sealed)
-    win_cost_eth: float  # what winning cost beyond the bid: the execution's LLM calls, the task's transactions
+    win_cost_eth: float  # what winning cost (or would have) beyond the bid: the execution's LLM calls, the task's txs
     evaluation_cost_eth: float  # the LLM call that evaluated the task, paid whatever the decision
     bid_fraction: float | None = None  # the bid placed, of the reward (its level's when None)
     rivals: bool = False  # others bid: a level that loses hands the task to one of them
     rival_reputation: int | None = None  # the best rival bid's bidder's reputation (None: unknown)
+    fit: float | None = None  # the agent's fit on the task (its estimate of the score); None: levels it did not
+    # win with are not imputed
 
 
 def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, float]:
@@ -126,9 +131,13 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
     Why: the auction is public once it ends (open bids are events; sealed ones are revealed to finalize), so
     the agent knows the price it had to beat. Had it bid another level, the only unknown is the score of a
     task it did not execute: when it won, any level under the price to beat would have won the same task
-    with the same score; any level over it would have lost. When it lost, the levels over the price would
-    have lost too. One auction then teaches many actions instead of one: a learner that wins at a low price
-    learns at once that a higher price still won (what a bandit that sees only its own arm never does).
+    with the same score; any level over it would have lost. When it lost (or abstained), the levels over the
+    price would have lost too, and the levels under it would have won a task it did not execute: with the
+    agent's fit known, they are valued at the score the fit expects (``_expected_win``). One auction then
+    teaches every action instead of one: a learner that wins at a low price learns at once that a higher
+    price still won, and one that keeps losing learns what the price that wins is worth (what a bandit that
+    sees only its own arm never does). Measured in the simulator (README "Learning"): without the levels a
+    lost auction would have won, a learner that lost its first auctions kept bidding over the price.
 
     A task lost (or left) to a rival also costs the reputation the rival gains with it (``RIVAL_GAIN`` points
     at ``REPUTATION_WEIGHT``): the auction divides by reputation + 1, so every task a rival wins makes the
@@ -157,4 +166,22 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
             earned = fraction * s.reward_eth if s.passed else 0.0
             money = earned - s.win_cost_eth - s.bid_cost_eth - s.evaluation_cost_eth
             out[action] = money_reward(money, s.moved, s.reward_eth)
+        elif s.fit is not None:
+            out[action] = _expected_win(s, fraction, s.fit)
     return out
+
+
+IMPUTED_SCORE_SD = 15.0  # how far a score falls from the fit that predicted it (score points, one sd)
+
+
+def _expected_win(s: Settlement, fraction: float, fit: float) -> float:
+    """What winning at ``fraction`` would have earned, in expectation over the score the fit predicts (normal
+    around the fit, ``IMPUTED_SCORE_SD``): paid on a pass, the execution and the task's transactions paid
+    either way, reputation up by the mean pass's points or down by the failure penalty."""
+    z = (fit - PASS_SCORE) / IMPUTED_SCORE_SD
+    passing = 0.5 * math.erfc(-z / math.sqrt(2))
+    density = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    above = fit + IMPUTED_SCORE_SD * density / max(passing, 1e-9) - PASS_SCORE  # mean points over the bar, passed
+    moved = passing * max(0.0, above / REPUTATION_STEP - 0.5) - (1 - passing) * FAILURE_PENALTY
+    money = passing * fraction * s.reward_eth - s.win_cost_eth - s.bid_cost_eth - s.evaluation_cost_eth
+    return money / max(s.reward_eth, 1e-18) + REPUTATION_WEIGHT * moved

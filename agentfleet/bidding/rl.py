@@ -21,14 +21,25 @@ WARMUP = 2000  # transitions (hindsight included, about 150 settled bids) before
 GUARD_SLOPE = 0.8  # fit points the bar rises per reputation point under the initial reputation
 
 
-def fit_bar(profile: LearningProfile, reputation: int) -> float:
-    """The lowest fit the agent bids at: its profile's bar, raised as reputation falls under the initial 50.
+def fit_bar(profile: LearningProfile, reputation: int, strongest: float = 100.0) -> float:
+    """The lowest fit the agent bids at: its profile's bar, raised as reputation falls under the initial 50, but
+    never above ``strongest`` (its best capability weight, the fit of the tasks it is best at) or the pass mark.
 
-    Why: reputation is an absorbing state. The auction divides by reputation + 1, so an agent whose failures
-    sank it near 0 cannot undercut anyone again, and no amount of learning brings it back. Below 50 it only
-    takes tasks it is ever surer to pass (fit 58 at 40, 74 at 20, 90 at 0), which win reputation back."""
+    Why raised: reputation is an absorbing state. The auction divides by reputation + 1, so an agent whose
+    failures sank it near 0 cannot undercut anyone again, and no amount of learning brings it back. Below 50 it
+    only takes tasks it is ever surer to pass (fit 58 at 40, 74 at 20, 90 at 0), which win reputation back.
+    Why capped: a bar above every task the agent can see closes the way back too: a generalist (fit about 65
+    everywhere) sunk to 23 by four unlucky scores in its first 250 tasks never bid again (simulator, README
+    "Learning"); its strongest tag stays open, where it is likeliest to pass."""
+    if reputation >= INITIAL_REPUTATION:
+        return profile.min_fit_to_bid
     raised = PASS_SCORE + GUARD_SLOPE * (INITIAL_REPUTATION - reputation)
-    return max(profile.min_fit_to_bid, raised) if reputation < INITIAL_REPUTATION else profile.min_fit_to_bid
+    return max(profile.min_fit_to_bid, min(raised, max(float(PASS_SCORE), strongest)))
+
+
+def strongest_fit(ctx: BidContext) -> float:
+    """The agent's best capability weight (100 when it has none: no cap)."""
+    return max(ctx.capability_weights.values(), default=100.0)
 
 
 class PolicySource(Protocol):
@@ -45,7 +56,7 @@ class RLBiddingStrategy:
 
     def decide(self, ctx: BidContext) -> BidDecision:
         model = self.source.get(self.agent)
-        bar = fit_bar(self.profile, ctx.reputation)
+        bar = fit_bar(self.profile, ctx.reputation, strongest_fit(ctx))
         if ctx.fit_score < bar:  # risk follows the profile and the reputation left: no bets on tasks it may fail
             reason = (
                 f"RL v{model.version}: fit {ctx.fit_score:.0f} below the bar {bar:.0f} at reputation {ctx.reputation}"

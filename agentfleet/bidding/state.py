@@ -31,6 +31,7 @@ BID_LEVELS: tuple[float, ...] = (
 )
 ACTIONS = 1 + len(BID_LEVELS)  # 0 = abstain
 STATE_SIZE = 12
+FIT = 0  # index of the fit (/ 100) in the state vector
 REPUTATION = 2  # index of the reputation (/ 100) in the state vector
 ANCHOR = 8  # index of the anchor in the state vector
 DEFAULT_ANCHOR = 0.7  # of the reward, while an agent has seen no clearing price of the task's tags
