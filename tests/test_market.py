@@ -87,6 +87,9 @@ def test_prices_are_reweighted_at_their_bidders_reputation_now() -> None:
     assert features_of(entries, RIVAL, now).clearing == pytest.approx([0.9 / 31, 0.5 / 100, NOBODY])
     lone = [Clearing(4, ME, weighted=0.5 / 100, runner_up=NOBODY, bidders=1, winner_reputation=99)]
     assert features_of(lone, ME, now).clearing == [NOBODY]  # nobody to beat stays nobody
+    fallen = {RIVAL: 20, third: 30, ME: 99}  # a bidder that lost reputation since: its price as it was (the
+    # next bid, the one to beat now, was never recorded)
+    assert features_of(entries, ME, fallen).clearing == pytest.approx([0.7 / 51, 0.8 / 51, 0.6 / 51])
 
 
 def test_a_multi_tag_task_merges_its_tags_without_counting_a_task_twice() -> None:

@@ -69,7 +69,11 @@ def features_of(
     reputation now. Why: the auction divides by the reputation a bidder has when it bids, and a rival's
     reputation moves with every task it wins, in every tag at once: one that won ten tasks in a row went from
     50 to 100 and nearly halved every price to beat, while the prices kept at its old reputation still said
-    the old ones (measured: a learner chased it down for ten lost tasks and handed it the market for good)."""
+    the old ones (measured: a learner chased it down for ten lost tasks and handed it the market for good).
+    Only ever lowered: a bidder whose reputation fell since would now bid higher, but the bid that then came
+    next (the one to beat now) was never recorded, so the price as it was is the best estimate left. Raised,
+    a runner-up fallen from 45 to 25 said 0.024 where the rival now to beat, third then and at 77 now, was at
+    0.009: the learner kept asking the whole reward and lost a run of tasks to it (README "Learning")."""
     me = agent.lower()
     now = reputations or {}
     seen = list(entries)[:KEPT]
@@ -82,7 +86,7 @@ def features_of(
         )
         current = now.get(who.lower()) if who else None
         if current is not None and then >= 0 and price < NOBODY:
-            price = price * (then + 1) / (current + 1)
+            price = price * min(1.0, (then + 1) / (current + 1))  # lowered, never raised: see the docstring
         clearing.append(price)
     bidders = sum(c.bidders for c in seen) / len(seen) if seen else 0.0
     return MarketFeatures(clearing=clearing, bidders=bidders)
