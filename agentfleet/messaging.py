@@ -29,6 +29,7 @@ from agentfleet.protocol import keys as redis_keys
 from agentfleet.protocol.limits import MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES
 
 ECIES_OVERHEAD = 65 + 16 + 16  # ephemeral public key, nonce, GCM tag
+UNCOMPRESSED = 0x04  # the first byte of the ephemeral key as ``seal`` writes it (eciespy's default)
 MAX_TEXT_BYTES = MAX_PAYLOAD_BYTES - ECIES_OVERHEAD
 
 
@@ -70,7 +71,13 @@ def seal(recipient_key: bytes, text: str) -> bytes:
 
 
 def open_payload(account: LocalAccount, payload: bytes) -> str:
-    """The plaintext, or ValueError if the payload was not sealed to this account (or was altered)."""
+    """The plaintext, or ValueError if the payload was not sealed to this account (or was altered).
+
+    The ephemeral key's first byte is checked here: secp256k1 also parses the "hybrid" prefixes 0x06/0x07 as
+    the same point, so a payload whose first byte was flipped from 0x04 would otherwise still open (half of
+    the time, by the key's parity; found by the property test)."""
+    if not payload or payload[0] != UNCOMPRESSED:
+        raise ValueError("cannot decrypt (not an uncompressed ephemeral key)")
     try:
         return ecies.decrypt(bytes(account.key), payload).decode("utf-8")
     except Exception as exc:  # eciespy raises ValueError/TypeError; bad UTF-8 raises UnicodeDecodeError

@@ -126,6 +126,19 @@ def test_fleet_delivers_to_the_inbox_and_the_cli_sends_and_reads(tmp_path: Path,
         assert "can you review my solidity?" in with_chain.stdout
 
 
+def test_a_payload_whose_key_prefix_was_flipped_is_refused() -> None:
+    """0x04 -> 0x06/0x07 is the same point to secp256k1 (hybrid encoding): refused by the prefix check."""
+    account = derive_account("test test test test test test test test test test test junk", 3)
+    for _ in range(8):  # the parity of each ephemeral key decides which flip parses: several keys
+        sealed = seal(public_key(account), "hi")
+        for bit in range(8):
+            damaged = bytes([sealed[0] ^ (1 << bit)]) + sealed[1:]
+            with pytest.raises(ValueError, match="cannot decrypt"):
+                open_payload(account, damaged)
+    with pytest.raises(ValueError, match="cannot decrypt"):
+        open_payload(account, b"")
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     text=st.text(min_size=1, max_size=300).filter(lambda t: len(t.encode()) <= MAX_TEXT_BYTES),
