@@ -13,6 +13,7 @@ from agentfleet.bidding.record import BidRecord
 from agentfleet.bidding.reward import REPUTATION_WEIGHT, Outcome, reward_of
 from agentfleet.bidding.state import STATE_SIZE
 from agentfleet.profiles import AgentLearningConfig
+from shell.services import RedisServer
 from testkit.chain import ETH, deployed_market
 
 
@@ -82,3 +83,19 @@ def test_the_reward_is_money_after_the_llm_bill_and_the_winners_transactions() -
     assert reward("won") == pytest.approx((1.0 - 0.01 - evaluation - execution - transactions) / 2)
     failed = (-0.01 - evaluation - execution - transactions) / 2 - REPUTATION_WEIGHT * 10
     assert reward("failed") == pytest.approx(failed)
+
+
+def test_a_lost_tasks_would_be_execution_is_the_agents_mean_bill(redis_server: RedisServer) -> None:
+    import redis
+
+    from agentfleet.protocol import keys
+    from trainer.tasks import mean_execution_usd
+
+    client = redis.Redis.from_url(redis_server.url)
+    agent = "0x" + "ef" * 20
+    client.delete(keys.usage_of_agent(agent))
+    assert mean_execution_usd(client, agent) == 0.0  # no execution yet
+    client.hset(keys.usage_of_agent(agent), mapping={"execute_usd": "0.3", "execute_calls": "4", "fit_usd": "9"})
+    assert mean_execution_usd(client, agent.upper().replace("0X", "0x")) == pytest.approx(0.075)
+    client.hset(keys.usage_of_agent(agent), "execute_calls", "many")
+    assert mean_execution_usd(client, agent) == 0.0  # unreadable: unknown, never an error that loses the outcome

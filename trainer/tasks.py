@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import redis
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown
 from pydantic import ValidationError
@@ -163,7 +164,9 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
             raise  # the node or Redis comes back: the outcome retries
         except Exception as exc:  # a malformed bid entry, an unreadable bidder: learn the bid placed only
             log.warning("no price to beat for task %s: %s", outcome.task_id, exc)
-    execution_usd = bill.get("execute_usd", 0.0) if outcome.outcome != "lost" else _mean_execution_usd(rt, outcome)
+    execution_usd = (
+        bill.get("execute_usd", 0.0) if outcome.outcome != "lost" else mean_execution_usd(rt.redis, outcome.agent)
+    )
     settlement = settlement_of(
         outcome,
         record,
@@ -178,11 +181,16 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
     return hindsight(settlement, record.state[ANCHOR], record.action)
 
 
-def _mean_execution_usd(rt: Runtime, outcome: Outcome) -> float:
+def mean_execution_usd(client: redis.Redis, agent: str) -> float:
     """What an execution has cost the agent on average (USD, 0 before its first): a lost task's would-be bill,
     for the levels that would have won it (``reward.hindsight``)."""
-    spent, calls = rt.redis.hmget(keys.usage_of_agent(outcome.agent), ["execute_usd", "execute_calls"])
-    return float(spent) / int(calls) if spent is not None and calls is not None and int(calls) > 0 else 0.0
+    spent, calls = client.hmget(keys.usage_of_agent(agent), ["execute_usd", "execute_calls"])
+    try:
+        count = int(calls) if calls is not None else 0
+        return max(0.0, float(spent)) / count if spent is not None and count > 0 else 0.0
+    except ValueError:  # not numbers (written by hand?): the estimate is unknown, the outcome is still learned
+        log.warning("agent %s: unreadable execution bill %r / %r", agent, spent, calls)
+        return 0.0
 
 
 @app.task(name=routing.RECORD_CLEARING, bind=True, **RETRY)

@@ -69,7 +69,7 @@ def bid_book(task_id: int) -> str:
 
 
 def usage_of_agent(agent: str) -> str:
-    return _key("usage", "agent", agent.lower())  # hash: prompt_tokens, completion_tokens, cost_usd
+    return _key("usage", "agent", agent.lower())  # hash: prompt_tokens, completion_tokens, cost_usd, {role}_usd/_calls
 
 
 def usage_of_task(task_id: int) -> str:
