@@ -164,9 +164,10 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
             raise  # the node or Redis comes back: the outcome retries
         except Exception as exc:  # a malformed bid entry, an unreadable bidder: learn the bid placed only
             log.warning("no price to beat for task %s: %s", outcome.task_id, exc)
-    execution_usd = (
-        bill.get("execute_usd", 0.0) if outcome.outcome != "lost" else mean_execution_usd(rt.redis, outcome.agent)
-    )
+    # A lost auction whose price is known values the levels that would have won it: what winning would have
+    # cost is then needed too (the agent's mean execution bill, the task's transactions at today's gas price).
+    would_win = outcome.outcome == "lost" and beat is not None
+    execution_usd = mean_execution_usd(rt.redis, outcome.agent) if would_win else bill.get("execute_usd", 0.0)
     settlement = settlement_of(
         outcome,
         record,
@@ -176,7 +177,7 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
         evaluation_usd=bill.get("fit_usd", 0.0) + bill.get("bid_usd", 0.0),
         execution_usd=execution_usd,
         eth_per_usd=rt.settings.eth_per_usd,
-        gas_price_wei=rt.session.client.gas_price(),
+        gas_price_wei=rt.session.client.gas_price() if outcome.outcome != "lost" or would_win else 0,
     )
     return hindsight(settlement, record.state[ANCHOR], record.action)
 
