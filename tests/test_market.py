@@ -9,8 +9,25 @@ import pytest
 import redis
 
 from agentfleet.bidding.context import BidContext
-from agentfleet.bidding.market import NOBODY, Clearing, MarketBook, RedisMarket, features_of, merged
-from agentfleet.bidding.reward import IMPUTED_SCORE_SD, REPUTATION_WEIGHT, RIVAL_GAIN, Settlement, hindsight
+from agentfleet.bidding.market import (
+    MIN_MOVES,
+    MOVES_KEPT,
+    NOBODY,
+    Clearing,
+    MarketBook,
+    RedisMarket,
+    features_of,
+    merged,
+)
+from agentfleet.bidding.reward import (
+    IMPUTED_SCORE_SD,
+    REPUTATION_WEIGHT,
+    RIVAL_GAIN,
+    TYPICAL_MOVE,
+    Settlement,
+    hindsight,
+    rival_gain,
+)
 from agentfleet.bidding.state import (
     ACTIONS,
     ANCHOR,
@@ -118,6 +135,41 @@ def test_the_redis_market_keeps_the_newest_and_skips_what_it_cannot_read(redis_s
     assert market.read(["coding"])[0][0].winner_reputation == 50  # the entry keeps what it was weighted with
 
 
+def test_a_rivals_recent_moves_are_kept_per_tag_and_averaged_once_enough_are_seen(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    market, book = RedisMarket(client), MarketBook()
+    for memory in (market, book):
+        for _ in range(MIN_MOVES - 1):
+            memory.record_move(["research"], RIVAL, -10)
+        assert memory.expected_move(["research"], RIVAL) is None  # too few to say anything
+        memory.record_move(["research"], RIVAL.upper().replace("0X", "0x"), 5)  # the address's case does not matter
+        assert memory.expected_move(["research"], RIVAL) == pytest.approx((2 * -10 + 5) / 3)
+        assert memory.expected_move(["coding"], RIVAL) is None and memory.expected_move(["research"], ME) is None
+        for _ in range(MOVES_KEPT):
+            memory.record_move(["coding", "research"], RIVAL, 4)
+        assert memory.expected_move(["research"], RIVAL) == pytest.approx(4)  # the newest MOVES_KEPT only
+        assert memory.expected_move(["coding", "writing"], RIVAL) == pytest.approx(4)
+    client.lpush(keys.moves("writing", RIVAL), "garbage", "7", "7", "7")
+    assert market.expected_move(["writing"], RIVAL) == pytest.approx(7)  # the unreadable entry is skipped
+
+
+def test_a_task_handed_to_a_rival_costs_what_that_rival_gains_with_it() -> None:
+    lost = settlement(won=False, passed=False, moved=0, price_to_beat=0.55, rivals=True, rival_reputation=50)
+    assert rival_gain(lost) == RIVAL_GAIN  # its moves unknown: the flat gain
+    assert rival_gain(replace(lost, rival_move=TYPICAL_MOVE / 2)) == pytest.approx(RIVAL_GAIN / 2)
+    assert rival_gain(replace(lost, rival_move=9.0)) == RIVAL_GAIN  # never more than the flat gain
+    assert rival_gain(replace(lost, rival_move=9.0, rival_reputation=90)) == 10  # nor than its headroom
+    assert rival_gain(replace(lost, rival_move=-10.0)) == -RIVAL_GAIN  # a rival that fails the tag sinks with it
+    anchor, taken = 0.6, nearest_action(0.7, 0.6)
+    flat = hindsight(lost, anchor, taken)
+    reckless = hindsight(replace(lost, rival_move=-10.0), anchor, taken)
+    assert reckless[0] == pytest.approx(-0.002 + REPUTATION_WEIGHT * RIVAL_GAIN)  # leaving it the task pays
+    assert reckless[0] > flat[0] and reckless[taken] > flat[taken]
+    alone = replace(lost, rivals=False, rival_move=-10.0)
+    assert hindsight(alone, anchor, taken)[0] == pytest.approx(-0.002)  # nobody to hand it to: no move counts
+
+
 def settlement(**overrides: object) -> Settlement:
     base: dict[str, object] = {
         "reward_eth": 1.0,
@@ -202,5 +254,7 @@ def test_the_rival_to_beat_is_the_lowest_weighted_other_bid() -> None:
         1, 10**18, ["research"], {"0xa": 0.01, "0xb": 0.005, "0xc": 0.004}, {"0xa": 50, "0xb": 80, "0xc": 20}
     )
     assert auction.best_rival_reputation("0xC") == 80  # its own bid is not a rival's
+    assert auction.best_rival("0xC") == "0xb" and auction.best_rival("0xb") == "0xc"
     assert auction.best_rival_reputation("0xa") == 20
     assert Auction(2, 10**18, [], {"0xa": 0.01}, {"0xa": 50}).best_rival_reputation("0xa") is None
+    assert Auction(2, 10**18, [], {"0xa": 0.01}, {"0xa": 50}).best_rival("0xa") is None

@@ -9,8 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from agentfleet.bidding.context import BidContext
 from agentfleet.profiles import AgentLearningConfig
-from trainer.simulator import MARKETS, compare, geometric_mean_ratio, run_market, shading_focal, shaped, summary
+from agentfleet.protocol.limits import FAILURE_PENALTY
+from trainer.simulator import (
+    MARKETS,
+    Settled,
+    compare,
+    geometric_mean_ratio,
+    run_market,
+    shading_focal,
+    shaped,
+    summary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,3 +87,19 @@ def test_simulate_seeds_prints_rows_per_market_and_their_geometric_mean() -> Non
     bad = subprocess.run([*command[:-1], "nowhere"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "unknown market" in bad.stderr
     assert all(name in bad.stderr for name in MARKETS)  # the error names every shape
+
+
+def test_the_learner_is_told_the_best_rivals_recent_moves_on_the_tag() -> None:
+    """What the fleet's trainer reads from ``agentfleet:moves``: the simulator keeps it from its own scores."""
+    told: list[tuple[str, float | None, bool]] = []
+    decide, _ = shading_focal()
+
+    def learn(ctx: BidContext, settled: Settled) -> None:
+        told.append((ctx.tags[0], settled.rival_move, settled.rivals))
+
+    agents = run_market(decide, seed=3, tasks=300, learn=learn)
+    moves = [move for _tag, move, _rivals in told if move is not None]
+    assert len(moves) > 100 and all(-FAILURE_PENALTY <= move <= 10 for move in moves)
+    assert all(move is None for _tag, move, rivals in told if not rivals)  # nobody to hand the task to
+    assert any(move < 0 for move in moves) and any(move > 0 for move in moves)  # a reckless rival's sinks it
+    assert any(min(agent.scores, default=100) < 50 for agent in agents[1:])

@@ -9,11 +9,13 @@ import pytest
 from agentfleet.bidding.dqn import ReinforcementLearning
 from agentfleet.bidding.market import RedisMarket
 from agentfleet.bidding.record import recent_win_rate
+from agentfleet.bidding.reward import reputation_moved
 from agentfleet.bidding.state import ACTIONS, STATE_SIZE
 from agentfleet.chain.local import advance_time
 from agentfleet.policy import checksum_address
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
+from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE
 from agentfleet.protocol.status import AuctionMode, TaskStatus
 from shell.services import RedisServer
 from testkit.chain import ETH, bids_on, create_task
@@ -54,6 +56,14 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
             kwargs={"agent": next(iter(winners())), "task_id": 1, "outcome": "won"},
         )
         assert again.get(timeout=30)["status"] in {"duplicate", "no_bid_state"}
+        expected: dict[tuple[str, str], list[int]] = {}  # each completed task's move, once, on each of its tags
+        for task_id, tags in ((1, ["research"]), (2, ["research", "statistics"])):
+            task = s.tasks.get_task(task_id)
+            moved = reputation_moved(task.score) if task.score >= PASS_SCORE else -FAILURE_PENALTY
+            for tag in tags:
+                expected.setdefault((tag, task.assignee), []).append(moved)
+        for (tag, agent), moves in expected.items():  # the hand-sent duplicate above added nothing
+            assert sorted(int(m) for m in client.lrange(keys.moves(tag, agent), 0, -1)) == sorted(moves)
         bad = app.send_task(
             routing.RECORD_OUTCOME, queue=routing.TRAINING, kwargs={"agent": "0x12", "task_id": 1, "outcome": "won"}
         )

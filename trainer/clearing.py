@@ -53,10 +53,15 @@ class Auction:
         """Whether anyone else bid."""
         return any(bidder != agent.lower() for bidder in self.weighted)
 
+    def best_rival(self, agent: str) -> str | None:
+        """The rival whose bid ``agent`` had to beat (lower-case; None: nobody else bid)."""
+        others = [(w, bidder) for bidder, w in self.weighted.items() if bidder != agent.lower()]
+        return min(others)[1] if others else None
+
     def best_rival_reputation(self, agent: str) -> int | None:
         """The reputation of the rival whose bid ``agent`` had to beat (None: nobody else bid)."""
-        others = [(w, bidder) for bidder, w in self.weighted.items() if bidder != agent.lower()]
-        return self.reputations.get(min(others)[1]) if others else None
+        rival = self.best_rival(agent)
+        return self.reputations.get(rival) if rival is not None else None
 
     def price_to_beat(self, agent: str, reputation: int) -> float | None:
         """The highest fraction of the reward ``agent`` could have bid and still won, at its reputation; None

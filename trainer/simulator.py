@@ -121,6 +121,7 @@ class Settled:
     fraction: float | None  # the bid placed, of the reward
     rivals: bool  # others bid on the task
     rival_reputation: int | None = None  # the best rival bid's bidder's reputation when it bid
+    rival_move: float | None = None  # that rival's mean reputation move on the tag's tasks it completed lately
 
 
 @dataclass
@@ -232,6 +233,7 @@ def run_market(
             )
         reputation_before = agents[0].reputation
         standing = [agent.reputation for agent in agents]  # as they bid
+        rival_moves = {bid.agent.name: book.expected_move([tag], bid.agent.name) for bid in ranked[:2]}
         settled = None
         for agent in agents:
             won = winner is not None and winner.agent is agent
@@ -240,6 +242,7 @@ def run_market(
                 score = float(policy.clamp_score(100 * agent.skill[tag] + noise.gauss(0, 12)))
                 paid = winner.fraction * reward if score >= PASS_SCORE else 0.0
                 gain += paid - EXECUTION_COST * reward - WINNER_COST_WEI / 1e18
+                book.record_move([tag], agent.name, reputation_moved(int(score)))  # after the auction's features
                 agent.reputation = min(100, max(0, agent.reputation + reputation_moved(int(score))))
                 agent.scores.append(score)
             placed = next((bid for bid in bids if bid.agent is agent), None)
@@ -255,7 +258,8 @@ def run_market(
                 beat = (others[0].weighted / reward if others else NOBODY) * (reputation_before + 1)
                 placed_fraction = placed.fraction if placed else None
                 rival = standing[others[0].order] if others else None
-                settled = Settled(action, won, score, moved, beat, placed_fraction, bool(others), rival)
+                rival_move = rival_moves.get(others[0].agent.name) if others else None
+                settled = Settled(action, won, score, moved, beat, placed_fraction, bool(others), rival, rival_move)
         if learn is not None and focal_ctx is not None and settled is not None:
             learn(focal_ctx, settled)
         if progress is not None:
@@ -309,6 +313,7 @@ def _settlement(ctx: BidContext, settled: Settled) -> Settlement:
         bid_fraction=settled.fraction,
         rivals=settled.rivals,
         rival_reputation=settled.rival_reputation,
+        rival_move=settled.rival_move,
         fit=ctx.fit_score,
     )
 

@@ -28,7 +28,7 @@ from agentfleet import task_trace  # noqa: F401  (writes each run into the marke
 from agentfleet import worker_metrics as metrics
 from agentfleet.bidding.market import RedisMarket
 from agentfleet.bidding.record import BidRecord, load_bid_state, record_recent
-from agentfleet.bidding.reward import Outcome, hindsight, settlement_of
+from agentfleet.bidding.reward import Outcome, hindsight, reputation_moved, settlement_of
 from agentfleet.bidding.state import ANCHOR, REPUTATION
 from agentfleet.chain.market import tag_text
 from agentfleet.chain.session import capability_weights
@@ -36,6 +36,7 @@ from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.inbox import TrainingInbox, clearing_done_id, outcome_done_id
+from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE
 from agentfleet.protocol.status import AuctionMode
 from agentfleet.retry import RETRY, TRANSIENT
 from agentfleet.runtime import Runtime, runtime
@@ -80,8 +81,7 @@ def record_outcome(
         log.warning("%s; the outcome counts for the win rate only", exc)
         record = None
     if record is None or record.reconstructed:
-        _count_recent(rt, parsed, outcome_id)
-        _mark_done(rt, outcome_id, "no-state")
+        _finish(rt, parsed, outcome_id, "no-state")
         return {"status": "no_bid_state"}  # no state the agent saw: nothing to learn, the win rate still counts
 
     import torch
@@ -96,8 +96,7 @@ def record_outcome(
     learning.reputation = float(chain_agent.reputation)  # reputation follows the chain
     model = learning.rl_model
     if model.has_applied(outcome_id):  # learned (journaled or checkpointed) before a crash lost the Redis marker
-        _count_recent(rt, parsed, outcome_id)
-        _mark_done(rt, outcome_id, model.version)
+        _finish(rt, parsed, outcome_id, model.version)
         return {"status": "duplicate"}
     task = _chain_task(rt, parsed.task_id)  # one getTask for the hindsight and the capability lesson
     rewards = _hindsight(rt, parsed, record, task)
@@ -110,8 +109,7 @@ def record_outcome(
     except NotOwner:  # nothing marked done: the shard's holder learns it (once, by outcome id)
         return _hand_on(self, shards, agent=agent, task_id=task_id, outcome=outcome, event=event)
     pushed = capability is not None and _push_capabilities(rt, learning, parsed, capability_weights(chain_agent))
-    _count_recent(rt, parsed, outcome_id)
-    _mark_done(rt, outcome_id, model.version)
+    _finish(rt, parsed, outcome_id, model.version, task=task)
     TaskTrace(rt.redis, source="trainer").add(
         parsed.task_id,
         "trainer",
@@ -155,11 +153,15 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
     }
     reputation_at_bid = round(record.state[REPUTATION] * 100)
     beat, rivals, rival = None, outcome.outcome == "lost", None  # no auction: the bid placed (and abstaining) only
+    rival_move: float | None = None
     if task is not None:
         try:
             auction = auction_of(rt, outcome.task_id, task)
             beat, rivals = auction.price_to_beat(outcome.agent, reputation_at_bid), auction.rivals_of(outcome.agent)
             rival = auction.best_rival_reputation(outcome.agent)
+            best_rival = auction.best_rival(outcome.agent)
+            if best_rival is not None:
+                rival_move = RedisMarket(rt.redis).expected_move(auction.tags or ["general"], best_rival)
         except TRANSIENT:
             raise  # the node or Redis comes back: the outcome retries
         except Exception as exc:  # a malformed bid entry, an unreadable bidder: learn the bid placed only
@@ -174,6 +176,7 @@ def _hindsight(rt: Runtime, outcome: Outcome, record: BidRecord, task: Any) -> d
         price_to_beat=beat,
         rivals=rivals,
         rival_reputation=rival,
+        rival_move=rival_move,
         evaluation_usd=bill.get("fit_usd", 0.0) + bill.get("bid_usd", 0.0),
         execution_usd=execution_usd,
         eth_per_usd=rt.settings.eth_per_usd,
@@ -287,6 +290,33 @@ def _deep_enough(rt: Runtime, event: dict[str, Any]) -> str | int | None:
         return min(20, 1 + missing)  # about a block a second on the chains we know; capped below visibility
     canonical = w3.eth.get_block(number)["hash"].to_0x_hex()
     return "reverted" if canonical.lower() != block_hash.lower() else None
+
+
+def _finish(rt: Runtime, outcome: Outcome, outcome_id: str, value: object, *, task: Any = None) -> None:
+    """An outcome settled: counted in the agent's win rate, the reputation its task moved kept for the tag's
+    market (``RedisMarket.record_move``: what handing a task to this agent costs its rivals), and marked
+    done; the move and the marker in one MULTI, so a retried message records the move once."""
+    _count_recent(rt, outcome, outcome_id)
+    pipe = rt.redis.pipeline()
+    moved = _moved(outcome)
+    if moved is not None:
+        task = task if task is not None else _chain_task(rt, outcome.task_id)
+        if task is not None:
+            tags = [tag_text(t) for t in task.tags] or ["general"]
+            RedisMarket(rt.redis).record_move(tags, outcome.agent, moved, pipe=pipe)
+    _mark_done(rt, outcome_id, value, pipe=pipe)
+    pipe.execute()
+
+
+def _moved(outcome: Outcome) -> int | None:
+    """The reputation a completed (or expired) task moved for its agent, from the chain event; None for a lost
+    bid or a hand-sent outcome (no event: nothing the chain said)."""
+    if outcome.outcome == "lost" or outcome.event is None:
+        return None
+    if outcome.outcome == "failed":
+        return -FAILURE_PENALTY
+    score = (outcome.event.get("args") or {}).get("score")
+    return reputation_moved(score) if isinstance(score, int) and PASS_SCORE <= score <= 100 else None
 
 
 def _count_recent(rt: Runtime, outcome: Outcome, outcome_id: str) -> None:

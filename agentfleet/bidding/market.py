@@ -33,6 +33,8 @@ from agentfleet.protocol import keys
 log = logging.getLogger(__name__)
 
 KEPT = 20  # clearings kept per tag: the features' window
+MOVES_KEPT = 20  # reputation moves kept per agent and tag: what a rival's next task is expected to move
+MIN_MOVES = 3  # moves seen before their mean says anything (fewer: unknown)
 
 
 @dataclass(frozen=True)
@@ -104,17 +106,34 @@ def merged(per_tag: Iterable[list[Clearing]]) -> list[Clearing]:
     return out
 
 
+def mean_move(per_tag: Iterable[Iterable[int]]) -> float | None:
+    """The reputation an agent's next task of these tags is expected to move: the mean of the moves its last
+    completed tasks of the tags made (``MOVES_KEPT`` per tag); None under ``MIN_MOVES`` (unknown). Why: a task
+    handed to a rival costs the reputation the rival gains with it (``reward.rival_gain``), and what a rival
+    gains depends on how well it does the tag's tasks: a reckless bidder fails them and loses 10 points each."""
+    moves = [move for tag in per_tag for move in tag]
+    return sum(moves) / len(moves) if len(moves) >= MIN_MOVES else None
+
+
 class MarketBook:
-    """The simulator's market memory: per tag, the newest clearings first."""
+    """The simulator's market memory: per tag, the newest clearings first; per agent and tag, its recent moves."""
 
     def __init__(self) -> None:
         self._tags: dict[str, deque[Clearing]] = {}
+        self._moves: dict[tuple[str, str], deque[int]] = {}
 
     def record(self, tag: str, clearing: Clearing) -> None:
         self._tags.setdefault(tag, deque(maxlen=KEPT)).appendleft(clearing)
 
     def features(self, tags: list[str], agent: str, reputations: Mapping[str, int] | None = None) -> MarketFeatures:
         return features_of(merged(list(self._tags.get(tag, ())) for tag in tags), agent, reputations)
+
+    def record_move(self, tags: list[str], agent: str, moved: int) -> None:
+        for tag in tags:
+            self._moves.setdefault((tag, agent.lower()), deque(maxlen=MOVES_KEPT)).appendleft(moved)
+
+    def expected_move(self, tags: list[str], agent: str) -> float | None:
+        return mean_move(self._moves.get((tag, agent.lower()), ()) for tag in tags)
 
 
 class RedisMarket:
@@ -143,6 +162,23 @@ class RedisMarket:
         entries = self.read(tags)
         return features_of(merged(entries), agent, self.reputations(bidders_of(entries)))
 
+    def record_move(self, tags: list[str], agent: str, moved: int, *, pipe: Pipeline | None = None) -> None:
+        """The reputation a completed task of ``tags`` moved for ``agent`` (the trainer, from TaskCompleted or
+        TaskExpired once final): any agent's, since any agent may be the rival a task is handed to."""
+        target = pipe if pipe is not None else self.redis.pipeline()
+        for tag in tags:
+            target.lpush(keys.moves(tag, agent), int(moved))
+            target.ltrim(keys.moves(tag, agent), 0, MOVES_KEPT - 1)
+        if pipe is None:
+            target.execute()
+
+    def expected_move(self, tags: list[str], agent: str) -> float | None:
+        """``mean_move`` of ``agent`` on ``tags`` (one LRANGE per tag, pipelined); an unreadable entry is skipped."""
+        pipe = self.redis.pipeline()
+        for tag in tags:
+            pipe.lrange(keys.moves(tag, agent), 0, MOVES_KEPT - 1)
+        return mean_move([int(v) for v in rows if _is_int(v)] for rows in pipe.execute())
+
     def remember_reputation(self, agent: str, reputation: int, *, pipe: Pipeline | None = None) -> None:
         """An agent's reputation now (the listener, on ``ReputationChanged``): any agent's, rivals outside the
         fleet included, since every price they set is re-weighted with it."""
@@ -160,6 +196,15 @@ class RedisMarket:
 def bidders_of(entries: Iterable[Iterable[Clearing]]) -> set[str]:
     """Every agent whose price the clearings keep (winners and runners-up): whose reputation re-weights them."""
     return {name.lower() for tag in entries for c in tag for name in (c.winner, c.runner_up_agent) if name}
+
+
+def _is_int(raw: bytes | str) -> bool:
+    try:
+        int(raw)
+        return True
+    except ValueError:
+        log.warning("reputation move skipped: %r", raw)
+        return False
 
 
 def _parsed(raw: bytes | str) -> Clearing | None:

@@ -63,6 +63,7 @@ def settlement_of(
     price_to_beat: float | None = None,
     rivals: bool = False,
     rival_reputation: int | None = None,
+    rival_move: float | None = None,
     evaluation_usd: float = 0.0,
     execution_usd: float = 0.0,
     eth_per_usd: float = 0.0,
@@ -88,6 +89,7 @@ def settlement_of(
         price_to_beat=price_to_beat,
         rivals=rivals,
         rival_reputation=rival_reputation,
+        rival_move=rival_move,
         won=won,
         passed=outcome.outcome == "won",
         moved=moved,
@@ -123,6 +125,8 @@ class Settlement:
     rival_reputation: int | None = None  # the best rival bid's bidder's reputation (None: unknown)
     fit: float | None = None  # the agent's fit on the task (its estimate of the score); None: levels it did not
     # win with are not imputed
+    rival_move: float | None = None  # the best rival's mean reputation move per task of the tag it won lately
+    # (its recent scores: a reckless rival's is negative); None: unknown, the flat RIVAL_GAIN
 
 
 def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, float]:
@@ -146,8 +150,7 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
     without it the learner lets rivals grow on tasks it could have won, and its last 500 tasks fall behind
     its first in markets that harden."""
     s = settlement
-    gain = RIVAL_GAIN if s.rival_reputation is None else min(RIVAL_GAIN, MAX_REPUTATION - s.rival_reputation)
-    handed = REPUTATION_WEIGHT * gain if s.rivals else 0.0  # the rival's gain is a harder market later
+    handed = REPUTATION_WEIGHT * rival_gain(s) if s.rivals else 0.0  # the rival's gain is a harder market later
     lost = money_reward(-s.bid_cost_eth - s.evaluation_cost_eth, 0, s.reward_eth) - handed
     out = {0: money_reward(-s.evaluation_cost_eth, 0, s.reward_eth) - handed}
     for action in range(1, ACTIONS):
@@ -169,6 +172,23 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
         elif s.fit is not None:
             out[action] = _expected_win(s, fraction, s.fit)
     return out
+
+
+TYPICAL_MOVE = 5  # reputation points a task moves for a rival that passes well: RIVAL_GAIN's scale
+
+
+def rival_gain(s: Settlement) -> float:
+    """The reputation points (at ``REPUTATION_WEIGHT``) a task handed to the best rival costs the agent:
+    ``RIVAL_GAIN`` scaled by the rival's own recent moves on the tag (``rival_move`` / ``TYPICAL_MOVE``), never
+    more than ``RIVAL_GAIN`` nor than the rival can still gain (``MAX_REPUTATION`` minus its reputation), and
+    never less than ``-RIVAL_GAIN``. Why scaled: a rival that fails the tag's tasks loses 10 points with each
+    one it wins, and every point it loses raises the prices it sets in every tag; handing it such a task is a
+    gain, not a cost. Measured in the simulator (README "Learning"): with the flat gain, a learner that
+    outbid a reckless rival on tasks the rival would have failed kept that rival at 90-100 instead of 29."""
+    ceiling = RIVAL_GAIN if s.rival_reputation is None else min(RIVAL_GAIN, MAX_REPUTATION - s.rival_reputation)
+    if s.rival_move is None:
+        return float(ceiling)
+    return max(-float(RIVAL_GAIN), min(float(ceiling), RIVAL_GAIN * s.rival_move / TYPICAL_MOVE))
 
 
 IMPUTED_SCORE_SD = 15.0  # how far a score falls from the fit that predicted it (score points, one sd)

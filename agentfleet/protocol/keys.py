@@ -93,6 +93,10 @@ def market(tag: str) -> str:
     return _key("market", tag)  # list: JSON clearings of the tag's settled auctions, newest first
 
 
+def moves(tag: str, agent: str) -> str:
+    return _key("moves", agent.lower(), tag)  # list: reputation moves of the agent's finished tasks of the tag
+
+
 # hash: lower-case agent -> reputation now, every agent's (not only the fleet's), from ReputationChanged (listener)
 REPUTATIONS = _key("reputations")
 
