@@ -91,15 +91,15 @@ def test_simulate_seeds_prints_rows_per_market_and_their_geometric_mean() -> Non
 
 def test_the_learner_is_told_the_best_rivals_recent_moves_on_the_tag() -> None:
     """What the fleet's trainer reads from ``agentfleet:moves``: the simulator keeps it from its own scores."""
-    told: list[tuple[str, float | None, bool]] = []
+    told: list[tuple[float | None, bool]] = []
     decide, _ = shading_focal()
 
     def learn(ctx: BidContext, settled: Settled) -> None:
-        told.append((ctx.tags[0], settled.rival_move, settled.rivals))
+        told.append((settled.rival_move, settled.rivals))
 
     agents = run_market(decide, seed=3, tasks=300, learn=learn)
-    moves = [move for _tag, move, _rivals in told if move is not None]
+    moves = [move for move, _rivals in told if move is not None]
     assert len(moves) > 100 and all(-FAILURE_PENALTY <= move <= 10 for move in moves)
-    assert all(move is None for _tag, move, rivals in told if not rivals)  # nobody to hand the task to
+    assert all(move is None for move, rivals in told if not rivals)  # nobody to hand the task to
     assert any(move < 0 for move in moves) and any(move > 0 for move in moves)  # a reckless rival's sinks it
     assert any(min(agent.scores, default=100) < 50 for agent in agents[1:])

@@ -233,7 +233,6 @@ def run_market(
             )
         reputation_before = agents[0].reputation
         standing = [agent.reputation for agent in agents]  # as they bid
-        rival_moves = {bid.agent.name: book.expected_move([tag], bid.agent.name) for bid in ranked[:2]}
         settled = None
         for agent in agents:
             won = winner is not None and winner.agent is agent
@@ -258,7 +257,7 @@ def run_market(
                 beat = (others[0].weighted / reward if others else NOBODY) * (reputation_before + 1)
                 placed_fraction = placed.fraction if placed else None
                 rival = standing[others[0].order] if others else None
-                rival_move = rival_moves.get(others[0].agent.name) if others else None
+                rival_move = book.expected_move([tag], others[0].agent.name) if others else None  # before its own
                 settled = Settled(action, won, score, moved, beat, placed_fraction, bool(others), rival, rival_move)
         if learn is not None and focal_ctx is not None and settled is not None:
             learn(focal_ctx, settled)

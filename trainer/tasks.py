@@ -28,7 +28,7 @@ from agentfleet import task_trace  # noqa: F401  (writes each run into the marke
 from agentfleet import worker_metrics as metrics
 from agentfleet.bidding.market import RedisMarket
 from agentfleet.bidding.record import BidRecord, load_bid_state, record_recent
-from agentfleet.bidding.reward import Outcome, hindsight, reputation_moved, settlement_of
+from agentfleet.bidding.reward import Outcome, hindsight, outcome_move, settlement_of
 from agentfleet.bidding.state import ANCHOR, REPUTATION
 from agentfleet.chain.market import tag_text
 from agentfleet.chain.session import capability_weights
@@ -36,7 +36,6 @@ from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol import keys, routing
 from agentfleet.protocol.app import app
 from agentfleet.protocol.inbox import TrainingInbox, clearing_done_id, outcome_done_id
-from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE
 from agentfleet.protocol.status import AuctionMode
 from agentfleet.retry import RETRY, TRANSIENT
 from agentfleet.runtime import Runtime, runtime
@@ -298,7 +297,7 @@ def _finish(rt: Runtime, outcome: Outcome, outcome_id: str, value: object, *, ta
     done; the move and the marker in one MULTI, so a retried message records the move once."""
     _count_recent(rt, outcome, outcome_id)
     pipe = rt.redis.pipeline()
-    moved = _moved(outcome)
+    moved = outcome_move(outcome) if outcome.event is not None else None  # hand-sent: nothing the chain said
     if moved is not None:
         task = task if task is not None else _chain_task(rt, outcome.task_id)
         if task is not None:
@@ -306,17 +305,6 @@ def _finish(rt: Runtime, outcome: Outcome, outcome_id: str, value: object, *, ta
             RedisMarket(rt.redis).record_move(tags, outcome.agent, moved, pipe=pipe)
     _mark_done(rt, outcome_id, value, pipe=pipe)
     pipe.execute()
-
-
-def _moved(outcome: Outcome) -> int | None:
-    """The reputation a completed (or expired) task moved for its agent, from the chain event; None for a lost
-    bid or a hand-sent outcome (no event: nothing the chain said)."""
-    if outcome.outcome == "lost" or outcome.event is None:
-        return None
-    if outcome.outcome == "failed":
-        return -FAILURE_PENALTY
-    score = (outcome.event.get("args") or {}).get("score")
-    return reputation_moved(score) if isinstance(score, int) and PASS_SCORE <= score <= 100 else None
 
 
 def _count_recent(rt: Runtime, outcome: Outcome, outcome_id: str) -> None:

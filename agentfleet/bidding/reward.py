@@ -46,6 +46,17 @@ def reputation_moved(score: int) -> int:
     return -FAILURE_PENALTY
 
 
+def outcome_move(outcome: Outcome) -> int | None:
+    """The reputation an outcome moved its agent: the penalty for a failed or expired task, the TaskCompleted
+    score's points for a passed one; None for a lost bid or a pass whose message carries no score."""
+    if outcome.outcome == "failed":
+        return -FAILURE_PENALTY
+    score = ((outcome.event or {}).get("args") or {}).get("score")
+    if outcome.outcome != "won" or not isinstance(score, int) or not PASS_SCORE <= score <= 100:
+        return None
+    return reputation_moved(score)
+
+
 def money_reward(money_eth: float, moved: int, reward_eth: float) -> float:
     """What a settled bid teaches: the money the task made its agent (all costs paid), plus the reputation it
     moved at ``REPUTATION_WEIGHT`` of the task's reward per point (a point of reputation lowers the agent's
@@ -77,12 +88,7 @@ def settlement_of(
     the bid's gas and the evaluation were spent; ``execution_usd`` and the gas price then say what winning
     would have cost (hindsight values the levels that would have won with it, at the fit in the record)."""
     won = outcome.outcome != "lost"
-    moved = 0
-    if outcome.outcome == "failed":
-        moved = -FAILURE_PENALTY
-    elif outcome.outcome == "won":
-        score = ((outcome.event or {}).get("args") or {}).get("score")
-        moved = reputation_moved(score) if isinstance(score, int) and PASS_SCORE <= score <= 100 else 0
+    moved = outcome_move(outcome) or 0
     to_eth = max(0.0, eth_per_usd)
     return Settlement(
         reward_eth=max(1, record.reward_wei) / 1e18,
