@@ -54,11 +54,14 @@ class QNetwork(nn.Module):
         return self.net(x)
 
 
-# Half of every batch comes from the newest RECENT transitions (about 30 outcomes with their hindsight levels).
+# Half of every batch comes from the newest RECENT transitions (about 15 outcomes with their hindsight levels).
 # Why: the market moves (a rival's reputation grows, the agent's own drops after a few failures) and a uniform
 # draw from 10,000 transitions learned about it only as fast as the old ones aged out; in the simulator the
 # learner then kept asking prices that had stopped winning for ~40 tasks, long enough to raise a rival for good.
-RECENT = 512
+# Why 256, not 512 (about 30 outcomes): a rival that starts winning gains 5 points a task and is out of reach in
+# ten; with 512 the learner still asked the old price for 12 tasks after its own failures dropped it to 70, and
+# a rival that had never won went from 50 to 100 (README "Learning": generalist seed 3, 0.80x its first 500).
+RECENT = 256
 RECENT_SHARE = 0.5
 
 
