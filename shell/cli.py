@@ -203,7 +203,7 @@ def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int) -> No
     shading); then per market shape the geometric mean of learner / best fixed where a fixed profile earned."""
     from rich.progress import Progress
 
-    from trainer.simulator import geometric_mean_ratio, sweep
+    from trainer.simulator import geometric_mean_ratio, hardened, sweep
 
     table = Table(
         "market", "seed", "learner, first 500", "learner, last 500", "shading, last 500", "best fixed", "its last 500"
@@ -225,6 +225,7 @@ def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int) -> No
                 )
             ratio, shading = geometric_mean_ratio(rows), geometric_mean_ratio(rows, "shading_last")
             kept = sum(r["rl_last"] >= r["rl_first"] for r in rows)
+            behind_the_ceiling = hardened(rows)
             earned = sum(r["best_last"] > 0 for r in rows)
             text = "no fixed profile earned anything" if ratio is None else f"{ratio:.2f}x (shading {shading:.2f}x)"
             footer.append(
@@ -234,6 +235,15 @@ def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int) -> No
                     f"learner's last 500 >= its first 500 in {kept} of {len(rows)}",
                 )
             )
+            for r in behind_the_ceiling:  # behind, where no bid level could have caught up: say so, with the numbers
+                footer.append(
+                    (
+                        f"{shape.name} seed {r['seed']}",
+                        f"the market hardened: the most any bids on the tasks the learner bid on in its last 500 "
+                        f"could have been paid, {r['ceiling_last']:.0f} ETH, is under what it was paid in its "
+                        f"first 500, {r['rl_paid_first']:.0f} ETH",
+                    )
+                )
     console.print(table)
     for name, line in footer:
         console.print(f"[bold]{name}[/bold]: {line}")

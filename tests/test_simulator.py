@@ -17,6 +17,7 @@ from trainer.simulator import (
     Settled,
     compare,
     geometric_mean_ratio,
+    hardened,
     run_market,
     shading_focal,
     shaped,
@@ -63,6 +64,23 @@ def test_the_geometric_mean_counts_markets_where_a_fixed_profile_earned() -> Non
     assert geometric_mean_ratio(rows) == pytest.approx(1.0)
     assert geometric_mean_ratio([{"rl_last": -5.0, "best_last": 10.0}]) == pytest.approx(0.01)  # the floor
     assert geometric_mean_ratio(rows[2:]) is None
+
+
+def test_no_bid_is_paid_more_than_the_ceiling_and_a_hardened_market_is_told_apart() -> None:
+    """The ceiling of a task (``ceiling_of``: just under the price to beat) bounds what any bid on it was paid;
+    a run behind its first 500 is called hardened only when that bound says no bidding could have caught up."""
+    decide, learn = shading_focal()
+    focal = run_market(decide, seed=2, tasks=400, learn=learn, market=MARKETS["sparse"])[0]
+    assert len(focal.paid) == len(focal.ceiling) == 400
+    assert sum(paid > 0 for paid in focal.paid) > 50
+    assert all(paid <= ceiling + 1e-9 for paid, ceiling in zip(focal.paid, focal.ceiling, strict=True))
+    assert sum(focal.ceiling) > sum(focal.paid)  # a first-price bidder leaves something under the price to beat
+    rows = [
+        {"seed": 1, "rl_first": 100.0, "rl_last": 90.0, "rl_paid_first": 300.0, "ceiling_last": 280.0},  # hardened
+        {"seed": 2, "rl_first": 100.0, "rl_last": 90.0, "rl_paid_first": 300.0, "ceiling_last": 320.0},  # could have
+        {"seed": 3, "rl_first": 100.0, "rl_last": 110.0, "rl_paid_first": 300.0, "ceiling_last": 280.0},  # not behind
+    ]
+    assert [r["seed"] for r in hardened(rows)] == [1]
 
 
 def test_simulate_command_prints_a_table_and_writes_a_png(tmp_path: Path, artifacts_out: Path) -> None:

@@ -133,6 +133,8 @@ class SimAgent:
     reputation: int = INITIAL_REPUTATION
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_BIDS))  # 1 won, 0 lost, per bid
     profit: list[float] = field(default_factory=list)  # ETH per task, all costs paid
+    paid: list[float] = field(default_factory=list)  # ETH per task: the price earned (a passed win's bid)
+    ceiling: list[float] = field(default_factory=list)  # ETH per task, the focal agent's: see ``ceiling_of``
     wins: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
 
@@ -240,10 +242,13 @@ def run_market(
             if won and winner is not None:
                 score = float(policy.clamp_score(100 * agent.skill[tag] + noise.gauss(0, 12)))
                 paid = winner.fraction * reward if score >= PASS_SCORE else 0.0
+                agent.paid.append(paid)
                 gain += paid - EXECUTION_COST * reward - WINNER_COST_WEI / 1e18
                 book.record_move([tag], agent.name, reputation_moved(int(score)))  # after the auction's features
                 agent.reputation = min(100, max(0, agent.reputation + reputation_moved(int(score))))
                 agent.scores.append(score)
+            else:
+                agent.paid.append(0.0)
             placed = next((bid for bid in bids if bid.agent is agent), None)
             if placed is not None:
                 agent.recent.append(int(won))
@@ -259,11 +264,20 @@ def run_market(
                 rival = standing[others[0].order] if others else None
                 rival_move = book.expected_move([tag], others[0].agent.name) if others else None  # before its own
                 settled = Settled(action, won, score, moved, beat, placed_fraction, bool(others), rival, rival_move)
+                agent.ceiling.append(ceiling_of(beat, reward) if placed is not None else 0.0)
         if learn is not None and focal_ctx is not None and settled is not None:
             learn(focal_ctx, settled)
         if progress is not None:
             progress(step)
     return agents
+
+
+def ceiling_of(price_to_beat: float, reward: float) -> float:
+    """The most a bid on this task could have been paid (ETH): just under the price to beat, never over the
+    reward. Summed over the tasks an agent bid on, it is the ceiling of what any bidding on those tasks earns:
+    when the ceiling of the last tasks is below what the agent was paid on its first, the market hardened
+    (rivals' reputation rose) beyond what any bid level wins back."""
+    return min(1.0, price_to_beat) * reward
 
 
 def rl_focal(seed: int, profile: str = "balanced") -> tuple[Decide, Learn]:
@@ -397,10 +411,14 @@ def sweep(
     market: MarketShape = MARKETS["default"],
 ) -> list[dict[str, Any]]:
     """Per seed (one market each): the learner's first and last ``WINDOW`` against the best fixed profile in
-    hindsight (and the shading baseline's last)."""
+    hindsight (and the shading baseline's last); what the learner was paid in its first ``WINDOW`` and the
+    ceiling of its last (``ceiling_of``): a learner behind its first whose ceiling is under what it was paid
+    then could not have caught up by bidding otherwise."""
     rows = []
     for seed in seeds:
-        table = {row["strategy"]: row for row in summary(compare(seed, tasks, market=market))}
+        results = compare(seed, tasks, market=market)
+        learning = results["rl"]
+        table = {row["strategy"]: row for row in summary(results)}
         learner, shading = table.pop("rl"), table.pop("shading")
         best = max(table.values(), key=lambda row: float(row["last"]))
         rows.append(
@@ -412,6 +430,8 @@ def sweep(
                 "shading_last": float(shading["last"]),
                 "best_fixed": best["strategy"],
                 "best_last": float(best["last"]),
+                "rl_paid_first": sum(learning.paid[:WINDOW]),
+                "ceiling_last": sum(learning.ceiling[-WINDOW:]),
             }
         )
         if progress is not None:
@@ -427,6 +447,12 @@ def geometric_mean_ratio(rows: list[dict[str, Any]], key: str = "rl_last") -> fl
     (a ratio below ``RATIO_FLOOR`` counts as the floor); None when no row qualifies."""
     ratios = [max(RATIO_FLOOR, r[key] / r["best_last"]) for r in rows if r["best_last"] > 0]
     return math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None
+
+
+def hardened(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``sweep`` rows where the learner's last ``WINDOW`` earned less than its first although no bidding
+    could have done better: the ceiling of its last tasks is under what it was paid on its first."""
+    return [r for r in rows if r["rl_last"] < r["rl_first"] and r["ceiling_last"] < r["rl_paid_first"]]
 
 
 def shaped(name: str, **overrides: Any) -> MarketShape:
