@@ -18,6 +18,7 @@ from trainer.simulator import (
     compare,
     geometric_mean_ratio,
     hardened,
+    rl_focal,
     run_market,
     shading_focal,
     shaped,
@@ -121,3 +122,22 @@ def test_the_learner_is_told_the_best_rivals_recent_moves_on_the_tag() -> None:
     assert all(move is None for move, rivals in told if not rivals)  # nobody to hand the task to
     assert any(move < 0 for move in moves) and any(move > 0 for move in moves)  # a reckless rival's sinks it
     assert any(min(agent.scores, default=100) < 50 for agent in agents[1:])
+
+
+def test_the_simulator_builds_its_learner_as_the_trainer_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the simulator measures is the learner the fleet trains: the same ``dqn.model_options`` of the
+    profile (the trainer's ``_learning``), the seed's batch and memory defaults."""
+    from agentfleet.bidding import dqn
+
+    built: list[dict[str, object]] = []
+    build = dqn.ReinforcementLearning.__init__
+
+    def recording(self: dqn.ReinforcementLearning, *args: object, **kwargs: object) -> None:
+        built.append(kwargs)
+        build(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dqn.ReinforcementLearning, "__init__", recording)
+    rl_focal(seed=1)
+    profile = AgentLearningConfig.get_profile("balanced")
+    assert built == [{"seed": 1, **dqn.model_options(profile)}]
+    assert dqn.model_options(profile) == {"learning_rate": profile.learning_rate, "discount_factor": 0.95}

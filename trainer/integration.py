@@ -123,7 +123,7 @@ class LearningIntegration:
 
     @classmethod
     def load_state(
-        cls, agent_address: str, *, models_dir: Path = Path("models"), model_options: dict[str, Any] | None = None
+        cls, agent_address: str, *, models_dir: Path = Path("models"), model_options: Mapping[str, Any] | None = None
     ) -> LearningIntegration:
         """The saved state; ``model_options`` (learning rate, discount factor) build the model if its file is
         missing or unreadable."""

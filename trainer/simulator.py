@@ -286,12 +286,12 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Decide, Learn]:
     bandit, as the trainer trains it)."""
     import torch
 
-    from agentfleet.bidding.dqn import ReinforcementLearning
+    from agentfleet.bidding.dqn import ReinforcementLearning, model_options
     from agentfleet.bidding.rl import RLBiddingStrategy
 
     torch.set_num_threads(1)
     learning = AgentLearningConfig.get_profile(profile)
-    model = ReinforcementLearning("focal", seed=seed, batch_size=32, learning_rate=0.003)
+    model = ReinforcementLearning("focal", seed=seed, **model_options(learning))  # as the trainer builds it
     strategy = RLBiddingStrategy("focal", learning, _OneModel(model))  # the workers' strategy, model in memory
 
     def decide(ctx: BidContext) -> Choice:

@@ -314,12 +314,12 @@ def _count_recent(rt: Runtime, outcome: Outcome, outcome_id: str) -> None:
 
 
 def _learning(rt: Runtime, agent: str, chain_agent: Any) -> LearningIntegration:
-    from agentfleet.bidding.dqn import load_or_fresh
+    from agentfleet.bidding.dqn import load_or_fresh, model_options
     from trainer.integration import LearningIntegration
 
     member = rt.directory.get(agent)
     profile = AgentLearningConfig.get_profile(member.learning_profile if member else "balanced")
-    options = {"learning_rate": profile.learning_rate, "discount_factor": profile.discount_factor}
+    options = model_options(profile)
     models = rt.settings.models_dir
     try:
         learning = LearningIntegration.load_state(agent, models_dir=models, model_options=options)

@@ -24,7 +24,7 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -32,6 +32,7 @@ from torch import nn
 from agentfleet.bidding.policy_net import ModelLoadError, PolicyNet, policy_path
 from agentfleet.bidding.state import ACTIONS, STATE_SIZE
 from agentfleet.files import write_atomically
+from agentfleet.profiles import LearningProfile
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,19 @@ class ReinforcementLearning:
             raise
         except Exception as exc:  # truncated zip, pickle refused, wrong keys or shapes
             raise ModelLoadError(f"{path}: unreadable model ({type(exc).__name__}: {exc})") from exc
+
+
+class ModelOptions(TypedDict):
+    learning_rate: float
+    discount_factor: float
+
+
+def model_options(profile: LearningProfile) -> ModelOptions:
+    """The keywords an agent's model is built with, from its learning profile (batch, memory and target sync
+    keep the seed's defaults). One definition for the trainer and the simulator: what the simulator measures is
+    the learner the fleet trains (README "Learning": before, the simulator's learner took Adam steps of 0.003
+    on batches of 32 where the trainer's took 0.001 on 64; measured with the trainer's, the figures held)."""
+    return ModelOptions(learning_rate=profile.learning_rate, discount_factor=profile.discount_factor)
 
 
 def load_or_fresh(agent_address: str, models_dir: Path, **kwargs: Any) -> ReinforcementLearning:
