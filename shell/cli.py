@@ -161,6 +161,9 @@ def simulate(
             "README \"Learning\"); 'all' with --seeds: each of them."
         ),
     ] = "default",
+    jobs: Annotated[
+        int, typer.Option(min=1, max=64, help="With --seeds: processes running seeds at once (one core each).")
+    ] = 1,
 ) -> None:
     """Market simulator (no chain, no Celery): a learning agent against bid shading and the fixed profiles."""
     from rich.progress import Progress
@@ -180,7 +183,7 @@ def simulate(
             raise typer.BadParameter("use comma-separated integers, e.g. 1,2,3", param_hint="--seeds") from None
         if not chosen:
             raise typer.BadParameter("name at least one seed", param_hint="--seeds")
-        _sweep_table([MARKETS[name] for name in names], chosen, tasks)
+        _sweep_table([MARKETS[name] for name in names], chosen, tasks, jobs)
         return
     with Progress(console=console) as progress:
         bar = progress.add_task("learning agent", total=tasks)
@@ -198,7 +201,7 @@ def simulate(
     console.print(f"learning curves: {plot(results, out)}")
 
 
-def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int) -> None:
+def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int, jobs: int = 1) -> None:
     """One row per (market, seed): the learner's first and last 500 against the best fixed profile (and bid
     shading); then per market shape the geometric mean of learner / best fixed where a fixed profile earned."""
     from rich.progress import Progress
@@ -212,7 +215,7 @@ def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int) -> No
     with Progress(console=console) as progress:
         bar = progress.add_task("markets", total=len(markets) * len(seeds))
         for shape in markets:
-            rows = sweep(seeds, tasks, progress=lambda: progress.advance(bar), market=shape)
+            rows = sweep(seeds, tasks, progress=lambda: progress.advance(bar), market=shape, jobs=jobs)
             for r in rows:
                 table.add_row(
                     shape.name,

@@ -103,6 +103,13 @@ def test_simulate_seeds_prints_rows_per_market_and_their_geometric_mean() -> Non
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("sparse") >= 3 and "geometric mean" in result.stdout
+    parallel = subprocess.run([*command, "--jobs", "2"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert parallel.returncode == 0, parallel.stderr
+
+    def rows(out: str) -> list[str]:
+        return [line for line in out.splitlines() if "sparse" in line]
+
+    assert rows(parallel.stdout) == rows(result.stdout)  # seeds in two processes: the same rows, in seed order
     bad = subprocess.run([*command[:-1], "nowhere"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "unknown market" in bad.stderr
     assert all(name in bad.stderr for name in MARKETS)  # the error names every shape

@@ -409,34 +409,52 @@ def sweep(
     progress: Callable[[], None] | None = None,
     *,
     market: MarketShape = MARKETS["default"],
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Per seed (one market each): the learner's first and last ``WINDOW`` against the best fixed profile in
     hindsight (and the shading baseline's last); what the learner was paid in its first ``WINDOW`` and the
     ceiling of its last (``ceiling_of``): a learner behind its first whose ceiling is under what it was paid
-    then could not have caught up by bidding otherwise."""
-    rows = []
-    for seed in seeds:
-        results = compare(seed, tasks, market=market)
-        learning = results["rl"]
-        table = {row["strategy"]: row for row in summary(results)}
-        learner, shading = table.pop("rl"), table.pop("shading")
-        best = max(table.values(), key=lambda row: float(row["last"]))
-        rows.append(
-            {
-                "seed": seed,
-                "market": market.name,
-                "rl_first": float(learner["first"]),
-                "rl_last": float(learner["last"]),
-                "shading_last": float(shading["last"]),
-                "best_fixed": best["strategy"],
-                "best_last": float(best["last"]),
-                "rl_paid_first": sum(learning.paid[:WINDOW]),
-                "ceiling_last": sum(learning.ceiling[-WINDOW:]),
-            }
-        )
-        if progress is not None:
-            progress()
-    return rows
+    then could not have caught up by bidding otherwise. With ``jobs`` > 1 the seeds run in that many
+    processes (spawned: a forked torch can hang); every seed is its own deterministic run, so the rows are
+    the same, in the order of ``seeds``."""
+    if jobs <= 1 or len(seeds) <= 1:
+        rows = []
+        for seed in seeds:
+            rows.append(sweep_row(seed, tasks, market))
+            if progress is not None:
+                progress()
+        return rows
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    done: dict[int, dict[str, Any]] = {}
+    with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(sweep_row, seed, tasks, market): i for i, seed in enumerate(seeds)}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            if progress is not None:
+                progress()
+    return [done[i] for i in range(len(seeds))]
+
+
+def sweep_row(seed: int, tasks: int, market: MarketShape) -> dict[str, Any]:
+    """One row of :func:`sweep`: the market of ``seed`` run with every strategy."""
+    results = compare(seed, tasks, market=market)
+    learning = results["rl"]
+    table = {row["strategy"]: row for row in summary(results)}
+    learner, shading = table.pop("rl"), table.pop("shading")
+    best = max(table.values(), key=lambda row: float(row["last"]))
+    return {
+        "seed": seed,
+        "market": market.name,
+        "rl_first": float(learner["first"]),
+        "rl_last": float(learner["last"]),
+        "shading_last": float(shading["last"]),
+        "best_fixed": best["strategy"],
+        "best_last": float(best["last"]),
+        "rl_paid_first": sum(learning.paid[:WINDOW]),
+        "ceiling_last": sum(learning.ceiling[-WINDOW:]),
+    }
 
 
 RATIO_FLOOR = 0.01  # a learner that earned nothing where a fixed profile earned: its ratio in the mean
