@@ -206,7 +206,7 @@ def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int, jobs:
     shading); then per market shape the geometric mean of learner / best fixed where a fixed profile earned."""
     from rich.progress import Progress
 
-    from trainer.simulator import geometric_mean_ratio, hardened, sweep
+    from trainer.simulator import geometric_mean_ratio, sweep, why_behind
 
     table = Table(
         "market", "seed", "learner, first 500", "learner, last 500", "shading, last 500", "best fixed", "its last 500"
@@ -228,7 +228,6 @@ def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int, jobs:
                 )
             ratio, shading = geometric_mean_ratio(rows), geometric_mean_ratio(rows, "shading_last")
             kept = sum(r["rl_last"] >= r["rl_first"] for r in rows)
-            behind_the_ceiling = hardened(rows)
             earned = sum(r["best_last"] > 0 for r in rows)
             text = "no fixed profile earned anything" if ratio is None else f"{ratio:.2f}x (shading {shading:.2f}x)"
             footer.append(
@@ -238,15 +237,15 @@ def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int, jobs:
                     f"learner's last 500 >= its first 500 in {kept} of {len(rows)}",
                 )
             )
-            for r in behind_the_ceiling:  # behind, where no bid level could have caught up: say so, with the numbers
-                footer.append(
-                    (
-                        f"{shape.name} seed {r['seed']}",
-                        f"the market hardened: the most any bids on the tasks the learner bid on in its last 500 "
-                        f"could have been paid, {r['ceiling_last']:.0f} ETH, is under what it was paid in its "
-                        f"first 500, {r['rl_paid_first']:.0f} ETH",
+            for r in rows:  # behind its first 500: say why, with the numbers
+                if r["rl_last"] < r["rl_first"]:
+                    footer.append(
+                        (
+                            f"{shape.name} seed {r['seed']}",
+                            f"last 500 {r['rl_last']:.0f} ETH against {r['rl_first']:.0f} in its first; "
+                            + why_behind(r),
+                        )
                     )
-                )
     console.print(table)
     for name, line in footer:
         console.print(f"[bold]{name}[/bold]: {line}")

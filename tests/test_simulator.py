@@ -16,6 +16,7 @@ from trainer.simulator import (
     MARKETS,
     Settled,
     compare,
+    fixed_focal,
     geometric_mean_ratio,
     hardened,
     rl_focal,
@@ -23,6 +24,7 @@ from trainer.simulator import (
     shading_focal,
     shaped,
     summary,
+    why_behind,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +84,33 @@ def test_no_bid_is_paid_more_than_the_ceiling_and_a_hardened_market_is_told_apar
         {"seed": 3, "rl_first": 100.0, "rl_last": 110.0, "rl_paid_first": 300.0, "ceiling_last": 280.0},  # not behind
     ]
     assert [r["seed"] for r in hardened(rows)] == [1]
+
+
+def test_what_the_market_offered_is_the_same_for_every_strategy_and_explains_a_run_behind() -> None:
+    """The money on offer (rewards of the tasks on tags the agent expects to pass) is the market's draw: the
+    same whatever the focal agent bids, and it tells a run that fell behind because there was less to earn."""
+    shading = run_market(shading_focal()[0], seed=14, tasks=600, market=MARKETS["default"])[0]
+    fixed = run_market(fixed_focal("conservative"), seed=14, tasks=600, market=MARKETS["default"])[0]
+    assert shading.offered == fixed.offered and len(shading.offered) == 600
+    passable = {tag for tag, fit in shading.weights.items() if fit >= 50}
+    assert 0 < len(passable) < 5  # the focal agent expects to fail some tags: their tasks are not on offer
+    assert 100 < sum(reward > 0 for reward in shading.offered) < 500  # about 3 tasks in 5
+    row = {
+        "seed": 14,
+        "rl_first": 200.0,
+        "rl_last": 180.0,
+        "rl_paid_first": 300.0,
+        "ceiling_last": 280.0,
+        "offered_first": 366.0,
+        "offered_last": 331.0,
+        "best_fixed": "balanced",
+        "best_first": 190.0,
+        "best_last": 100.0,
+    }
+    text = why_behind(row)
+    assert "offered 331 ETH in its last 500 against 366 in its first (-10%)" in text
+    assert "hardened" in text and "(balanced) earned 0.53x" in text
+    assert "hardened" not in why_behind({**row, "ceiling_last": 320.0})
 
 
 def test_simulate_command_prints_a_table_and_writes_a_png(tmp_path: Path, artifacts_out: Path) -> None:

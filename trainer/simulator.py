@@ -135,6 +135,7 @@ class SimAgent:
     profit: list[float] = field(default_factory=list)  # ETH per task, all costs paid
     paid: list[float] = field(default_factory=list)  # ETH per task: the price earned (a passed win's bid)
     ceiling: list[float] = field(default_factory=list)  # ETH per task, the focal agent's: see ``ceiling_of``
+    offered: list[float] = field(default_factory=list)  # ETH per task: its reward if the agent expects to pass it
     wins: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
 
@@ -158,7 +159,8 @@ def _win_rate(agent: SimAgent) -> float:
     return sum(agent.recent) / len(agent.recent) if agent.recent else 0.0
 
 
-def _fixed(profile: str) -> Decide:
+def fixed_focal(profile: str) -> Decide:
+    """A fixed strategy: the seed's AdaptiveBiddingStrategy with a learning profile (every competitor's too)."""
     strategy = AdaptiveBiddingStrategy(AgentLearningConfig.get_profile(profile))
 
     def decide(ctx: BidContext) -> Choice:
@@ -186,7 +188,7 @@ def run_market(
     agents = [SimAgent("focal", focal_skill, _weights(focal_skill, rng), focal)]
     skills = [{t: rng.uniform(*market.strength) for t in TAGS} for _ in market.competitors]
     for i, (profile, skill) in enumerate(zip(market.competitors, skills, strict=True)):
-        agents.append(SimAgent(f"fixed-{profile}-{i}", skill, _weights(skill, rng), _fixed(profile)))
+        agents.append(SimAgent(f"fixed-{profile}-{i}", skill, _weights(skill, rng), fixed_focal(profile)))
     noise = random.Random(seed + 1)
     book = MarketBook()
     even = len(set(market.tag_mix)) == 1
@@ -255,6 +257,7 @@ def run_market(
                 gain -= bid_cost / 1e18  # an open bid's transaction, paid win or lose
             agent.profit.append(gain)
             agent.wins.append(int(won))
+            agent.offered.append(reward if agent.weights[tag] >= PASS_SCORE else 0.0)
             if agent is agents[0]:
                 action = placed.action if placed is not None and placed.action is not None else 0
                 moved = agent.reputation - reputation_before
@@ -388,7 +391,7 @@ def compare(
         decide, learn = shading_focal()
         results["shading"] = run_market(decide, seed=seed, tasks=tasks, learn=learn, market=market)[0]
     for profile in AgentLearningConfig.PROFILES:
-        results[profile] = run_market(_fixed(profile), seed=seed, tasks=tasks, market=market)[0]
+        results[profile] = run_market(fixed_focal(profile), seed=seed, tasks=tasks, market=market)[0]
     return results
 
 
@@ -454,6 +457,9 @@ def sweep_row(seed: int, tasks: int, market: MarketShape) -> dict[str, Any]:
         "best_last": float(best["last"]),
         "rl_paid_first": sum(learning.paid[:WINDOW]),
         "ceiling_last": sum(learning.ceiling[-WINDOW:]),
+        "offered_first": sum(learning.offered[:WINDOW]),
+        "offered_last": sum(learning.offered[-WINDOW:]),
+        "best_first": float(best["first"]),
     }
 
 
@@ -471,6 +477,31 @@ def hardened(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The ``sweep`` rows where the learner's last ``WINDOW`` earned less than its first although no bidding
     could have done better: the ceiling of its last tasks is under what it was paid on its first."""
     return [r for r in rows if r["rl_last"] < r["rl_first"] and r["ceiling_last"] < r["rl_paid_first"]]
+
+
+def why_behind(row: dict[str, Any]) -> str:
+    """What a ``sweep`` row behind its first ``WINDOW`` says about why, in numbers: the money the task stream
+    offered in each window (rewards of the tasks on tags the agent expects to pass: the market's draw, the same
+    whatever anyone bids), whether the market hardened (``hardened``), and how the best fixed profile's own
+    last window compares with its first (a market that fell for every strategy, not only the learner)."""
+    parts = []
+    if row["offered_first"] > 0:
+        change = row["offered_last"] / row["offered_first"] - 1
+        parts.append(
+            f"the tasks it can pass offered {row['offered_last']:.0f} ETH in its last {WINDOW} against "
+            f"{row['offered_first']:.0f} in its first ({change:+.0%})"
+        )
+    if hardened([row]):
+        parts.append(
+            f"the market hardened: the most any bids on the tasks it bid on in its last {WINDOW} could have been "
+            f"paid, {row['ceiling_last']:.0f} ETH, is under what it was paid in its first, {row['rl_paid_first']:.0f}"
+        )
+    if row["best_first"] > 0:
+        parts.append(
+            f"the best fixed profile ({row['best_fixed']}) earned {row['best_last'] / row['best_first']:.2f}x its "
+            f"first {WINDOW} in its last"
+        )
+    return "; ".join(parts)
 
 
 def shaped(name: str, **overrides: Any) -> MarketShape:

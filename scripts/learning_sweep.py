@@ -1,0 +1,178 @@
+"""The learner over many market shapes and seeds, fast enough to try a change to it: every (shape, seed) pair in
+one process pool, the fixed profiles' runs cached.
+
+Why: ``agentfleet simulate --seeds`` runs eight strategies per market (the learner, bid shading, six fixed
+profiles). Only the learner changes when the learner is changed, so a run of the fixed profiles is kept in
+``--cache`` under a key made of the market shape, the seed, the task count and the source of every module they
+depend on (the simulator, the fixed strategy, the profiles, the market book, the contract rules): edit any of
+those and the cache misses. Pairs run in ``--jobs`` spawned processes, slowest shapes first, so two cores stay
+busy to the end (``simulate --jobs`` parallelises one shape's seeds at a time).
+
+Run: ``.venv/bin/python scripts/learning_sweep.py [--markets all] [--seeds 1,2,...] [--jobs 2] [--out rows.json]``;
+the default seeds are the public ten and 17 others (docs/learning-experiments.md). Prints one line per run behind
+its first 500 tasks and, per shape, the geometric mean of learner / best fixed and the runs kept; ``--out`` keeps
+every row (the ``sweep`` row's fields) for comparing two versions of the learner with ``--against``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PUBLIC = (1, 2, 3, 4, 5, 7, 11, 21, 42, 99)
+OTHERS = (6, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 23, 24, 25)
+FIXED_SOURCES = (  # what a fixed profile's run depends on: the cache key hashes them
+    "trainer/simulator.py",
+    "agentfleet/bidding/adaptive.py",
+    "agentfleet/bidding/market.py",
+    "agentfleet/bidding/context.py",
+    "agentfleet/bidding/reward.py",
+    "agentfleet/profiles.py",
+    "agentfleet/policy.py",
+    "agentfleet/protocol/limits.py",
+)
+SLOW_FIRST = ("crowded", "strong", "default", "whales", "sealed", "generalist", "specialist", "weak", "sparse")
+
+
+def fixed_key(market: str, seed: int, tasks: int) -> str:
+    digest = hashlib.sha256()
+    for name in FIXED_SOURCES:
+        digest.update((ROOT / name).read_bytes())
+    return f"{market}-{seed}-{tasks}-{digest.hexdigest()[:16]}"
+
+
+def fixed_runs(market: str, seed: int, tasks: int) -> dict[str, list[float]]:
+    """Each fixed profile's profit per task (ETH) in this market."""
+    from agentfleet.profiles import AgentLearningConfig
+    from trainer.simulator import MARKETS, fixed_focal, run_market
+
+    return {
+        profile: run_market(fixed_focal(profile), seed=seed, tasks=tasks, market=MARKETS[market])[0].profit
+        for profile in AgentLearningConfig.PROFILES
+    }
+
+
+def run_pair(market: str, seed: int, tasks: int, cache: str, learner: str = "") -> dict[str, Any]:
+    """One ``sweep`` row with the learner only run; the fixed profiles from the cache (or run and cached)."""
+    import torch
+
+    from trainer.simulator import MARKETS, WINDOW, rl_focal, run_market
+
+    torch.set_num_threads(1)
+    path = Path(cache) / f"{fixed_key(market, seed, tasks)}.json"
+    if path.exists():
+        fixed = json.loads(path.read_text())
+    else:
+        fixed = fixed_runs(market, seed, tasks)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(fixed))
+    started = time.perf_counter()
+    if learner:  # an experiment's learner: "path/to/module.py:function", called as rl_focal is
+        import importlib.util
+
+        file, _, name = learner.partition(":")
+        spec = importlib.util.spec_from_file_location("experiment", file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        decide, learn = getattr(module, name or "rl_focal")(seed)
+    else:
+        decide, learn = rl_focal(seed)
+    learning = run_market(decide, seed=seed, tasks=tasks, learn=learn, market=MARKETS[market])[0]
+    best = max(fixed, key=lambda name: sum(fixed[name][-WINDOW:]))
+    return {
+        "seed": seed,
+        "market": market,
+        "rl_first": sum(learning.profit[:WINDOW]),
+        "rl_last": sum(learning.profit[-WINDOW:]),
+        "best_fixed": best,
+        "best_last": sum(fixed[best][-WINDOW:]),
+        "best_first": sum(fixed[best][:WINDOW]),
+        "rl_paid_first": sum(learning.paid[:WINDOW]),
+        "ceiling_last": sum(learning.ceiling[-WINDOW:]),
+        "offered_first": sum(learning.offered[:WINDOW]),
+        "offered_last": sum(learning.offered[-WINDOW:]),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def report(rows: list[dict[str, Any]], against: list[dict[str, Any]] | None = None) -> None:
+    from trainer.simulator import geometric_mean_ratio, why_behind
+
+    before = {(r["market"], r["seed"]): r for r in against or []}
+    behind = [r for r in rows if r["rl_last"] < r["rl_first"]]
+    for r in sorted(behind, key=lambda r: (r["market"], r["seed"])):
+        seen = "public" if r["seed"] in PUBLIC else ""
+        print(
+            f"behind: {r['market']:<10} {r['seed']:>3} last/first {r['rl_last'] / max(r['rl_first'], 1e-9):.2f} "
+            f"{seen}\n    {why_behind(r) if 'offered_first' in r else ''}"
+        )
+    for market in dict.fromkeys(r["market"] for r in rows):
+        mine = [r for r in rows if r["market"] == market]
+        public = [r for r in mine if r["seed"] in PUBLIC]
+        others = [r for r in mine if r["seed"] not in PUBLIC]
+        line = (
+            f"{market:<10} public {_ratio(geometric_mean_ratio(public))} kept "
+            f"{sum(r['rl_last'] >= r['rl_first'] for r in public)}/{len(public)}  others "
+            f"{_ratio(geometric_mean_ratio(others))} kept {sum(r['rl_last'] >= r['rl_first'] for r in others)}/"
+            f"{len(others)}"
+        )
+        old = [before[(r["market"], r["seed"])] for r in mine if (r["market"], r["seed"]) in before]
+        if old:
+            kept = sum(r["rl_last"] >= r["rl_first"] for r in old)
+            line += f"  (before: all {_ratio(geometric_mean_ratio(old))}, kept {kept})"
+        print(line)
+    print(f"behind their first 500: {len(behind)} of {len(rows)}")
+
+
+def _ratio(value: float | None) -> str:
+    return "  -  " if value is None else f"{value:.2f}x"
+
+
+def main() -> None:
+    from trainer.simulator import MARKETS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--markets", default="all", help="comma-separated shapes, or all")
+    parser.add_argument("--seeds", default=",".join(map(str, PUBLIC + OTHERS)))
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--cache", default=str(ROOT / ".cache" / "fixed-runs"))
+    parser.add_argument("--out", default="", help="JSON file for the rows")
+    parser.add_argument("--learner", default="", help="an experiment's rl_focal: path/to/module.py:function")
+    parser.add_argument("--against", default="", help="rows of an earlier run (--out) to compare with")
+    args = parser.parse_args()
+    markets = list(MARKETS) if args.markets == "all" else args.markets.split(",")
+    unknown = [m for m in markets if m not in MARKETS]
+    if unknown:
+        parser.error(f"unknown market {unknown[0]!r}; choose from {', '.join(MARKETS)}")
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    pairs = sorted(
+        ((m, s) for m in markets for s in seeds), key=lambda p: SLOW_FIRST.index(p[0]) if p[0] in SLOW_FIRST else 0
+    )
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_pair, m, s, args.tasks, args.cache, args.learner) for m, s in pairs]
+        for done, future in enumerate(as_completed(futures), 1):
+            rows.append(future.result())
+            print(f"\r{done}/{len(pairs)} runs, {time.perf_counter() - started:.0f} s", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    rows.sort(key=lambda r: (markets.index(r["market"]), seeds.index(r["seed"])))
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=1))
+    report(rows, json.loads(Path(args.against).read_text()) if args.against else None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""scripts/learning_sweep.py, the experiment tool for the learner: its rows are the simulator's own sweep rows,
+whether the fixed profiles ran or came from its cache, and a change to what they depend on misses the cache."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from trainer.simulator import MARKETS, sweep_row
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("learning_sweep", ROOT / "scripts" / "learning_sweep.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rows_match_the_simulators_sweep_with_the_fixed_profiles_cached(tmp_path: Path) -> None:
+    script = _script()
+    first = script.run_pair("sparse", 3, 400, str(tmp_path))
+    cached = list(tmp_path.glob("*.json"))
+    assert len(cached) == 1 and set(json.loads(cached[0].read_text())) == {
+        "balanced",
+        "aggressive",
+        "conservative",
+        "explorer",
+        "specialist",
+        "workload_sensitive",
+    }
+    again = script.run_pair("sparse", 3, 400, str(tmp_path))  # the fixed profiles from the cache this time
+    reference = sweep_row(3, 400, MARKETS["sparse"])
+    for key in ("rl_first", "rl_last", "best_fixed", "best_last", "best_first", "offered_first", "ceiling_last"):
+        assert first[key] == again[key] == reference[key], key
+    assert script.fixed_key("sparse", 3, 400) != script.fixed_key("sparse", 4, 400)
+
+
+def test_the_command_reports_per_shape_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    run = [sys.executable, str(ROOT / "scripts" / "learning_sweep.py"), "--tasks", "300", "--cache", str(tmp_path)]
+    done = subprocess.run(
+        [*run, "--markets", "sparse", "--seeds", "1,2", "--jobs", "1", "--out", str(tmp_path / "rows.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sparse     public" in done.stdout and "of 2" in done.stdout
+    assert [r["seed"] for r in json.loads((tmp_path / "rows.json").read_text())] == [1, 2]
+    bad = subprocess.run([*run, "--markets", "nowhere"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "unknown market 'nowhere'" in bad.stderr
