@@ -66,7 +66,7 @@ def run_pair(market: str, seed: int, tasks: int, cache: str, learner: str = "") 
     """One ``sweep`` row with the learner only run; the fixed profiles from the cache (or run and cached)."""
     import torch
 
-    from trainer.simulator import MARKETS, WINDOW, rl_focal, run_market
+    from trainer.simulator import MARKETS, rl_focal, row_of, run_market
 
     torch.set_num_threads(1)
     path = Path(cache) / f"{fixed_key(market, seed, tasks)}.json"
@@ -89,21 +89,7 @@ def run_pair(market: str, seed: int, tasks: int, cache: str, learner: str = "") 
     else:
         decide, learn = rl_focal(seed)
     learning = run_market(decide, seed=seed, tasks=tasks, learn=learn, market=MARKETS[market])[0]
-    best = max(fixed, key=lambda name: sum(fixed[name][-WINDOW:]))
-    return {
-        "seed": seed,
-        "market": market,
-        "rl_first": sum(learning.profit[:WINDOW]),
-        "rl_last": sum(learning.profit[-WINDOW:]),
-        "best_fixed": best,
-        "best_last": sum(fixed[best][-WINDOW:]),
-        "best_first": sum(fixed[best][:WINDOW]),
-        "rl_paid_first": sum(learning.paid[:WINDOW]),
-        "ceiling_last": sum(learning.ceiling[-WINDOW:]),
-        "offered_first": sum(learning.offered[:WINDOW]),
-        "offered_last": sum(learning.offered[-WINDOW:]),
-        "seconds": time.perf_counter() - started,
-    }
+    return {**row_of(seed, market, learning, fixed), "seconds": time.perf_counter() - started}
 
 
 def report(rows: list[dict[str, Any]], against: list[dict[str, Any]] | None = None) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from agentfleet.profiles import AgentLearningConfig
 from trainer.simulator import MARKETS, sweep_row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,19 +28,21 @@ def test_rows_match_the_simulators_sweep_with_the_fixed_profiles_cached(tmp_path
     script = _script()
     first = script.run_pair("sparse", 3, 400, str(tmp_path))
     cached = list(tmp_path.glob("*.json"))
-    assert len(cached) == 1 and set(json.loads(cached[0].read_text())) == {
-        "balanced",
-        "aggressive",
-        "conservative",
-        "explorer",
-        "specialist",
-        "workload_sensitive",
-    }
+    assert len(cached) == 1 and set(json.loads(cached[0].read_text())) == set(AgentLearningConfig.PROFILES)
     again = script.run_pair("sparse", 3, 400, str(tmp_path))  # the fixed profiles from the cache this time
     reference = sweep_row(3, 400, MARKETS["sparse"])
     for key in ("rl_first", "rl_last", "best_fixed", "best_last", "best_first", "offered_first", "ceiling_last"):
         assert first[key] == again[key] == reference[key], key
-    assert script.fixed_key("sparse", 3, 400) != script.fixed_key("sparse", 4, 400)
+    key = script.fixed_key("sparse", 3, 400)
+    assert key != script.fixed_key("sparse", 4, 400)
+    for name in script.FIXED_SOURCES:  # a copy of the sources: editing one of them misses the cache
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_bytes((ROOT / name).read_bytes())
+    script.ROOT = tmp_path / "src"
+    assert script.fixed_key("sparse", 3, 400) == key
+    limits = tmp_path / "src" / "agentfleet" / "protocol" / "limits.py"
+    limits.write_text(limits.read_text() + "\n# edited\n")
+    assert script.fixed_key("sparse", 3, 400) != key
 
 
 def test_the_command_reports_per_shape_and_refuses_an_unknown_one(tmp_path: Path) -> None:

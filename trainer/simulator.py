@@ -443,23 +443,27 @@ def sweep(
 def sweep_row(seed: int, tasks: int, market: MarketShape) -> dict[str, Any]:
     """One row of :func:`sweep`: the market of ``seed`` run with every strategy."""
     results = compare(seed, tasks, market=market)
-    learning = results["rl"]
-    table = {row["strategy"]: row for row in summary(results)}
-    learner, shading = table.pop("rl"), table.pop("shading")
-    best = max(table.values(), key=lambda row: float(row["last"]))
+    learning, shading = results.pop("rl"), results.pop("shading")
+    row = row_of(seed, market.name, learning, {name: agent.profit for name, agent in results.items()})
+    return {**row, "shading_last": sum(shading.profit[-WINDOW:])}
+
+
+def row_of(seed: int, market: str, learning: SimAgent, fixed: dict[str, list[float]]) -> dict[str, Any]:
+    """A sweep row from the learner's run and each fixed profile's profit per task (ETH): the learner's first
+    and last ``WINDOW``, the best fixed profile in hindsight, and what ``why_behind`` reads."""
+    best = max(fixed, key=lambda name: sum(fixed[name][-WINDOW:]))
     return {
         "seed": seed,
-        "market": market.name,
-        "rl_first": float(learner["first"]),
-        "rl_last": float(learner["last"]),
-        "shading_last": float(shading["last"]),
-        "best_fixed": best["strategy"],
-        "best_last": float(best["last"]),
+        "market": market,
+        "rl_first": sum(learning.profit[:WINDOW]),
+        "rl_last": sum(learning.profit[-WINDOW:]),
+        "best_fixed": best,
+        "best_last": sum(fixed[best][-WINDOW:]),
+        "best_first": sum(fixed[best][:WINDOW]),
         "rl_paid_first": sum(learning.paid[:WINDOW]),
         "ceiling_last": sum(learning.ceiling[-WINDOW:]),
         "offered_first": sum(learning.offered[:WINDOW]),
         "offered_last": sum(learning.offered[-WINDOW:]),
-        "best_first": float(best["first"]),
     }
 
 
