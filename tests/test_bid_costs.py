@@ -11,10 +11,14 @@ from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.costs import OPEN_BID_GAS, bid_cost_wei, win_chance
 from agentfleet.bidding.record import BidRecord
 from agentfleet.bidding.reward import REPUTATION_WEIGHT, Outcome, reward_of
-from agentfleet.bidding.state import STATE_SIZE
+from agentfleet.bidding.state import REPUTATION, STATE_SIZE
 from agentfleet.profiles import AgentLearningConfig
 from shell.services import RedisServer
 from testkit.chain import ETH, deployed_market
+
+
+# what an agent at reputation 50 saw: a failure's 10-point penalty is then paid in full (capped_move)
+AT_50 = [0.5 if index == REPUTATION else 0.0 for index in range(STATE_SIZE)]
 
 
 def context(**overrides: object) -> BidContext:
@@ -44,7 +48,7 @@ def test_adaptive_strategy_does_not_bid_when_the_gas_exceeds_the_expected_paymen
 
 def test_the_reward_pays_the_bid_gas_whatever_the_outcome() -> None:
     agent = "0x" + "cd" * 20
-    record = BidRecord(state=[0.0] * STATE_SIZE, action=3, reward_wei=ETH, amount_wei=ETH // 2, bid_cost_wei=ETH // 100)
+    record = BidRecord(state=AT_50, action=3, reward_wei=ETH, amount_wei=ETH // 2, bid_cost_wei=ETH // 100)
 
     def reward(outcome: str) -> float:
         return reward_of(Outcome.model_validate({"agent": agent, "task_id": 1, "outcome": outcome}), record)
@@ -70,7 +74,7 @@ def test_the_reward_is_money_after_the_llm_bill_and_the_winners_transactions() -
     from agentfleet.bidding.costs import WINNER_GAS
 
     agent = "0x" + "cd" * 20
-    record = BidRecord(state=[0.0] * STATE_SIZE, action=3, reward_wei=2 * ETH, amount_wei=ETH, bid_cost_wei=ETH // 100)
+    record = BidRecord(state=AT_50, action=3, reward_wei=2 * ETH, amount_wei=ETH, bid_cost_wei=ETH // 100)
     costs = {"evaluation_usd": 3.0, "execution_usd": 30.0, "eth_per_usd": 1 / 3000, "gas_price_wei": 10**10}
 
     def reward(outcome: str) -> float:

@@ -24,13 +24,20 @@ from agentfleet.bidding.reward import (
     REPUTATION_WEIGHT,
     RIVAL_GAIN,
     TYPICAL_MOVE,
+    Outcome,
     Settlement,
+    capped_move,
     hindsight,
     rival_gain,
+    settlement_of,
 )
+from agentfleet.bidding.record import BidRecord
 from agentfleet.bidding.state import (
     ACTIONS,
     ANCHOR,
+    FIT,
+    REPUTATION,
+    STATE_SIZE,
     ANCHOR_CEILING,
     BID_LEVELS,
     DEFAULT_ANCHOR,
@@ -245,6 +252,33 @@ def test_after_a_loss_the_levels_that_would_have_won_are_valued_at_the_score_the
     low = nearest_action(0.4, anchor)
     assert sure[low] > rewards[low] > unsure[low]  # the surer the pass, the more winning is worth
     assert unsure[low] < unsure[0]  # a task it would likely fail: abstaining is worth more
+
+
+def test_reputation_moves_are_valued_only_as_far_as_the_0_to_100_bounds_let_them_move() -> None:
+    assert capped_move(8, 95) == 5 and capped_move(-10, 4) == -4 and capped_move(8, None) == 8
+    anchor = 0.6
+    taken = nearest_action(0.7, anchor)
+    low = nearest_action(0.4, anchor)
+    lost = settlement(won=False, passed=False, moved=0, price_to_beat=0.55, fit=90.0)
+    uncapped, at_cap = hindsight(lost, anchor, taken)[low], hindsight(replace(lost, reputation=100.0), anchor, taken)
+    assert at_cap[low] < uncapped  # at 100 a likely pass gains nothing more: the imputed win is worth less
+    passing = 0.5 * math.erfc(-(90 - 50) / IMPUTED_SCORE_SD / math.sqrt(2))  # paid, no points, a failure's 10
+    expected = passing * (action_fraction(low, anchor) or 0) - 0.103 - REPUTATION_WEIGHT * 10 * (1 - passing)
+    assert at_cap[low] == pytest.approx(expected)
+    risky = replace(lost, fit=20.0)
+    near_zero = hindsight(replace(risky, reputation=4.0), anchor, taken)[low]
+    assert near_zero > hindsight(risky, anchor, taken)[low]  # at 4 a failure takes at most 4 points
+    state = [0.0] * STATE_SIZE
+    state[FIT] = 0.9
+
+    def moved_at(reputation: float) -> float:  # the fleet's settlement of a pass scored 90 (8 points)
+        state[REPUTATION] = reputation
+        record = BidRecord(state=state, action=taken, reward_wei=10**18, amount_wei=4 * 10**17)
+        event = {"args": {"score": 90}}
+        message = Outcome.model_validate({"agent": ME, "task_id": 1, "outcome": "won", "event": event})
+        return settlement_of(message, record).moved
+
+    assert moved_at(1.0) == 0 and moved_at(0.6) == 8 and moved_at(0.97) == pytest.approx(3)
 
 
 def test_the_rival_to_beat_is_the_lowest_weighted_other_bid() -> None:

@@ -198,7 +198,10 @@ def test_reward_counts_profit_and_the_reputation_the_task_moved() -> None:
     from agentfleet.bidding.reward import REPUTATION_WEIGHT, Outcome, reward_of
 
     agent = "0x" + "ab" * 20
-    record = BidRecord(state=[0.0] * STATE_SIZE, action=1, amount_wei=6 * 10**17, reward_wei=10**18)
+    from agentfleet.bidding.state import REPUTATION
+
+    state = [0.5 if index == REPUTATION else 0.0 for index in range(STATE_SIZE)]  # at 50: moves are not capped
+    record = BidRecord(state=state, action=1, amount_wei=6 * 10**17, reward_wei=10**18)
 
     def reward(outcome: str, args: dict[str, object] | None = None) -> float:
         event = None if args is None else {"args": args}

@@ -331,6 +331,7 @@ def _settlement(ctx: BidContext, settled: Settled) -> Settlement:
         rival_reputation=settled.rival_reputation,
         rival_move=settled.rival_move,
         fit=ctx.fit_score,
+        reputation=ctx.reputation,
     )
 
 
@@ -461,6 +462,8 @@ def row_of(seed: int, market: str, learning: SimAgent, fixed: dict[str, list[flo
         "best_last": sum(fixed[best][-WINDOW:]),
         "best_first": sum(fixed[best][:WINDOW]),
         "rl_paid_first": sum(learning.paid[:WINDOW]),
+        "rl_paid_last": sum(learning.paid[-WINDOW:]),
+        "ceiling_first": sum(learning.ceiling[:WINDOW]),
         "ceiling_last": sum(learning.ceiling[-WINDOW:]),
         "offered_first": sum(learning.offered[:WINDOW]),
         "offered_last": sum(learning.offered[-WINDOW:]),

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from agentfleet.bidding.costs import WINNER_GAS
 from agentfleet.bidding.record import BidRecord
-from agentfleet.bidding.state import ACTIONS, ANCHOR, FIT, action_fraction
+from agentfleet.bidding.state import ACTIONS, ANCHOR, FIT, REPUTATION, action_fraction
 from agentfleet.policy import Address
 from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_STEP
 
@@ -46,6 +46,16 @@ def reputation_moved(score: int) -> int:
     return -FAILURE_PENALTY
 
 
+def capped_move(moved: float, reputation: float | None) -> float:
+    """The reputation a move really changes for an agent at ``reputation`` (0..100): the IncentiveEngine
+    bounds reputation to 0..MAX_REPUTATION, so a pass at 98 gains at most 2 points and a failure at 4 loses
+    4. Why it matters: valued uncapped, a learner at the cap counted every pass's points it could not
+    gain, and a learner near 0 feared a penalty it could no longer pay. None: unknown, the move as is."""
+    if reputation is None:
+        return moved
+    return max(-reputation, min(MAX_REPUTATION - reputation, moved))
+
+
 def outcome_move(outcome: Outcome) -> int | None:
     """The reputation an outcome moved its agent: the penalty for a failed or expired task, the TaskCompleted
     score's points for a passed one; None for a lost bid or a pass whose message carries no score."""
@@ -57,7 +67,7 @@ def outcome_move(outcome: Outcome) -> int | None:
     return reputation_moved(score)
 
 
-def money_reward(money_eth: float, moved: int, reward_eth: float) -> float:
+def money_reward(money_eth: float, moved: float, reward_eth: float) -> float:
     """What a settled bid teaches: the money the task made its agent (all costs paid), plus the reputation it
     moved at ``REPUTATION_WEIGHT`` of the task's reward per point (a point of reputation lowers the agent's
     weighted price by about 1 %, so it wins the next auctions at a higher price), counted in units of the
@@ -88,7 +98,8 @@ def settlement_of(
     the bid's gas and the evaluation were spent; ``execution_usd`` and the gas price then say what winning
     would have cost (hindsight values the levels that would have won with it, at the fit in the record)."""
     won = outcome.outcome != "lost"
-    moved = outcome_move(outcome) or 0
+    reputation = record.state[REPUTATION] * 100
+    moved = capped_move(outcome_move(outcome) or 0, reputation)
     to_eth = max(0.0, eth_per_usd)
     return Settlement(
         reward_eth=max(1, record.reward_wei) / 1e18,
@@ -104,6 +115,7 @@ def settlement_of(
         evaluation_cost_eth=max(0.0, evaluation_usd) * to_eth,
         bid_fraction=record.amount_wei / max(1, record.reward_wei),
         fit=record.state[FIT] * 100,
+        reputation=reputation,
     )
 
 
@@ -122,7 +134,7 @@ class Settlement:
     price_to_beat: float | None  # the highest fraction that still won, at the agent's reputation; None: unknown
     won: bool
     passed: bool  # when it won: whether the score passed
-    moved: int  # reputation points the task moved
+    moved: float  # reputation points the task moved, capped at 0..100 (``capped_move``)
     bid_cost_eth: float  # an open bid's gas (0 sealed)
     win_cost_eth: float  # what winning cost (or would have) beyond the bid: the execution's LLM calls, the task's txs
     evaluation_cost_eth: float  # the LLM call that evaluated the task, paid whatever the decision
@@ -133,6 +145,7 @@ class Settlement:
     # win with are not imputed
     rival_move: float | None = None  # the best rival's mean reputation move per task of the tag it won lately
     # (its recent scores: a reckless rival's is negative); None: unknown, the flat RIVAL_GAIN
+    reputation: float | None = None  # the agent's own reputation when it bid (0..100); None: unknown, moves uncapped
 
 
 def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, float]:
@@ -203,11 +216,13 @@ IMPUTED_SCORE_SD = 15.0  # how far a score falls from the fit that predicted it 
 def _expected_win(s: Settlement, fraction: float, fit: float) -> float:
     """What winning at ``fraction`` would have earned, in expectation over the score the fit predicts (normal
     around the fit, ``IMPUTED_SCORE_SD``): paid on a pass, the execution and the task's transactions paid
-    either way, reputation up by the mean pass's points or down by the failure penalty."""
+    either way, reputation up by the mean pass's points or down by the failure penalty, both capped at the
+    agent's reputation (``capped_move``)."""
     z = (fit - PASS_SCORE) / IMPUTED_SCORE_SD
     passing = 0.5 * math.erfc(-z / math.sqrt(2))
     density = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
     above = fit + IMPUTED_SCORE_SD * density / max(passing, 1e-9) - PASS_SCORE  # mean points over the bar, passed
-    moved = passing * max(0.0, above / REPUTATION_STEP - 0.5) - (1 - passing) * FAILURE_PENALTY
+    gain = capped_move(max(0.0, above / REPUTATION_STEP - 0.5), s.reputation)
+    moved = passing * gain + (1 - passing) * capped_move(-FAILURE_PENALTY, s.reputation)
     money = passing * fraction * s.reward_eth - s.win_cost_eth - s.bid_cost_eth - s.evaluation_cost_eth
     return money / max(s.reward_eth, 1e-18) + REPUTATION_WEIGHT * moved
