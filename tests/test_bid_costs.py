@@ -16,7 +16,6 @@ from agentfleet.profiles import AgentLearningConfig
 from shell.services import RedisServer
 from testkit.chain import ETH, deployed_market
 
-
 # what an agent at reputation 50 saw: a failure's 10-point penalty is then paid in full (capped_move)
 AT_50 = [0.5 if index == REPUTATION else 0.0 for index in range(STATE_SIZE)]
 

@@ -19,6 +19,7 @@ from agentfleet.bidding.market import (
     features_of,
     merged,
 )
+from agentfleet.bidding.record import BidRecord
 from agentfleet.bidding.reward import (
     IMPUTED_SCORE_SD,
     REPUTATION_WEIGHT,
@@ -31,16 +32,15 @@ from agentfleet.bidding.reward import (
     rival_gain,
     settlement_of,
 )
-from agentfleet.bidding.record import BidRecord
 from agentfleet.bidding.state import (
     ACTIONS,
     ANCHOR,
-    FIT,
-    REPUTATION,
-    STATE_SIZE,
     ANCHOR_CEILING,
     BID_LEVELS,
     DEFAULT_ANCHOR,
+    FIT,
+    REPUTATION,
+    STATE_SIZE,
     action_fraction,
     nearest_action,
     state_of,
