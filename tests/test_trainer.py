@@ -10,7 +10,7 @@ from agentfleet.bidding.dqn import ReinforcementLearning
 from agentfleet.bidding.market import RedisMarket
 from agentfleet.bidding.record import recent_win_rate
 from agentfleet.bidding.reward import reputation_moved
-from agentfleet.bidding.state import ACTIONS, STATE_SIZE
+from agentfleet.bidding.state import ACTIONS, REPUTATION, STATE_SIZE
 from agentfleet.chain.local import advance_time
 from agentfleet.policy import checksum_address
 from agentfleet.protocol import keys, routing
@@ -198,8 +198,6 @@ def test_reward_counts_profit_and_the_reputation_the_task_moved() -> None:
     from agentfleet.bidding.reward import REPUTATION_WEIGHT, Outcome, reward_of
 
     agent = "0x" + "ab" * 20
-    from agentfleet.bidding.state import REPUTATION
-
     state = [0.5 if index == REPUTATION else 0.0 for index in range(STATE_SIZE)]  # at 50: moves are not capped
     record = BidRecord(state=state, action=1, amount_wei=6 * 10**17, reward_wei=10**18)
 
