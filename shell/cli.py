@@ -164,8 +164,20 @@ def simulate(
     jobs: Annotated[
         int, typer.Option(min=1, max=64, help="With --seeds: processes running seeds at once (one core each).")
     ] = 1,
+    competitors: Annotated[
+        str, typer.Option(help="Override the rivals: comma-separated profiles (one rival each), or 'none'.")
+    ] = "",
+    strength: Annotated[str, typer.Option(help="Override the rivals' skill range: low,high in 0..1.")] = "",
+    focal_skill: Annotated[
+        str, typer.Option(help="Override the focal agent's skill: one value in 0..1 per tag (5).")
+    ] = "",
+    reward: Annotated[str, typer.Option(help="Override the reward range: low,high in ETH.")] = "",
+    tag_mix: Annotated[str, typer.Option(help="Override the tags' relative frequencies: 5 values.")] = "",
+    auction: Annotated[str, typer.Option(help="Override the auction mode: open or sealed.")] = "",
 ) -> None:
-    """Market simulator (no chain, no Celery): a learning agent against bid shading and the fixed profiles."""
+    """Market simulator (no chain, no Celery): a learning agent against bid shading and the fixed profiles.
+    The shape options change the named market (each, with --market all): e.g. --market sparse --strength
+    0.6,0.95 is two strong rivals; the rows then carry the market's name with a '*'."""
     from rich.progress import Progress
 
     from trainer.simulator import MARKETS, compare, plot, summary
@@ -176,6 +188,10 @@ def simulate(
         raise typer.BadParameter(
             f"unknown market {unknown[0]!r}; choose one of {', '.join(MARKETS)}", param_hint="--market"
         )
+    overrides = _shape_overrides(competitors, strength, focal_skill, reward, tag_mix, auction)
+    shapes = [_reshaped(MARKETS[name], overrides) for name in names]
+    for shape in shapes if overrides else []:
+        console.print(f"[bold]{shape.name}[/bold]: {shape.description}")
     if seeds:
         try:
             chosen = [int(part) for part in seeds.split(",") if part.strip()]
@@ -183,11 +199,11 @@ def simulate(
             raise typer.BadParameter("use comma-separated integers, e.g. 1,2,3", param_hint="--seeds") from None
         if not chosen:
             raise typer.BadParameter("name at least one seed", param_hint="--seeds")
-        _sweep_table([MARKETS[name] for name in names], chosen, tasks, jobs)
+        _sweep_table(shapes, chosen, tasks, jobs)
         return
     with Progress(console=console) as progress:
         bar = progress.add_task("learning agent", total=tasks)
-        results = compare(seed, tasks, progress=lambda _step: progress.advance(bar), market=MARKETS[market])
+        results = compare(seed, tasks, progress=lambda _step: progress.advance(bar), market=shapes[0])
     table = Table("strategy of the focal agent", "profit, first 500", "profit, last 500", "wins, last 500", "total")
     for row in summary(results):
         table.add_row(
@@ -199,6 +215,57 @@ def simulate(
         )
     console.print(table)
     console.print(f"learning curves: {plot(results, out)}")
+
+
+def _shape_overrides(
+    competitors: str, strength: str, focal_skill: str, reward: str, tag_mix: str, auction: str
+) -> dict[str, object]:
+    """The ``simulate`` shape options given, parsed into :class:`MarketShape` fields (a clear error per option)."""
+    from agentfleet.protocol.status import AuctionMode
+
+    def numbers(text: str, option: str) -> tuple[float, ...]:
+        try:
+            return tuple(float(part) for part in text.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"use comma-separated numbers, got {text!r}", param_hint=option) from None
+
+    out: dict[str, object] = {}
+    if competitors:
+        names = () if competitors.strip().lower() == "none" else tuple(p.strip() for p in competitors.split(","))
+        out["competitors"] = names
+    for field, text, option in (
+        ("strength", strength, "--strength"),
+        ("focal_skill", focal_skill, "--focal-skill"),
+        ("reward", reward, "--reward"),
+        ("tag_mix", tag_mix, "--tag-mix"),
+    ):
+        if text:
+            out[field] = numbers(text, option)
+    if auction:
+        modes = {"open": AuctionMode.OPEN, "sealed": AuctionMode.SEALED}
+        if auction.lower() not in modes:
+            raise typer.BadParameter(f"choose open or sealed, got {auction!r}", param_hint="--auction")
+        out["mode"] = modes[auction.lower()]
+    return out
+
+
+def _reshaped(base: MarketShape, overrides: dict[str, object]) -> MarketShape:
+    """``base`` with the overrides, named ``base*``; the shape's own check turned into a usage error."""
+    from dataclasses import replace
+
+    if not overrides:
+        return base
+
+    def shown(value: object) -> str:
+        if isinstance(value, tuple):
+            return ",".join(str(v) for v in value) or "none"
+        return getattr(value, "name", str(value)).lower()
+
+    changed = ", ".join(f"{field.replace('_', ' ')} {shown(value)}" for field, value in overrides.items())
+    try:
+        return replace(base, name=f"{base.name}*", description=f"{base.name} with {changed}", **overrides)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="the market shape options") from None
 
 
 def _sweep_table(markets: list[MarketShape], seeds: list[int], tasks: int, jobs: int = 1) -> None:

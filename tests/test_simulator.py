@@ -55,7 +55,17 @@ def test_market_shapes_are_parameters() -> None:
     with pytest.raises(ValueError, match="unknown market"):
         shaped("nowhere")
     with pytest.raises(ValueError, match="one value per tag"):
-        run_market(decide, seed=1, tasks=10, market=shaped("default", focal_skill=(0.5,)))
+        shaped("default", focal_skill=(0.5,))
+    for wrong, words in (
+        ({"focal_skill": (85, 75, 45, 30, 80)}, "each 0..1"),
+        ({"strength": (0.9, 0.3)}, "low <= high"),
+        ({"reward": (0.0, 1.0)}, "0 < low"),
+        ({"tag_mix": (0, 0, 0, 0, 0)}, "some positive"),
+        ({"competitors": ("balanced", "greedy")}, "unknown competitor profile 'greedy'"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            shaped("default", **wrong)
+    assert shaped("default", competitors=()).competitors == ()  # a market with no rivals runs
 
 
 def test_the_geometric_mean_counts_markets_where_a_fixed_profile_earned() -> None:
@@ -142,6 +152,32 @@ def test_simulate_seeds_prints_rows_per_market_and_their_geometric_mean() -> Non
     bad = subprocess.run([*command[:-1], "nowhere"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "unknown market" in bad.stderr
     assert all(name in bad.stderr for name in MARKETS)  # the error names every shape
+
+
+def test_simulate_shape_options_change_the_named_market() -> None:
+    """A market shape the names miss, from the command line: the named shape with fields replaced, its rows
+    marked with a '*' and described; a wrong knob is a usage error naming what is wrong, and runs nothing."""
+    base = [sys.executable, "-m", "shell.cli", "simulate", "--tasks", "200", "--seeds", "1", "--market", "sparse"]
+    run = subprocess.run(
+        [*base, "--competitors", "none", "--focal-skill", "0.9,0.9,0.9,0.9,0.9", "--auction", "sealed"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "sparse*: sparse with competitors none, focal skill 0.9" in run.stdout and "mode sealed" in run.stdout
+    assert "sparse* " in run.stdout.replace("│", " ")  # the row carries the changed shape's name
+    for option, value, words in (
+        ("--strength", "0.9,0.3", "low <= high"),
+        ("--focal-skill", "85,75,45,30,80", "each 0..1"),
+        ("--competitors", "balanced,greedy", "unknown competitor profile 'greedy'"),
+        ("--reward", "a,b", "comma-separated numbers"),
+        ("--auction", "closed", "open or sealed"),
+    ):
+        bad = subprocess.run([*base, option, value], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert bad.returncode == 2 and words in " ".join(bad.stderr.replace("│", " ").split()), (option, bad.stderr)
+        assert "markets" not in bad.stdout  # nothing ran
 
 
 def test_the_learner_is_told_the_best_rivals_recent_moves_on_the_tag() -> None:

@@ -70,6 +70,30 @@ class MarketShape:
     mode: AuctionMode = AuctionMode.OPEN
     description: str = ""
 
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError(f"market {self.name!r}: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """What makes this shape impossible to run, in words a user can act on (empty: none). Why checked at
+        construction: a wrong knob (a skill of 85 instead of 0.85, four tags' values) would otherwise run a
+        market nobody meant and print numbers that look real."""
+        out = []
+        profiles = AgentLearningConfig.PROFILES
+        unknown = [name for name in self.competitors if name not in profiles]
+        if unknown:
+            out.append(f"unknown competitor profile {unknown[0]!r} (profiles: {', '.join(profiles)})")
+        if len(self.strength) != 2 or not 0 <= self.strength[0] <= self.strength[1] <= 1:
+            out.append(f"strength needs low,high with 0 <= low <= high <= 1, got {self.strength}")
+        if len(self.focal_skill) != len(TAGS) or not all(0 <= s <= 1 for s in self.focal_skill):
+            out.append(f"focal_skill needs one value per tag {TAGS}, each 0..1, got {self.focal_skill}")
+        if len(self.reward) != 2 or not 0 < self.reward[0] <= self.reward[1]:
+            out.append(f"reward needs low,high in ETH with 0 < low <= high, got {self.reward}")
+        if len(self.tag_mix) != len(TAGS) or min(self.tag_mix, default=-1) < 0 or sum(self.tag_mix) <= 0:
+            out.append(f"tag_mix needs one value per tag {TAGS}, none negative, some positive, got {self.tag_mix}")
+        return out
+
 
 MARKETS: dict[str, MarketShape] = {
     m.name: m
@@ -180,8 +204,6 @@ def run_market(
     market: MarketShape = MARKETS["default"],
 ) -> list[SimAgent]:
     """One market run; returns every agent, the focal agent first."""
-    if len(market.focal_skill) != len(TAGS) or len(market.tag_mix) != len(TAGS):
-        raise ValueError(f"market {market.name!r}: focal_skill and tag_mix need one value per tag {TAGS}")
     bid_cost = BID_COST_WEI if market.mode == AuctionMode.OPEN else 0
     rng = random.Random(seed)
     focal_skill = dict(zip(TAGS, market.focal_skill, strict=True))

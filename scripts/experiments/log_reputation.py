@@ -34,10 +34,12 @@ def value(moved: float, reputation: float | None) -> float:
     return SCALE * math.log((after + 1) / (reputation + 1))
 
 
-def _handed(s: R.Settlement, rival_log: bool) -> float:
+def _handed(s: R.Settlement, rival_log: bool, floor: float | None = None) -> float:
     if not s.rivals:
         return 0.0
     gain = R.rival_gain(s)
+    if floor is not None:  # a reckless rival's loss counted as at most ``floor`` points (one failure: 10)
+        gain = max(-floor, gain)
     if rival_log and s.rival_reputation is not None:
         return value(gain, float(s.rival_reputation))
     return R.REPUTATION_WEIGHT * gain
@@ -54,10 +56,12 @@ def _expected_win(s: R.Settlement, fraction: float, fit: float) -> float:
     return money / max(s.reward_eth, 1e-18) + moved
 
 
-def hindsight(s: R.Settlement, anchor: float, taken: int, *, rival_log: bool = False) -> dict[int, float]:
+def hindsight(
+    s: R.Settlement, anchor: float, taken: int, *, rival_log: bool = False, floor: float | None = None
+) -> dict[int, float]:
     """``reward.hindsight`` with the reputation valued by ``value``."""
     per = max(s.reward_eth, 1e-18)
-    handed = _handed(s, rival_log)
+    handed = _handed(s, rival_log, floor)
     lost = (-s.bid_cost_eth - s.evaluation_cost_eth) / per - handed
     out = {0: -s.evaluation_cost_eth / per - handed}
     for action in range(1, R.ACTIONS):
@@ -88,4 +92,12 @@ def rl_focal(seed: int, profile: str = "balanced") -> Any:
 
 def rl_focal_rivals(seed: int, profile: str = "balanced") -> Any:
     simulator.hindsight = lambda s, anchor, taken: hindsight(s, anchor, taken, rival_log=True)  # type: ignore[assignment]
+    return _BASE(seed, profile)
+
+
+def rl_focal_rivals_bounded(seed: int, profile: str = "balanced") -> Any:
+    """As ``rl_focal_rivals``, a reckless rival's loss valued as at most one failure (10 points)."""
+    simulator.hindsight = lambda s, anchor, taken: hindsight(  # type: ignore[assignment]
+        s, anchor, taken, rival_log=True, floor=float(FAILURE_PENALTY)
+    )
     return _BASE(seed, profile)
