@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -219,7 +219,7 @@ def simulate(
 
 def _shape_overrides(
     competitors: str, strength: str, focal_skill: str, reward: str, tag_mix: str, auction: str
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The ``simulate`` shape options given, parsed into :class:`MarketShape` fields (a clear error per option)."""
     from agentfleet.protocol.status import AuctionMode
 
@@ -229,7 +229,7 @@ def _shape_overrides(
         except ValueError:
             raise typer.BadParameter(f"use comma-separated numbers, got {text!r}", param_hint=option) from None
 
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     if competitors:
         names = () if competitors.strip().lower() == "none" else tuple(p.strip() for p in competitors.split(","))
         out["competitors"] = names
@@ -249,7 +249,7 @@ def _shape_overrides(
     return out
 
 
-def _reshaped(base: MarketShape, overrides: dict[str, object]) -> MarketShape:
+def _reshaped(base: MarketShape, overrides: dict[str, Any]) -> MarketShape:
     """``base`` with the overrides, named ``base*``; the shape's own check turned into a usage error."""
     from dataclasses import replace
 
