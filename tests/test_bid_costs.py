@@ -10,7 +10,7 @@ from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
 from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.costs import OPEN_BID_GAS, bid_cost_wei, win_chance
 from agentfleet.bidding.record import BidRecord
-from agentfleet.bidding.reward import REPUTATION_WEIGHT, Outcome, reward_of
+from agentfleet.bidding.reward import Outcome, reputation_value, reward_of
 from agentfleet.bidding.state import REPUTATION, STATE_SIZE
 from agentfleet.profiles import AgentLearningConfig
 from shell.services import RedisServer
@@ -54,7 +54,7 @@ def test_the_reward_pays_the_bid_gas_whatever_the_outcome() -> None:
 
     assert reward("lost") == pytest.approx(-0.01)
     assert reward("won") == pytest.approx(0.5 - 0.01)
-    assert reward("failed") == pytest.approx(-REPUTATION_WEIGHT * 10 - 0.01)
+    assert reward("failed") == pytest.approx(reputation_value(-10, 50) - 0.01)  # the penalty valued at 50
     old = BidRecord.model_validate(
         {"state": [0.0] * STATE_SIZE, "action": 3, "reward_wei": ETH, "amount_wei": ETH // 2}
     )
@@ -84,7 +84,7 @@ def test_the_reward_is_money_after_the_llm_bill_and_the_winners_transactions() -
     evaluation, execution, transactions = 0.001, 0.01, WINNER_GAS * 10**10 / ETH
     assert reward("lost") == pytest.approx((-0.01 - evaluation) / 2)  # per unit of the task's reward (2 ETH)
     assert reward("won") == pytest.approx((1.0 - 0.01 - evaluation - execution - transactions) / 2)
-    failed = (-0.01 - evaluation - execution - transactions) / 2 - REPUTATION_WEIGHT * 10
+    failed = (-0.01 - evaluation - execution - transactions) / 2 + reputation_value(-10, 50)
     assert reward("failed") == pytest.approx(failed)
 
 

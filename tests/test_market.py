@@ -29,6 +29,7 @@ from agentfleet.bidding.reward import (
     Settlement,
     capped_move,
     hindsight,
+    reputation_value,
     rival_gain,
     settlement_of,
 )
@@ -46,6 +47,7 @@ from agentfleet.bidding.state import (
     state_of,
 )
 from agentfleet.protocol import keys
+from agentfleet.protocol.limits import FAILURE_PENALTY
 from shell.services import RedisServer
 
 ME = "0x" + "aa" * 20
@@ -171,7 +173,8 @@ def test_a_task_handed_to_a_rival_costs_what_that_rival_gains_with_it() -> None:
     anchor, taken = 0.6, nearest_action(0.7, 0.6)
     flat = hindsight(lost, anchor, taken)
     reckless = hindsight(replace(lost, rival_move=-10.0), anchor, taken)
-    assert reckless[0] == pytest.approx(-0.002 + REPUTATION_WEIGHT * RIVAL_GAIN)  # leaving it the task pays
+    # leaving it the task pays: its loss counted as one failure at most, from its 50
+    assert reckless[0] == pytest.approx(-0.002 - reputation_value(-FAILURE_PENALTY, 50))
     assert reckless[0] > flat[0] and reckless[taken] > flat[taken]
     alone = replace(lost, rivals=False, rival_move=-10.0)
     assert hindsight(alone, anchor, taken)[0] == pytest.approx(-0.002)  # nobody to hand it to: no move counts
@@ -227,7 +230,11 @@ def test_hindsight_after_a_loss_or_without_bids_claims_nothing_it_cannot_know() 
         )[0]
         for reputation in (100, 97, 50)
     }
-    assert lost_to == pytest.approx({100: -0.002, 97: -0.002 - REPUTATION_WEIGHT * 3, 50: handed[0]})
+    # valued at the rival's reputation: 3 points from 97 are worth less than 3 flat, 30 from 50 more
+    assert lost_to == pytest.approx(
+        {100: -0.002, 97: -0.002 - reputation_value(3, 97), 50: -0.002 - reputation_value(RIVAL_GAIN, 50)}
+    )
+    assert lost_to[97] > -0.002 - REPUTATION_WEIGHT * 3 and lost_to[50] < handed[0]
     failed = hindsight(settlement(passed=False, moved=-10), anchor, taken)
     assert failed[taken] == pytest.approx(-0.1 - 0.001 - 0.002 - REPUTATION_WEIGHT * 10)  # nothing paid, the penalty
 
@@ -267,7 +274,8 @@ def test_reputation_moves_are_valued_only_as_far_as_the_0_to_100_bounds_let_them
     assert at_cap[low] == pytest.approx(expected)
     risky = replace(lost, fit=20.0)
     near_zero = hindsight(replace(risky, reputation=4.0), anchor, taken)[low]
-    assert near_zero > hindsight(risky, anchor, taken)[low]  # at 4 a failure takes at most 4 points
+    at_top = hindsight(replace(risky, reputation=100.0), anchor, taken)[low]
+    assert near_zero < at_top  # at 4 a failure takes only 4 points, but the last 4: a likely failure costs more
     state = [0.0] * STATE_SIZE
     state[FIT] = 0.9
 
@@ -279,6 +287,20 @@ def test_reputation_moves_are_valued_only_as_far_as_the_0_to_100_bounds_let_them
         return settlement_of(message, record).moved
 
     assert moved_at(1.0) == 0 and moved_at(0.6) == 8 and moved_at(0.97) == pytest.approx(3)
+
+
+def test_a_reputation_point_is_worth_more_the_scarcer_reputation_is() -> None:
+    """The auction divides a bid by reputation + 1: a point at 9 moves the price to beat ten times as much as
+    one at 99, and the reward values it so; a failure at the cap costs what the flat weight says."""
+    assert reputation_value(-FAILURE_PENALTY, 100) == pytest.approx(-REPUTATION_WEIGHT * FAILURE_PENALTY)
+    costs = [-reputation_value(-FAILURE_PENALTY, r) for r in (100, 80, 50, 20, 10)]
+    assert costs == sorted(costs) and costs[2] == pytest.approx(0.42, abs=0.01)  # dearer the lower it starts
+    assert reputation_value(1, 9) == pytest.approx(10 * reputation_value(1, 99), rel=0.06)
+    assert reputation_value(5, 98) == reputation_value(2, 98) > 0  # bounded at 100: 2 points is all there is
+    assert reputation_value(-10, 4) == reputation_value(-4, 4) < 0  # and at 0
+    assert reputation_value(8, None) == pytest.approx(REPUTATION_WEIGHT * 8)  # unknown: flat
+    for r in (0, 13, 50, 93):  # a move and its undoing cancel out: no free points in a round trip
+        assert reputation_value(7, r) + reputation_value(-7, r + 7) == pytest.approx(0, abs=1e-12)
 
 
 def test_the_rival_to_beat_is_the_lowest_weighted_other_bid() -> None:

@@ -195,7 +195,7 @@ def test_trainer_killed_mid_update_loses_no_outcome(tmp_path: Path, redis_server
 
 def test_reward_counts_profit_and_the_reputation_the_task_moved() -> None:
     from agentfleet.bidding.record import BidRecord
-    from agentfleet.bidding.reward import REPUTATION_WEIGHT, Outcome, reward_of
+    from agentfleet.bidding.reward import Outcome, reputation_value, reward_of
 
     agent = "0x" + "ab" * 20
     state = [0.5 if index == REPUTATION else 0.0 for index in range(STATE_SIZE)]  # at 50: moves are not capped
@@ -207,9 +207,9 @@ def test_reward_counts_profit_and_the_reputation_the_task_moved() -> None:
             Outcome.model_validate({"agent": agent, "task_id": 1, "outcome": outcome, "event": event}), record
         )
 
-    assert reward("won", {"score": 90, "passed": True}) == pytest.approx(0.6 + REPUTATION_WEIGHT * 8)
+    assert reward("won", {"score": 90, "passed": True}) == pytest.approx(0.6 + reputation_value(8, 50))
     assert reward("won", {"score": 50, "passed": True}) == pytest.approx(0.6)
     assert reward("won") == pytest.approx(0.6)  # no score in the message: the price alone
     assert reward("won", {"score": "ninety"}) == pytest.approx(0.6)  # a malformed score is ignored
-    assert reward("failed", {"score": 20, "passed": False}) == pytest.approx(-REPUTATION_WEIGHT * 10)
+    assert reward("failed", {"score": 20, "passed": False}) == pytest.approx(reputation_value(-10, 50))
     assert reward("lost") == 0.0

@@ -28,6 +28,13 @@ REPUTATION_WEIGHT = 0.02  # reward per reputation point, in units of the task's 
 # (4 with the recency replay of dqn.py, which makes the default shape 10 of 10).
 RIVAL_GAIN = 30
 MAX_REPUTATION = 100  # IncentiveEngine caps reputation here: a rival at the cap gains nothing more
+# A reputation point's worth falls as reputation rises: the auction divides a bid by reputation + 1, so the
+# same point changes the price an agent must stay under by 1/(r + 1), 1 % at 100 and 10 % at 9. Valued as
+# REPUTATION_SCALE x ln((r' + 1) / (r + 1)) (``reputation_value``), scaled so that a failure at the cap still
+# costs REPUTATION_WEIGHT x 10 (0.2 of the reward); at 50 it costs 0.42, at 20 0.77.
+REPUTATION_SCALE = (
+    REPUTATION_WEIGHT * FAILURE_PENALTY / math.log((MAX_REPUTATION + 1) / (MAX_REPUTATION + 1 - FAILURE_PENALTY))
+)
 
 
 class Outcome(BaseModel):
@@ -56,6 +63,22 @@ def capped_move(moved: float, reputation: float | None) -> float:
     return max(-reputation, min(MAX_REPUTATION - reputation, moved))
 
 
+def reputation_value(moved: float, reputation: float | None) -> float:
+    """What moving ``moved`` points from ``reputation`` is worth, in units of the task's reward:
+    ``REPUTATION_SCALE x ln((r' + 1) / (r + 1))`` with r' the reputation after the move, bounded to
+    0..MAX_REPUTATION (so a move the contract cannot make is worth nothing). Why a logarithm: the auction
+    weighs a bid by 1 / (r + 1), so what a point buys is the share by which it lowers that weight; the log
+    adds those shares up. Measured in the simulator (README "Learning"): valued flat (0.02 a point at any
+    reputation) a learner that kept failing a frequent tag sat at 54 where its good tags paid a third less,
+    and it counted a rival's rise from 29 the same as one from 90. None: reputation unknown, the flat
+    ``REPUTATION_WEIGHT`` a point."""
+    if reputation is None:
+        return REPUTATION_WEIGHT * moved
+    before = max(0.0, min(MAX_REPUTATION, reputation))
+    after = max(0.0, min(MAX_REPUTATION, before + moved))
+    return REPUTATION_SCALE * math.log((after + 1) / (before + 1))
+
+
 def outcome_move(outcome: Outcome) -> int | None:
     """The reputation an outcome moved its agent: the penalty for a failed or expired task, the TaskCompleted
     score's points for a passed one; None for a lost bid or a pass whose message carries no score."""
@@ -67,14 +90,14 @@ def outcome_move(outcome: Outcome) -> int | None:
     return reputation_moved(score)
 
 
-def money_reward(money_eth: float, moved: float, reward_eth: float) -> float:
+def money_reward(money_eth: float, moved: float, reward_eth: float, reputation: float | None = None) -> float:
     """What a settled bid teaches: the money the task made its agent (all costs paid), plus the reputation it
-    moved at ``REPUTATION_WEIGHT`` of the task's reward per point (a point of reputation lowers the agent's
-    weighted price by about 1 %, so it wins the next auctions at a higher price), counted in units of the
-    task's reward. Why per unit of reward: dividing every outcome of a task by the same positive number
-    leaves the best bid of each state unchanged (the reward is in the state), and it keeps Q values and the
-    UCB bonus on one scale from 0.01 ETH tasks to 20 ETH ones."""
-    return money_eth / max(reward_eth, 1e-18) + REPUTATION_WEIGHT * moved
+    moved from ``reputation`` (``reputation_value``: a point lowers the agent's weighted price by 1/(r + 1),
+    so it wins the next auctions at a higher price), counted in units of the task's reward. Why per unit of
+    reward: dividing every outcome of a task by the same positive number leaves the best bid of each state
+    unchanged (the reward is in the state), and it keeps Q values and the UCB bonus on one scale from 0.01
+    ETH tasks to 20 ETH ones."""
+    return money_eth / max(reward_eth, 1e-18) + reputation_value(moved, reputation)
 
 
 def settlement_of(
@@ -162,14 +185,16 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
     sees only its own arm never does). Measured in the simulator (README "Learning"): without the levels a
     lost auction would have won, a learner that lost its first auctions kept bidding over the price.
 
-    A task lost (or left) to a rival also costs the reputation the rival gains with it (``RIVAL_GAIN`` points
-    at ``REPUTATION_WEIGHT``): the auction divides by reputation + 1, so every task a rival wins makes the
-    next auctions harder. Never more than the rival can still gain (``MAX_REPUTATION`` minus the reputation
-    of the rival it lost to, when known): a rival at the cap hardens nothing more. Measured in the simulator:
-    without it the learner lets rivals grow on tasks it could have won, and its last 500 tasks fall behind
-    its first in markets that harden."""
+    A task lost (or left) to a rival also costs the reputation the rival gains with it (``rival_gain``
+    points, valued by ``reputation_value`` at the rival's reputation: the same currency as the agent's own):
+    the auction divides by reputation + 1, so every task a rival wins makes the next auctions harder, most
+    where the rival is low. A rival that fails the tag loses points with the task instead, counted as one
+    failure at most (``FAILURE_PENALTY``): at a low reputation the logarithm would make leaving it a task
+    worth more than any task pays. Measured in the simulator: without the rival's gain the learner lets
+    rivals grow on tasks it could have won, and its last 500 tasks fall behind its first in markets that
+    harden."""
     s = settlement
-    handed = REPUTATION_WEIGHT * rival_gain(s) if s.rivals else 0.0  # the rival's gain is a harder market later
+    handed = reputation_value(handed_gain(s), s.rival_reputation) if s.rivals else 0.0  # a harder market later
     lost = money_reward(-s.bid_cost_eth - s.evaluation_cost_eth, 0, s.reward_eth) - handed
     out = {0: money_reward(-s.evaluation_cost_eth, 0, s.reward_eth) - handed}
     for action in range(1, ACTIONS):
@@ -187,7 +212,7 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
         elif s.won:
             earned = fraction * s.reward_eth if s.passed else 0.0
             money = earned - s.win_cost_eth - s.bid_cost_eth - s.evaluation_cost_eth
-            out[action] = money_reward(money, s.moved, s.reward_eth)
+            out[action] = money_reward(money, s.moved, s.reward_eth, s.reputation)
         elif s.fit is not None:
             out[action] = _expected_win(s, fraction, s.fit)
     return out
@@ -210,6 +235,12 @@ def rival_gain(s: Settlement) -> float:
     return max(-float(RIVAL_GAIN), min(float(ceiling), RIVAL_GAIN * s.rival_move / TYPICAL_MOVE))
 
 
+def handed_gain(s: Settlement) -> float:
+    """The points the best rival moves with a task handed to it, as the reward counts them: ``rival_gain``,
+    a loss never counted as more than one failure (``FAILURE_PENALTY``)."""
+    return max(-float(FAILURE_PENALTY), rival_gain(s))
+
+
 IMPUTED_SCORE_SD = 15.0  # how far a score falls from the fit that predicted it (score points, one sd)
 
 
@@ -217,12 +248,14 @@ def _expected_win(s: Settlement, fraction: float, fit: float) -> float:
     """What winning at ``fraction`` would have earned, in expectation over the score the fit predicts (normal
     around the fit, ``IMPUTED_SCORE_SD``): paid on a pass, the execution and the task's transactions paid
     either way, reputation up by the mean pass's points or down by the failure penalty, both capped at the
-    agent's reputation (``capped_move``)."""
+    agent's reputation, valued at it (``reputation_value``)."""
     z = (fit - PASS_SCORE) / IMPUTED_SCORE_SD
     passing = 0.5 * math.erfc(-z / math.sqrt(2))
     density = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
     above = fit + IMPUTED_SCORE_SD * density / max(passing, 1e-9) - PASS_SCORE  # mean points over the bar, passed
-    gain = capped_move(max(0.0, above / REPUTATION_STEP - 0.5), s.reputation)
-    moved = passing * gain + (1 - passing) * capped_move(-FAILURE_PENALTY, s.reputation)
+    gain = max(0.0, above / REPUTATION_STEP - 0.5)
+    moved = passing * reputation_value(gain, s.reputation) + (1 - passing) * reputation_value(
+        -FAILURE_PENALTY, s.reputation
+    )
     money = passing * fraction * s.reward_eth - s.win_cost_eth - s.bid_cost_eth - s.evaluation_cost_eth
-    return money / max(s.reward_eth, 1e-18) + REPUTATION_WEIGHT * moved
+    return money / max(s.reward_eth, 1e-18) + moved
