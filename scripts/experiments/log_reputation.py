@@ -20,6 +20,7 @@ import trainer.simulator as simulator
 from agentfleet.bidding import reward as R
 from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_STEP
 
+FLAT_LOSS = False  # set by rl_focal_rivals_flat_loss
 _BASE = simulator.rl_focal  # the learner this one wraps (new_shapes.py replaces the module's)
 SCALE = (
     R.REPUTATION_WEIGHT * FAILURE_PENALTY / math.log((R.MAX_REPUTATION + 1) / (R.MAX_REPUTATION + 1 - FAILURE_PENALTY))
@@ -40,6 +41,8 @@ def _handed(s: R.Settlement, rival_log: bool, floor: float | None = None) -> flo
     gain = R.rival_gain(s)
     if floor is not None:  # a reckless rival's loss counted as at most ``floor`` points (one failure: 10)
         gain = max(-floor, gain)
+    if FLAT_LOSS and gain < 0:  # variant: a rival's loss valued flat, as before the log
+        return R.REPUTATION_WEIGHT * gain
     if rival_log and s.rival_reputation is not None:
         return value(gain, float(s.rival_reputation))
     return R.REPUTATION_WEIGHT * gain
@@ -99,5 +102,24 @@ def rl_focal_rivals_bounded(seed: int, profile: str = "balanced") -> Any:
     """As ``rl_focal_rivals``, a reckless rival's loss valued as at most one failure (10 points)."""
     simulator.hindsight = lambda s, anchor, taken: hindsight(  # type: ignore[assignment]
         s, anchor, taken, rival_log=True, floor=float(FAILURE_PENALTY)
+    )
+    return _BASE(seed, profile)
+
+
+def rl_focal_rivals_flat_loss(seed: int, profile: str = "balanced") -> Any:
+    """As ``rl_focal_rivals``, a reckless rival's loss valued flat (0.02 a point, at most 30 points)."""
+    global FLAT_LOSS
+    FLAT_LOSS = True
+    simulator.hindsight = lambda s, anchor, taken: hindsight(s, anchor, taken, rival_log=True)  # type: ignore[assignment]
+    return _BASE(seed, profile)
+
+
+def rl_focal_rivals_floor(seed: int, profile: str = "balanced") -> Any:
+    """As ``rl_focal_rivals_bounded`` with the floor (points) from the FLOOR environment variable."""
+    import os
+
+    floor = float(os.environ.get("FLOOR", FAILURE_PENALTY))
+    simulator.hindsight = lambda s, anchor, taken: hindsight(  # type: ignore[assignment]
+        s, anchor, taken, rival_log=True, floor=floor
     )
     return _BASE(seed, profile)
