@@ -20,8 +20,10 @@ from agentfleet.bidding.state import ACTIONS, ANCHOR, FIT, REPUTATION, action_fr
 from agentfleet.policy import Address
 from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_STEP
 
-REPUTATION_WEIGHT = 0.02  # reward per reputation point, in units of the task's reward (0.05 before issue 15)
-# Reputation a task lost (or left) to a rival hands that rival, in points at REPUTATION_WEIGHT: about 5 a task,
+# Reward per reputation point, in units of the task's reward, where the reputation is unknown; at the cap a
+# point is worth this much by ``reputation_value`` too (0.05 before issue 15)
+REPUTATION_WEIGHT = 0.02
+# Reputation a task lost (or left) to a rival hands that rival, in points (``rival_gain``): about 5 a task,
 # but unlike the agent's own points (which its failures take back) a rival's stay, and each divides every later
 # price the agent must beat where that rival is the one to beat. Measured in the simulator (README "Learning"):
 # valued at 5 points, the learner's last 500 tasks fell behind its first in 6 of 90 runs; at 30, capped, in 3
@@ -222,7 +224,8 @@ TYPICAL_MOVE = 5  # reputation points a task moves for a rival that passes well:
 
 
 def rival_gain(s: Settlement) -> float:
-    """The reputation points (at ``REPUTATION_WEIGHT``) a task handed to the best rival costs the agent:
+    """The reputation points (valued by ``reputation_value`` at the rival's reputation) a task handed to the
+    best rival costs the agent:
     ``RIVAL_GAIN`` scaled by the rival's own recent moves on the tag (``rival_move`` / ``TYPICAL_MOVE``), never
     more than ``RIVAL_GAIN`` nor than the rival can still gain (``MAX_REPUTATION`` minus its reputation), and
     never less than ``-RIVAL_GAIN``. Why scaled: a rival that fails the tag's tasks loses 10 points with each
