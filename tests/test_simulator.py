@@ -3,6 +3,7 @@ CLI prints per-market rows with their geometric mean and writes its plot."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,8 @@ def test_market_shapes_are_parameters() -> None:
         ({"focal_skill": (85, 75, 45, 30, 80)}, "each 0..1"),
         ({"strength": (0.9, 0.3)}, "low <= high"),
         ({"reward": (0.0, 1.0)}, "0 < low"),
+        ({"reward": (1.0, math.inf)}, "0 < low"),
+        ({"strength": (math.nan, 0.5)}, "low <= high"),
         ({"tag_mix": (0, 0, 0, 0, 0)}, "some positive"),
         ({"competitors": ("balanced", "greedy")}, "unknown competitor profile 'greedy'"),
     ):

@@ -88,7 +88,7 @@ class MarketShape:
             out.append(f"strength needs low,high with 0 <= low <= high <= 1, got {self.strength}")
         if len(self.focal_skill) != len(TAGS) or not all(0 <= s <= 1 for s in self.focal_skill):
             out.append(f"focal_skill needs one value per tag {TAGS}, each 0..1, got {self.focal_skill}")
-        if len(self.reward) != 2 or not 0 < self.reward[0] <= self.reward[1]:
+        if len(self.reward) != 2 or not 0 < self.reward[0] <= self.reward[1] < math.inf:
             out.append(f"reward needs low,high in ETH with 0 < low <= high, got {self.reward}")
         if len(self.tag_mix) != len(TAGS) or min(self.tag_mix, default=-1) < 0 or sum(self.tag_mix) <= 0:
             out.append(f"tag_mix needs one value per tag {TAGS}, none negative, some positive, got {self.tag_mix}")
