@@ -21,6 +21,7 @@ from agentfleet.bidding import reward as R
 from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_STEP
 
 FLAT_LOSS = False  # set by rl_focal_rivals_flat_loss
+MAX_LOSS = False  # set by rl_focal_rivals_max_loss
 _BASE = simulator.rl_focal  # the learner this one wraps (new_shapes.py replaces the module's)
 SCALE = (
     R.REPUTATION_WEIGHT * FAILURE_PENALTY / math.log((R.MAX_REPUTATION + 1) / (R.MAX_REPUTATION + 1 - FAILURE_PENALTY))
@@ -43,6 +44,8 @@ def _handed(s: R.Settlement, rival_log: bool, floor: float | None = None) -> flo
         gain = max(-floor, gain)
     if FLAT_LOSS and gain < 0:  # variant: a rival's loss valued flat, as before the log
         return R.REPUTATION_WEIGHT * gain
+    if MAX_LOSS and gain < 0 and s.rival_reputation is not None:  # variant: the larger of the two values
+        return min(value(max(-float(FAILURE_PENALTY), gain), float(s.rival_reputation)), R.REPUTATION_WEIGHT * gain)
     if rival_log and s.rival_reputation is not None:
         return value(gain, float(s.rival_reputation))
     return R.REPUTATION_WEIGHT * gain
@@ -122,4 +125,13 @@ def rl_focal_rivals_floor(seed: int, profile: str = "balanced") -> Any:
     simulator.hindsight = lambda s, anchor, taken: hindsight(  # type: ignore[assignment]
         s, anchor, taken, rival_log=True, floor=floor
     )
+    return _BASE(seed, profile)
+
+
+def rl_focal_rivals_max_loss(seed: int, profile: str = "balanced") -> Any:
+    """As ``rl_focal_rivals_bounded``, a reckless rival's loss worth the larger of that value and the flat one
+    (0.02 a point, up to 30 points): the flat one is larger where the rival is high."""
+    global MAX_LOSS
+    MAX_LOSS = True
+    simulator.hindsight = lambda s, anchor, taken: hindsight(s, anchor, taken, rival_log=True)  # type: ignore[assignment]
     return _BASE(seed, profile)
