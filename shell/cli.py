@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -57,13 +58,24 @@ def demo(
     ) as progress:
         bar = progress.add_task("starting", total=tasks)
 
+        interrupted: list[int] = []
+
+        def on_interrupt(signum: int, _frame: object) -> None:
+            interrupted.append(signum)
+            raise KeyboardInterrupt
+
         def show(counts: dict[str, int]) -> None:
+            if interrupted:  # Ctrl-C's KeyboardInterrupt can be lost (raised inside a finalizer): raise it again
+                raise KeyboardInterrupt
             final = sum(counts.get(k, 0) for k in ("completed", "failed", "cancelled", "expired"))
             text = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
             progress.update(bar, completed=final, description=text)
 
+        previous = signal.signal(signal.SIGINT, on_interrupt)
         try:
             result = run_demo(tasks=tasks, out_dir=out, on_progress=show, base_settings=settings, timeout=timeout)
+            if interrupted:  # lost and never raised again (no progress report after it): still an interrupt
+                raise KeyboardInterrupt
         except KeyboardInterrupt:  # run_demo has stopped everything it started on the way out
             progress.stop()
             console.print("interrupted: the demo stopped every process it started (nothing is left running)")
@@ -74,6 +86,8 @@ def demo(
             console.print(_demo_table(failed.rows, failed.provider))
             console.print(f"logs: {failed.log}; every service the demo started has been stopped")
             raise typer.Exit(code=1) from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
     console.print(_demo_table(result.rows, result.provider))
     console.print(f"learning curves: {result.png}")
     console.print(f"models: {result.models_dir}")
