@@ -64,6 +64,7 @@ def test_market_shapes_are_parameters() -> None:
         ({"reward": (1.0, math.inf)}, "0 < low"),
         ({"strength": (math.nan, 0.5)}, "low <= high"),
         ({"tag_mix": (0, 0, 0, 0, 0)}, "some positive"),
+        ({"tag_mix": (1, math.nan, 1, 1, 1)}, "none negative"),
         ({"competitors": ("balanced", "greedy")}, "unknown competitor profile 'greedy'"),
     ):
         with pytest.raises(ValueError, match=words):

@@ -79,7 +79,7 @@ class MarketShape:
         """What makes this shape impossible to run, in words a user can act on (empty: none). Why checked at
         construction: a wrong knob (a skill of 85 instead of 0.85, four tags' values) would otherwise run a
         market nobody meant and print numbers that look real."""
-        out = []
+        out: list[str] = []
         profiles = AgentLearningConfig.PROFILES
         unknown = [name for name in self.competitors if name not in profiles]
         if unknown:
@@ -90,8 +90,10 @@ class MarketShape:
             out.append(f"focal_skill needs one value per tag {TAGS}, each 0..1, got {self.focal_skill}")
         if len(self.reward) != 2 or not 0 < self.reward[0] <= self.reward[1] < math.inf:
             out.append(f"reward needs low,high in ETH with 0 < low <= high, got {self.reward}")
-        if len(self.tag_mix) != len(TAGS) or min(self.tag_mix, default=-1) < 0 or sum(self.tag_mix) <= 0:
-            out.append(f"tag_mix needs one value per tag {TAGS}, none negative, some positive, got {self.tag_mix}")
+        if len(self.tag_mix) != len(TAGS) or not all(0 <= w < math.inf for w in self.tag_mix) or sum(self.tag_mix) <= 0:
+            out.append(
+                f"tag_mix needs one finite value per tag {TAGS}, none negative, some positive, got {self.tag_mix}"
+            )
         return out
 
 

@@ -77,7 +77,7 @@ def reputation_value(moved: float, reputation: float | None) -> float:
     if reputation is None:
         return REPUTATION_WEIGHT * moved
     before = max(0.0, min(MAX_REPUTATION, reputation))
-    after = max(0.0, min(MAX_REPUTATION, before + moved))
+    after = before + capped_move(moved, before)
     return REPUTATION_SCALE * math.log((after + 1) / (before + 1))
 
 
