@@ -2,22 +2,26 @@
 (shape, seed), every strategy run (``simulator.sweep_row``), printed with the geometric mean per shape.
 
 Run: ``.venv/bin/python scripts/experiments/new_shapes.py [shape,...] [seed,...] [path/to/experiment.py]``
-(an experiment module is imported first: the learners above patch the simulator when their ``rl_focal`` is
+(``JOBS=2`` runs two pairs at once; an experiment module is imported first: the learners above patch the simulator when their ``rl_focal`` is
 called, so pass ``log_reputation.py`` to measure that one). Each pair takes about a minute on one core.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import trainer.simulator as simulator
 from trainer.simulator import MARKETS, geometric_mean_ratio, sweep_row
 
+_FIVE = MARKETS["default"].competitors
 SHAPES = {
     "micro": replace(MARKETS["default"], name="micro", reward=(0.005, 0.05)),
     "monopoly": replace(MARKETS["default"], name="monopoly", competitors=()),
@@ -28,7 +32,19 @@ SHAPES = {
     "large": replace(MARKETS["default"], name="large", reward=(5.0, 50.0)),
     "crowdsealed": replace(MARKETS["crowded"], name="crowdsealed", mode=MARKETS["sealed"].mode),
     "duo": replace(MARKETS["default"], name="duo", competitors=("aggressive",), strength=(0.6, 0.9)),
+    "six": replace(MARKETS["default"], name="six", competitors=_FIVE + ("aggressive",)),
+    "eight": replace(MARKETS["default"], name="eight", competitors=_FIVE + ("balanced", "aggressive", "conservative")),
+    "ten": replace(MARKETS["default"], name="ten", competitors=_FIVE * 2),
+    "twelve": replace(MARKETS["default"], name="twelve", competitors=_FIVE * 2 + ("explorer", "balanced")),
+    "eightstrong": replace(
+        MARKETS["default"], name="eightstrong", competitors=_FIVE + ("balanced", "aggressive", "conservative"),
+        strength=(0.6, 0.95),
+    ),
 }
+
+
+def _row(name: str, seed: int) -> dict[str, Any]:
+    return sweep_row(seed, 3000, SHAPES[name] if name in SHAPES else MARKETS[name])
 
 
 def main() -> None:
@@ -40,10 +56,14 @@ def main() -> None:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         simulator.rl_focal = module.rl_focal
+    jobs = int(os.environ.get("JOBS", "1"))
+    pairs = [(name, seed) for name in names for seed in seeds]
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        done = dict(zip(pairs, pool.starmap(_row, pairs), strict=True))
     for name in names:
         rows = []
         for seed in seeds:
-            row = sweep_row(seed, 3000, SHAPES[name])
+            row = done[(name, seed)]
             rows.append(row)
             print(
                 f"{name:<12} {seed:>3} learner {row['rl_first']:9.2f} -> {row['rl_last']:9.2f}  shading "
