@@ -2,8 +2,9 @@
 (shape, seed), every strategy run (``simulator.sweep_row``), printed with the geometric mean per shape.
 
 Run: ``.venv/bin/python scripts/experiments/new_shapes.py [shape,...] [seed,...] [path/to/experiment.py]``
-(``JOBS=2`` runs two pairs at once; an experiment module is imported first: the learners above patch the simulator when their ``rl_focal`` is
-called, so pass ``log_reputation.py`` to measure that one). Each pair takes about a minute on one core.
+(a shape is one below or a named market; ``JOBS=2`` runs two pairs at once; an experiment module is imported
+first: the learners above patch the simulator when their ``rl_focal`` is called, so pass ``log_reputation.py``
+to measure that one). Each pair takes about a minute on one core.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ SHAPES = {
     "large": replace(MARKETS["default"], name="large", reward=(5.0, 50.0)),
     "crowdsealed": replace(MARKETS["crowded"], name="crowdsealed", mode=MARKETS["sealed"].mode),
     "duo": replace(MARKETS["default"], name="duo", competitors=("aggressive",), strength=(0.6, 0.9)),
-    "six": replace(MARKETS["default"], name="six", competitors=_FIVE + ("aggressive",)),
-    "eight": replace(MARKETS["default"], name="eight", competitors=_FIVE + ("balanced", "aggressive", "conservative")),
+    "six": replace(MARKETS["default"], name="six", competitors=(*_FIVE, "aggressive")),
+    "eight": replace(MARKETS["default"], name="eight", competitors=(*_FIVE, "balanced", "aggressive", "conservative")),
     "ten": replace(MARKETS["default"], name="ten", competitors=_FIVE * 2),
     "twelve": replace(MARKETS["default"], name="twelve", competitors=_FIVE * 2 + ("explorer", "balanced")),
     "eightstrong": replace(
-        MARKETS["default"], name="eightstrong", competitors=_FIVE + ("balanced", "aggressive", "conservative"),
+        MARKETS["default"],
+        name="eightstrong",
+        competitors=(*_FIVE, "balanced", "aggressive", "conservative"),
         strength=(0.6, 0.95),
     ),
 }

@@ -16,9 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from new_shapes import SHAPES
+
 import trainer.simulator as simulator
 from agentfleet.bidding.context import BidContext
-from new_shapes import SHAPES
 from trainer.simulator import MARKETS, WINDOW, Choice, SimAgent, run_market
 
 TASKS = 3000
@@ -56,8 +57,9 @@ def rivals_traced() -> list[list[int]]:
     return seen
 
 
-def report(label: str, agents: list[SimAgent], log: list[tuple[int, str, float | None, float | None]],
-           rivals: list[list[int]]) -> None:
+def report(
+    label: str, agents: list[SimAgent], log: list[tuple[int, str, float | None, float | None]], rivals: list[list[int]]
+) -> None:
     focal = agents[0]
     print(f"--- {label}")
     for start in range(0, TASKS, WINDOW):
@@ -76,8 +78,13 @@ def report(label: str, agents: list[SimAgent], log: list[tuple[int, str, float |
             f"| {dict(sorted(tags.items()))}"
         )
     names = [a.name for a in agents[1:]]
-    print("rivals:", ", ".join(f"{n} skill {sum(a.skill.values()) / 5:.2f} profit {sum(a.profit):.0f}"
-                               for n, a in zip(names, agents[1:], strict=True)))
+    print(
+        "rivals:",
+        ", ".join(
+            f"{n} skill {sum(a.skill.values()) / 5:.2f} profit {sum(a.profit):.0f}"
+            for n, a in zip(names, agents[1:], strict=True)
+        ),
+    )
 
 
 def main() -> None:
