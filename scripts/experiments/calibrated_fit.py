@@ -2,11 +2,14 @@
 the task's tag (its recent passes and failures of won tasks, newest 20 per tag; the raw fit's pass chance
 counted as 5 tasks of prior; fit = 50 + 15 x probit(rate)); the gate, the warm-up heuristic, the state and
 the hindsight all see the corrected fit. Measure with
-``scripts/learning_sweep.py --learner scripts/experiments/calibrated_fit.py:rl_focal``.
+``scripts/learning_sweep.py --learner scripts/experiments/calibrated_fit.py:rl_focal``; the CALFIT_* environment
+variables below change its constants (a record that counts only when long and clearly off: CALFIT_MIN=10
+CALFIT_PRIOR=20 CALFIT_DOWN_ONLY=1).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import defaultdict, deque
 from pathlib import Path
@@ -20,7 +23,10 @@ from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.reward import IMPUTED_SCORE_SD
 from agentfleet.protocol.limits import PASS_SCORE
 
-KEPT, PRIOR, MIN_RECORD = 20, 5, 3
+KEPT = int(os.environ.get("CALFIT_KEPT", "20"))  # outcomes kept per tag
+PRIOR = int(os.environ.get("CALFIT_PRIOR", "5"))  # the raw fit's pass chance counted as this many tasks
+MIN_RECORD = int(os.environ.get("CALFIT_MIN", "3"))  # outcomes before the record counts at all
+DOWN_ONLY = os.environ.get("CALFIT_DOWN_ONLY") == "1"  # only ever lower the fit (a lying fit is too high)
 _BASE = simulator.rl_focal  # the learner this one wraps (new_shapes.py replaces the module's)
 NORMAL = NormalDist()
 
@@ -31,7 +37,8 @@ def calibrated(fit: float, outcomes: list[int]) -> float:
         return fit
     prior = NORMAL.cdf((fit - PASS_SCORE) / IMPUTED_SCORE_SD)
     rate = min(0.99, max(0.01, (sum(outcomes) + PRIOR * prior) / (len(outcomes) + PRIOR)))
-    return max(0.0, min(100.0, PASS_SCORE + IMPUTED_SCORE_SD * NORMAL.inv_cdf(rate)))
+    corrected = max(0.0, min(100.0, PASS_SCORE + IMPUTED_SCORE_SD * NORMAL.inv_cdf(rate)))
+    return min(fit, corrected) if DOWN_ONLY else corrected
 
 
 def rl_focal(seed: int, profile: str = "balanced") -> Any:
