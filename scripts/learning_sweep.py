@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,19 @@ FIXED_SOURCES = (  # what a fixed profile's run depends on: the cache key hashes
     "agentfleet/protocol/limits.py",
 )
 SLOW_FIRST = ("crowded", "strong", "default", "whales", "sealed", "generalist", "specialist", "weak", "sparse")
+
+
+def experiment_learner(learner: str) -> Callable[..., Any]:
+    """An experiment's learner, ``path/to/module.py[:function]`` (default ``rl_focal``), called as the
+    simulator's ``rl_focal`` is; the module is loaded (and may patch the simulator) when this is called."""
+    import importlib.util
+
+    file, _, name = learner.partition(":")
+    spec = importlib.util.spec_from_file_location("experiment", file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name or "rl_focal")  # type: ignore[no-any-return]
 
 
 def fixed_key(market: str, seed: int, tasks: int) -> str:
@@ -77,17 +91,7 @@ def run_pair(market: str, seed: int, tasks: int, cache: str, learner: str = "") 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(fixed))
     started = time.perf_counter()
-    if learner:  # an experiment's learner: "path/to/module.py:function", called as rl_focal is
-        import importlib.util
-
-        file, _, name = learner.partition(":")
-        spec = importlib.util.spec_from_file_location("experiment", file)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        decide, learn = getattr(module, name or "rl_focal")(seed)
-    else:
-        decide, learn = rl_focal(seed)
+    decide, learn = (experiment_learner(learner) if learner else rl_focal)(seed)
     learning = run_market(decide, seed=seed, tasks=tasks, learn=learn, market=MARKETS[market])[0]
     return {**row_of(seed, market, learning, fixed), "seconds": time.perf_counter() - started}
 

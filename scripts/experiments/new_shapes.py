@@ -9,7 +9,6 @@ to measure that one). Each pair takes about a minute on one core.
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 import os
 import sys
@@ -18,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from learning_sweep import experiment_learner
 
 import trainer.simulator as simulator
-from trainer.simulator import MARKETS, geometric_mean_ratio, sweep_row
+from trainer.simulator import MARKETS, MarketShape, geometric_mean_ratio, sweep_row
 
 _FIVE = MARKETS["default"].competitors
 SHAPES = {
@@ -46,19 +48,20 @@ SHAPES = {
 }
 
 
+def shape_of(name: str) -> MarketShape:
+    """A shape of this file's or a named market (``trainer.simulator.MARKETS``)."""
+    return SHAPES[name] if name in SHAPES else MARKETS[name]
+
+
 def _row(name: str, seed: int) -> dict[str, Any]:
-    return sweep_row(seed, 3000, SHAPES[name] if name in SHAPES else MARKETS[name])
+    return sweep_row(seed, 3000, shape_of(name))
 
 
 def main() -> None:
     names = sys.argv[1].split(",") if len(sys.argv) > 1 else list(SHAPES)
     seeds = [int(s) for s in sys.argv[2].split(",")] if len(sys.argv) > 2 else [1, 2, 3]
-    if len(sys.argv) > 3:  # an experiment's learner replaces the simulator's rl_focal for every row
-        spec = importlib.util.spec_from_file_location("experiment", sys.argv[3])
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        simulator.rl_focal = module.rl_focal
+    if len(sys.argv) > 3:  # an experiment's learner replaces the simulator's rl_focal for every row (forked)
+        simulator.rl_focal = experiment_learner(sys.argv[3])
     jobs = int(os.environ.get("JOBS", "1"))
     pairs = [(name, seed) for name in names for seed in seeds]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:

@@ -8,30 +8,31 @@ a named market or one of ``new_shapes.SHAPES``. About a minute on one core.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from new_shapes import SHAPES
+from learning_sweep import experiment_learner
+from new_shapes import shape_of
 
 import trainer.simulator as simulator
 from agentfleet.bidding.context import BidContext
-from trainer.simulator import MARKETS, WINDOW, Choice, SimAgent, run_market
+from trainer.simulator import WINDOW, Choice, SimAgent, run_market
 
 TASKS = 3000
+Trace = list[tuple[int, str, float | None]]  # per task: reputation, tag, fraction bid (None: none)
 
 
-def traced(decide: simulator.Decide, log: list[tuple[int, str, float | None, float | None]]) -> simulator.Decide:
-    """``decide``, recording per task: reputation, tag, the fraction bid and the price to beat it saw."""
+def traced(decide: simulator.Decide, log: Trace) -> simulator.Decide:
+    """``decide``, recording per task: the reputation, the tag and the fraction bid."""
 
     def wrapper(ctx: BidContext) -> Choice:
         choice = decide(ctx)
-        beat = min(ctx.market.clearing, default=None) if ctx.market else None
-        log.append((ctx.reputation, ctx.tags[0], choice.fraction, beat))
+        log.append((ctx.reputation, ctx.tags[0], choice.fraction))
         return choice
 
     return wrapper
@@ -57,9 +58,7 @@ def rivals_traced() -> list[list[int]]:
     return seen
 
 
-def report(
-    label: str, agents: list[SimAgent], log: list[tuple[int, str, float | None, float | None]], rivals: list[list[int]]
-) -> None:
+def report(label: str, agents: list[SimAgent], log: Trace, rivals: list[list[int]]) -> None:
     focal = agents[0]
     print(f"--- {label}")
     for start in range(0, TASKS, WINDOW):
@@ -91,16 +90,12 @@ def main() -> None:
     shape_name, seed = sys.argv[1], int(sys.argv[2])
     fixed = sys.argv[3] if len(sys.argv) > 3 else "balanced"
     if len(sys.argv) > 4:
-        spec = importlib.util.spec_from_file_location("experiment", sys.argv[4])
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        simulator.rl_focal = module.rl_focal
-    market = MARKETS.get(shape_name) or SHAPES[shape_name]
+        simulator.rl_focal = experiment_learner(sys.argv[4])
+    market = shape_of(shape_name)
     original = simulator.fixed_focal
     for label in (f"fixed {fixed}", "learner"):
         simulator.fixed_focal = original
-        log: list[tuple[int, str, float | None, float | None]] = []
+        log: Trace = []
         if label == "learner":
             decide, learn = simulator.rl_focal(seed)
         else:

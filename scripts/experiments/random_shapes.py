@@ -12,7 +12,6 @@ Run: ``.venv/bin/python scripts/experiments/random_shapes.py [--shapes 12] [--se
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import multiprocessing
 import random
 import sys
@@ -21,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from learning_sweep import experiment_learner
 
 import trainer.simulator as simulator
 from agentfleet.profiles import AgentLearningConfig
@@ -47,11 +49,7 @@ def drawn(index: int) -> MarketShape:
 
 def _row(index: int, seed: int, learner: str) -> dict[str, Any]:
     if learner:  # spawned: the experiment's learner is put in place in each process
-        spec = importlib.util.spec_from_file_location("experiment", learner)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        simulator.rl_focal = module.rl_focal
+        simulator.rl_focal = experiment_learner(learner)
     return {**sweep_row(seed, 3000, drawn(index)), "shape": index}
 
 
