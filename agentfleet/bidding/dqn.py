@@ -36,7 +36,7 @@ from agentfleet.profiles import LearningProfile
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # 3: 12 state features, 16 bid levels anchored on the market's price to beat (17 actions)
+FORMAT = 4  # 4: 12 state features, 16 bid levels anchored on the market's price to beat (17 actions), 0.995 for 0.93
 APPLIED_KEPT = 2_000  # outcome ids kept in the model file (far more than any redelivery window)
 
 

@@ -27,7 +27,7 @@ from agentfleet.files import write_atomically
 
 log = logging.getLogger(__name__)
 
-POLICY_FORMAT = 2  # 2: anchored bid levels, 12 state features, per-action counts for the UCB bonus
+POLICY_FORMAT = 3  # 3: anchored bid levels (0.995 for 0.93), 12 state features, per-action counts for the UCB bonus
 HIDDEN = 64
 SHAPES = ((HIDDEN, STATE_SIZE), (HIDDEN,), (HIDDEN, HIDDEN), (HIDDEN,), (ACTIONS, HIDDEN), (ACTIONS,))
 FRESH_POLICY = Path(__file__).with_name("fresh_policy.npz")
