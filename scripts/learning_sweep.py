@@ -35,7 +35,9 @@ OTHERS = (6, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 23, 24, 25)
 FIXED_SOURCES = (  # what a fixed profile's run depends on: the cache key hashes them
     "trainer/simulator.py",
     "agentfleet/bidding/adaptive.py",
+    "agentfleet/bidding/costs.py",
     "agentfleet/bidding/market.py",
+    "agentfleet/bidding/record.py",
     "agentfleet/bidding/context.py",
     "agentfleet/bidding/reward.py",
     "agentfleet/profiles.py",

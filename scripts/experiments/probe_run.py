@@ -80,7 +80,7 @@ def report(label: str, agents: list[SimAgent], log: Trace, rivals: list[list[int
     print(
         "rivals:",
         ", ".join(
-            f"{n} skill {sum(a.skill.values()) / 5:.2f} profit {sum(a.profit):.0f}"
+            f"{n} skill {sum(a.skill.values()) / len(a.skill):.2f} profit {sum(a.profit):.0f}"
             for n, a in zip(names, agents[1:], strict=True)
         ),
     )
