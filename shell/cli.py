@@ -188,6 +188,13 @@ def simulate(
     reward: Annotated[str, typer.Option(help="Override the reward range: low,high in ETH.")] = "",
     tag_mix: Annotated[str, typer.Option(help="Override the tags' relative frequencies: 5 values.")] = "",
     auction: Annotated[str, typer.Option(help="Override the auction mode: open or sealed.")] = "",
+    weights: Annotated[
+        str,
+        typer.Option(
+            help="Capability weights: 'follow' (each scored task moves its winner's weight of the tag a quarter "
+            "of the way to the score, as the chain does) or 'fixed' (as drawn, never moved)."
+        ),
+    ] = "",
 ) -> None:
     """Market simulator (no chain, no Celery): a learning agent against bid shading and the fixed profiles.
     The shape options change the named market (each, with --market all): e.g. --market sparse --strength
@@ -202,7 +209,7 @@ def simulate(
         raise typer.BadParameter(
             f"unknown market {unknown[0]!r}; choose one of {', '.join(MARKETS)}", param_hint="--market"
         )
-    overrides = _shape_overrides(competitors, strength, focal_skill, reward, tag_mix, auction)
+    overrides = _shape_overrides(competitors, strength, focal_skill, reward, tag_mix, auction, weights)
     shapes = [_reshaped(MARKETS[name], overrides) for name in names]
     for shape in shapes if overrides else []:
         console.print(f"[bold]{shape.name}[/bold]: {shape.description}")
@@ -232,7 +239,7 @@ def simulate(
 
 
 def _shape_overrides(
-    competitors: str, strength: str, focal_skill: str, reward: str, tag_mix: str, auction: str
+    competitors: str, strength: str, focal_skill: str, reward: str, tag_mix: str, auction: str, weights: str = ""
 ) -> dict[str, Any]:
     """The ``simulate`` shape options given, parsed into :class:`MarketShape` fields (a clear error per option)."""
     from agentfleet.protocol.status import AuctionMode
@@ -260,6 +267,11 @@ def _shape_overrides(
         if auction.lower() not in modes:
             raise typer.BadParameter(f"choose open or sealed, got {auction!r}", param_hint="--auction")
         out["mode"] = modes[auction.lower()]
+    if weights:
+        follow = {"follow": True, "fixed": False}
+        if weights.lower() not in follow:
+            raise typer.BadParameter(f"choose follow or fixed, got {weights!r}", param_hint="--weights")
+        out["weights_follow_scores"] = follow[weights.lower()]
     return out
 
 

@@ -11,6 +11,7 @@ import pytest
 from web3 import Web3
 from web3.types import TxReceipt
 
+from agentfleet.bidding.reward import weight_moved
 from agentfleet.chain import bindings as b
 from agentfleet.chain.connect import is_inprocess
 from agentfleet.chain.local import advance_time, fund
@@ -90,7 +91,7 @@ def test_full_task_life_pays_by_push(market: ChainSession) -> None:
     assert balance(s, s.requester.address) == before_requester + ETH  # the unspent half of the escrow
     assert balance(s, s.tasks.address) == balance(s, s.incentives.address) == s.incentives.total_credits() == 0
     assert s.registry.reputation_of(research.address) == 50 + (90 - 50) // 5
-    assert s.registry.capability_weight(research.address, "research") == 80 + (90 - 80) // 4
+    assert s.registry.capability_weight(research.address, "research") == weight_moved(80, 90) == 82
     assert tuple(s.registry.capability_weight_of(research.address, tag_id("research"))) == (True, 82)
     assert s.registry.capability_weight(research.address, "writing") == 70  # not a tag of the task
     assert tuple(s.registry.standing(research.address)) == (True, True, 58)
@@ -104,12 +105,13 @@ def test_failed_task_refunds_requester_and_penalises(market: ChainSession) -> No
     assign(s, task_id, [(0, ETH // 2)])
     s.tasks.submit_result(s.agent(0), task_id, b"\x01" * 32, "")
     before_agent, before_requester = balance(s, s.agent(0).address), balance(s, s.requester.address)
-    s.tasks.complete_task(s.evaluator, task_id, 20)
+    s.tasks.complete_task(s.evaluator, task_id, 23)
     assert s.tasks.status_of(task_id) == TaskStatus.FAILED
     assert balance(s, s.agent(0).address) == before_agent
     assert balance(s, s.requester.address) == before_requester + ETH
     assert s.registry.reputation_of(s.agent(0).address) == 40
-    assert s.registry.capability_weight(s.agent(0).address, "research") == 80 - 15  # a quarter of the way to 20
+    # a quarter of the way to 23, truncated toward zero (80 - 14): the rule the simulator's weights follow
+    assert s.registry.capability_weight(s.agent(0).address, "research") == weight_moved(80, 23) == 66
     assert s.incentives.total_credits() == 0
 
 

@@ -72,6 +72,29 @@ def test_market_shapes_are_parameters() -> None:
     assert shaped("default", competitors=()).competitors == ()  # a market with no rivals runs
 
 
+def test_capability_weights_follow_the_scores_as_on_chain() -> None:
+    """Each scored task moves its winner's weight of the tag a quarter of the way to the score (the
+    IncentiveEngine's rule, tests/test_contracts.py): a weight drawn too high or too low comes back toward the
+    agent's true skill on the tags it wins, rivals' and focal agent's alike; with
+    ``weights_follow_scores=False`` they stay as drawn."""
+    focal = fixed_focal("balanced")
+    drawn = run_market(focal, seed=3, tasks=600, market=shaped("default", weights_follow_scores=False))
+    followed = run_market(focal, seed=3, tasks=600, market=MARKETS["default"])
+    assert [a.skill for a in followed] == [a.skill for a in drawn] and sum(sum(a.wins) for a in followed) == 600
+
+    def error(weights: dict[str, int], skill: dict[str, float]) -> float:
+        return sum(abs(weights[tag] - 100 * value) for tag, value in skill.items())
+
+    before = sum(error(a.weights, a.skill) for a in drawn)
+    assert sum(error(a.weights, a.skill) for a in followed) < before  # tags nobody wins stay as drawn
+    moved = 0
+    for old, new in zip(drawn, followed, strict=True):
+        for tag in (tag for tag in old.weights if new.weights[tag] != old.weights[tag]):
+            moved += 1  # 0.25 of the gap per score, each score 100 x skill +- 12: it ends near the skill
+            assert abs(new.weights[tag] - 100 * old.skill[tag]) < 16, (new.name, tag, new.weights, old.skill)
+    assert moved >= 10
+
+
 def test_the_geometric_mean_counts_markets_where_a_fixed_profile_earned() -> None:
     rows = [
         {"rl_last": 200.0, "best_last": 100.0},
@@ -178,6 +201,7 @@ def test_simulate_shape_options_change_the_named_market() -> None:
         ("--competitors", "balanced,greedy", "unknown competitor profile 'greedy'"),
         ("--reward", "a,b", "comma-separated numbers"),
         ("--auction", "closed", "open or sealed"),
+        ("--weights", "learned", "follow or fixed"),
     ):
         bad = subprocess.run([*base, option, value], capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert bad.returncode == 2 and words in " ".join(bad.stderr.replace("│", " ").split()), (option, bad.stderr)

@@ -2,8 +2,10 @@
 
 The market follows the contracts' rules: the winner is the lowest amount/(reputation+1) with the reputation
 the bidder had when it bid (ties to the earlier bid); a score of 50 or more pays the bid, a lower one pays
-nothing and costs 10 reputation; reputation moves by (score-50)/5 on a pass, bounded 0..100. Agents have a
-hidden true skill per tag; scores are that skill plus noise. Money is counted as the fleet counts it
+nothing and costs 10 reputation; reputation moves by (score-50)/5 on a pass, bounded 0..100; the winner's
+capability weight of the tag moves a quarter of the way toward the score. Agents have a hidden true skill per
+tag; scores are that skill plus noise; an agent's fit is its capability weight, drawn around the skill and
+then moved by its scores, as on chain. Money is counted as the fleet counts it
 (:mod:`agentfleet.bidding.costs`): the price earned, minus the execution's LLM bill (``EXECUTION_COST`` x
 reward), the evaluation's LLM call (``EVALUATION_COST_ETH`` per task considered), every open bid's gas
 (``BID_COST_WEI``, won or lost; a sealed bid is a signature and costs nothing) and the winner's task
@@ -36,7 +38,7 @@ from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.costs import WINNER_GAS, bid_cost_wei
 from agentfleet.bidding.market import NOBODY, Clearing, MarketBook
 from agentfleet.bidding.record import RECENT_BIDS
-from agentfleet.bidding.reward import Settlement, hindsight, reputation_moved
+from agentfleet.bidding.reward import Settlement, hindsight, reputation_moved, weight_moved
 from agentfleet.bidding.rl import fit_bar, strongest_fit
 from agentfleet.bidding.shading import ShadingBiddingStrategy
 from agentfleet.bidding.state import ANCHOR, nearest_action, state_of
@@ -68,6 +70,9 @@ class MarketShape:
     reward: tuple[float, float] = (0.5, 2.0)  # ETH, uniform
     tag_mix: tuple[float, ...] = (1, 1, 1, 1, 1)  # relative frequency of each tag
     mode: AuctionMode = AuctionMode.OPEN
+    # Every scored task moves its winner's capability weight of the tag a quarter of the way toward the score,
+    # as the IncentiveEngine does on chain (so a fit that lies corrects itself on the tasks the agent wins).
+    weights_follow_scores: bool = True
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -228,7 +233,7 @@ def run_market(
                 reward_wei=int(reward * 1e18),
                 tags=[tag],
                 fit_score=agent.weights[tag],
-                capability_weights=agent.weights,
+                capability_weights=dict(agent.weights),  # as it bid: a settled task moves them
                 reputation=agent.reputation,
                 competing_bids=len(agents) - 1,  # the rivals it knows of
                 recent_win_rate=_win_rate(agent),
@@ -264,6 +269,7 @@ def run_market(
         settled = None
         for agent in agents:
             won = winner is not None and winner.agent is agent
+            believed = agent.weights[tag]  # the weight it bid with
             gain, score = -EVALUATION_COST_ETH, None
             if won and winner is not None:
                 score = float(policy.clamp_score(100 * agent.skill[tag] + noise.gauss(0, 12)))
@@ -272,6 +278,8 @@ def run_market(
                 gain += paid - EXECUTION_COST * reward - WINNER_COST_WEI / 1e18
                 book.record_move([tag], agent.name, reputation_moved(int(score)))  # after the auction's features
                 agent.reputation = min(100, max(0, agent.reputation + reputation_moved(int(score))))
+                if market.weights_follow_scores:
+                    agent.weights[tag] = weight_moved(agent.weights[tag], int(score))
                 agent.scores.append(score)
             else:
                 agent.paid.append(0.0)
@@ -281,7 +289,7 @@ def run_market(
                 gain -= bid_cost / 1e18  # an open bid's transaction, paid win or lose
             agent.profit.append(gain)
             agent.wins.append(int(won))
-            agent.offered.append(reward if agent.weights[tag] >= PASS_SCORE else 0.0)
+            agent.offered.append(reward if believed >= PASS_SCORE else 0.0)
             if agent is agents[0]:
                 action = placed.action if placed is not None and placed.action is not None else 0
                 moved = agent.reputation - reputation_before

@@ -55,6 +55,13 @@ def reputation_moved(score: int) -> int:
     return -FAILURE_PENALTY
 
 
+def weight_moved(weight: int, score: int) -> int:
+    """A capability weight after a scored task of its tag (the IncentiveEngine's ``_moveWeights``): a quarter of
+    the way toward the score, the division truncated toward zero as Solidity's is, bounded 0..100."""
+    gap = score - weight
+    return min(100, max(0, weight + (abs(gap) // 4) * (1 if gap >= 0 else -1)))
+
+
 def capped_move(moved: float, reputation: float | None) -> float:
     """The reputation a move really changes for an agent at ``reputation`` (0..100): the IncentiveEngine
     bounds reputation to 0..MAX_REPUTATION, so a pass at 98 gains at most 2 points and a failure at 4 loses
