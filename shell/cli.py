@@ -239,7 +239,7 @@ def simulate(
 
 
 def _shape_overrides(
-    competitors: str, strength: str, focal_skill: str, reward: str, tag_mix: str, auction: str, weights: str = ""
+    competitors: str, strength: str, focal_skill: str, reward: str, tag_mix: str, auction: str, weights: str
 ) -> dict[str, Any]:
     """The ``simulate`` shape options given, parsed into :class:`MarketShape` fields (a clear error per option)."""
     from agentfleet.protocol.status import AuctionMode

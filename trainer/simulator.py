@@ -233,7 +233,7 @@ def run_market(
                 reward_wei=int(reward * 1e18),
                 tags=[tag],
                 fit_score=agent.weights[tag],
-                capability_weights=dict(agent.weights),  # as it bid: a settled task moves them
+                capability_weights=agent.weights,  # validated into a copy: a settled task's move stays out
                 reputation=agent.reputation,
                 competing_bids=len(agents) - 1,  # the rivals it knows of
                 recent_win_rate=_win_rate(agent),

@@ -58,8 +58,7 @@ def reputation_moved(score: int) -> int:
 def weight_moved(weight: int, score: int) -> int:
     """A capability weight after a scored task of its tag (the IncentiveEngine's ``_moveWeights``): a quarter of
     the way toward the score, the division truncated toward zero as Solidity's is, bounded 0..100."""
-    gap = score - weight
-    return min(100, max(0, weight + (abs(gap) // 4) * (1 if gap >= 0 else -1)))
+    return min(100, max(0, weight + int((score - weight) / 4)))
 
 
 def capped_move(moved: float, reputation: float | None) -> float:
