@@ -11,7 +11,10 @@ busy to the end (``simulate --jobs`` parallelises one shape's seeds at a time).
 Run: ``.venv/bin/python scripts/learning_sweep.py [--markets all] [--seeds 1,2,...] [--jobs 2] [--out rows.json]``;
 the default seeds are the public ten and 17 others (docs/learning-experiments.md). Prints one line per run behind
 its first 500 tasks and, per shape, the geometric mean of learner / best fixed and the runs kept; ``--out`` keeps
-every row (the ``sweep`` row's fields) for comparing two versions of the learner with ``--against``.
+every row (the ``sweep`` row's fields) for comparing two versions of the learner with ``--against``. A change
+that only the learner sees (e.g. what the market book keeps) still edits a file the cache key hashes: run it in
+another checkout (``git worktree add``) with ``--fixed-from /path/to/unchanged/checkout --cache
+/path/to/unchanged/checkout/.cache/fixed-runs`` to reuse the fixed runs (23 minutes instead of 34 for all).
 """
 
 from __future__ import annotations
@@ -60,10 +63,12 @@ def experiment_learner(learner: str) -> Callable[..., Any]:
     return getattr(module, name or "rl_focal")  # type: ignore[no-any-return]
 
 
-def fixed_key(market: str, seed: int, tasks: int) -> str:
+def fixed_key(market: str, seed: int, tasks: int, sources: Path | None = None) -> str:
+    """The cache key of the fixed profiles' runs: the market, seed, task count and the ``FIXED_SOURCES`` of the
+    checkout at ``sources`` (default: this one)."""
     digest = hashlib.sha256()
     for name in FIXED_SOURCES:
-        digest.update((ROOT / name).read_bytes())
+        digest.update(((sources or ROOT) / name).read_bytes())
     return f"{market}-{seed}-{tasks}-{digest.hexdigest()[:16]}"
 
 
@@ -78,14 +83,15 @@ def fixed_runs(market: str, seed: int, tasks: int) -> dict[str, list[float]]:
     }
 
 
-def run_pair(market: str, seed: int, tasks: int, cache: str, learner: str = "") -> dict[str, Any]:
-    """One ``sweep`` row with the learner only run; the fixed profiles from the cache (or run and cached)."""
+def run_pair(market: str, seed: int, tasks: int, cache: str, learner: str = "", sources: str = "") -> dict[str, Any]:
+    """One ``sweep`` row with the learner only run; the fixed profiles from the cache (or run and cached), keyed
+    on the sources of the checkout at ``sources`` (default: this one)."""
     import torch
 
     from trainer.simulator import MARKETS, rl_focal, row_of, run_market
 
     torch.set_num_threads(1)
-    path = Path(cache) / f"{fixed_key(market, seed, tasks)}.json"
+    path = Path(cache) / f"{fixed_key(market, seed, tasks, Path(sources) if sources else None)}.json"
     if path.exists():
         fixed = json.loads(path.read_text())
     else:
@@ -143,6 +149,12 @@ def main() -> None:
     parser.add_argument("--out", default="", help="JSON file for the rows")
     parser.add_argument("--learner", default="", help="an experiment's rl_focal: path/to/module.py:function")
     parser.add_argument("--against", default="", help="rows of an earlier run (--out) to compare with")
+    parser.add_argument(
+        "--fixed-from",
+        default="",
+        help="another checkout whose fixed-profile sources key the cache: a change to what only the learner sees "
+        "(the market book's features) reuses that checkout's cached fixed runs (pass its --cache too)",
+    )
     args = parser.parse_args()
     markets = list(MARKETS) if args.markets == "all" else args.markets.split(",")
     unknown = [m for m in markets if m not in MARKETS]
@@ -155,7 +167,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_pair, m, s, args.tasks, args.cache, args.learner) for m, s in pairs]
+        futures = [pool.submit(run_pair, m, s, args.tasks, args.cache, args.learner, args.fixed_from) for m, s in pairs]
         for done, future in enumerate(as_completed(futures), 1):
             rows.append(future.result())
             print(f"\r{done}/{len(pairs)} runs, {time.perf_counter() - started:.0f} s", end="", file=sys.stderr)

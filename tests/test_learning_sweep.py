@@ -43,6 +43,7 @@ def test_rows_match_the_simulators_sweep_with_the_fixed_profiles_cached(tmp_path
     limits = tmp_path / "src" / "agentfleet" / "protocol" / "limits.py"
     limits.write_text(limits.read_text() + "\n# edited\n")
     assert script.fixed_key("sparse", 3, 400) != key
+    assert script.fixed_key("sparse", 3, 400, ROOT) == key  # --fixed-from an unedited checkout: the cache hits
 
 
 def test_the_command_reports_per_shape_and_refuses_an_unknown_one(tmp_path: Path) -> None:

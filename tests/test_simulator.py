@@ -16,6 +16,7 @@ from agentfleet.protocol.limits import FAILURE_PENALTY
 from trainer.simulator import (
     MARKETS,
     Settled,
+    SimAgent,
     compare,
     fixed_focal,
     geometric_mean_ratio,
@@ -93,6 +94,25 @@ def test_capability_weights_follow_the_scores_as_on_chain() -> None:
             moved += 1  # 0.25 of the gap per score, each score 100 x skill +- 12: it ends near the skill
             assert abs(new.weights[tag] - 100 * old.skill[tag]) < 16, (new.name, tag, new.weights, old.skill)
     assert moved >= 10
+
+
+def test_an_agents_score_on_a_task_is_the_same_whoever_else_won() -> None:
+    """Common random numbers: every task draws a score for every agent, so two focal strategies on the same
+    seed meet the same scores wherever the same agent wins the same task (drawn for the winner alone, one
+    different winner re-drew every later score of every agent)."""
+    runs = [run_market(fixed_focal(profile), seed=2, tasks=400) for profile in ("balanced", "aggressive")]
+
+    def winners(agents: list[SimAgent]) -> list[int]:
+        return [next((i for i, a in enumerate(agents) if a.wins[step]), -1) for step in range(400)]
+
+    assert winners(runs[0]) != winners(runs[1])  # the two markets part
+    shared = 0
+    for a, b in zip(*runs, strict=True):
+        mine = [dict(zip([s for s, w in enumerate(x.wins) if w], x.scores, strict=True)) for x in (a, b)]
+        both = mine[0].keys() & mine[1].keys()
+        shared += len(both)
+        assert all(mine[0][step] == mine[1][step] for step in both), a.name
+    assert shared >= 100
 
 
 def test_the_geometric_mean_counts_markets_where_a_fixed_profile_earned() -> None:

@@ -18,6 +18,12 @@ reputations it was weighted at, and the focal agent sees the same
 :class:`~agentfleet.bidding.market.MarketFeatures` a worker reads from Redis (re-weighted at the bidders'
 reputations now).
 
+Scores use common random numbers: every task draws one score noise per agent, whoever wins, so the score an
+agent would get on task t is the same in every run of the seed. Why: drawn only for the winner from one
+stream, a single different winner re-drew every later score of every agent, and two versions of the learner
+(or the learner and a fixed profile) met different markets for a reason that had nothing to do with their
+bids (docs/learning-experiments.md, eighth session).
+
 ``compare(seed, market=...)`` runs the same market (same competitors, tasks and noise) once with the focal
 agent learning (``rl``: the fleet's DQN and ``RLBiddingStrategy``), once with the bid-shading baseline
 (``shading``), and once per learning profile on the fixed AdaptiveBiddingStrategy.
@@ -57,6 +63,7 @@ BID_COST_WEI = bid_cost_wei(GAS_PRICE_WEI)  # what every placed open bid costs i
 WINNER_COST_WEI = WINNER_GAS * GAS_PRICE_WEI  # the winner's task transactions
 TRAIN_STEPS = 4  # gradient steps per task, as the trainer's (2 learned less: README "Learning")
 WINDOW = 500  # tasks compared at the start and the end of a run
+SCORE_SD = 12  # score points: how far a task's score falls from the agent's skill x 100 (one sd)
 
 
 @dataclass(frozen=True)
@@ -267,12 +274,13 @@ def run_market(
         reputation_before = agents[0].reputation
         standing = [agent.reputation for agent in agents]  # as they bid
         settled = None
-        for agent in agents:
+        luck = [noise.gauss(0, SCORE_SD) for _ in agents]  # drawn for every agent, winner or not: see above
+        for index, agent in enumerate(agents):
             won = winner is not None and winner.agent is agent
             believed = agent.weights[tag]  # the weight it bid with
             gain, score = -EVALUATION_COST_ETH, None
             if won and winner is not None:
-                score = float(policy.clamp_score(100 * agent.skill[tag] + noise.gauss(0, 12)))
+                score = float(policy.clamp_score(100 * agent.skill[tag] + luck[index]))
                 paid = winner.fraction * reward if score >= PASS_SCORE else 0.0
                 agent.paid.append(paid)
                 gain += paid - EXECUTION_COST * reward - WINNER_COST_WEI / 1e18
