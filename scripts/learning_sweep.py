@@ -14,7 +14,8 @@ its first 500 tasks and, per shape, the geometric mean of learner / best fixed a
 every row (the ``sweep`` row's fields) for comparing two versions of the learner with ``--against``. A change
 that only the learner sees (e.g. what the market book keeps) still edits a file the cache key hashes: run it in
 another checkout (``git worktree add``) with ``--fixed-from /path/to/unchanged/checkout --cache
-/path/to/unchanged/checkout/.cache/fixed-runs`` to reuse the fixed runs (23 minutes instead of 34 for all).
+/path/to/unchanged/checkout/.cache/fixed-runs`` to reuse the fixed runs (all 243 runs in 19 minutes instead
+of 23 cold, 2 cores).
 """
 
 from __future__ import annotations

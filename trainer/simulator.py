@@ -275,12 +275,12 @@ def run_market(
         standing = [agent.reputation for agent in agents]  # as they bid
         settled = None
         luck = [noise.gauss(0, SCORE_SD) for _ in agents]  # drawn for every agent, winner or not: see above
-        for index, agent in enumerate(agents):
+        for agent, chance in zip(agents, luck, strict=True):
             won = winner is not None and winner.agent is agent
             believed = agent.weights[tag]  # the weight it bid with
             gain, score = -EVALUATION_COST_ETH, None
             if won and winner is not None:
-                score = float(policy.clamp_score(100 * agent.skill[tag] + luck[index]))
+                score = float(policy.clamp_score(100 * agent.skill[tag] + chance))
                 paid = winner.fraction * reward if score >= PASS_SCORE else 0.0
                 agent.paid.append(paid)
                 gain += paid - EXECUTION_COST * reward - WINNER_COST_WEI / 1e18
