@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -17,6 +16,8 @@ from shell import cli_dashboard, cli_market, cli_ops
 from shell.console import ModeOption, console, load_settings
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from shell.demo import TaskRow
     from trainer.simulator import MarketShape
 
@@ -32,6 +33,9 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug l
     )
 
 
+INTERRUPT_GRACE = 20.0  # s: after the demo's first Ctrl-C, how long its orderly stop may take before it is forced
+
+
 @app.command()
 def demo(
     tasks: Annotated[int, typer.Option(min=1, max=200, help="Tasks to take through their whole life.")] = 24,
@@ -45,6 +49,7 @@ def demo(
     from rich.progress import BarColumn, Progress, TextColumn
 
     from shell.demo import DemoFailed, run_demo
+    from shell.interrupt import Interrupts
 
     settings = load_settings()
     if mode is not None:
@@ -58,41 +63,43 @@ def demo(
     ) as progress:
         bar = progress.add_task("starting", total=tasks)
 
-        interrupted: list[int] = []
-
-        def on_interrupt(signum: int, _frame: object) -> None:
-            interrupted.append(signum)
-            raise KeyboardInterrupt
-
         def show(counts: dict[str, int]) -> None:
-            if interrupted:  # Ctrl-C's KeyboardInterrupt can be lost (raised inside a finalizer): raise it again
-                raise KeyboardInterrupt
+            interrupts.raise_if_seen()  # a Ctrl-C lost inside a finalizer comes back at the next report
             final = sum(counts.get(k, 0) for k in ("completed", "failed", "cancelled", "expired"))
             text = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
             progress.update(bar, completed=final, description=text)
 
-        previous = signal.signal(signal.SIGINT, on_interrupt)
-        try:
-            result = run_demo(tasks=tasks, out_dir=out, on_progress=show, base_settings=settings, timeout=timeout)
-            if interrupted:  # lost and never raised again (no progress report after it): still an interrupt
-                raise KeyboardInterrupt
-        except KeyboardInterrupt:  # run_demo has stopped everything it started on the way out
-            progress.stop()
-            console.print("interrupted: the demo stopped every process it started (nothing is left running)")
-            raise typer.Exit(code=0) from None
-        except DemoFailed as failed:  # it has stopped everything too; one sentence and the tasks, no traceback
-            progress.stop()
-            console.print(Text(f"demo failed: {failed.reason}", style="red"), soft_wrap=True)  # one line
-            console.print(_demo_table(failed.rows, failed.provider))
-            console.print(f"logs: {failed.log}; every service the demo started has been stopped")
-            raise typer.Exit(code=1) from None
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        with Interrupts(grace=INTERRUPT_GRACE, log=out / "demo.log") as interrupts:
+            try:
+                result = run_demo(tasks=tasks, out_dir=out, on_progress=show, base_settings=settings, timeout=timeout)
+                interrupts.raise_if_seen()  # lost and no progress report after it: still an interrupt
+            except KeyboardInterrupt:  # run_demo has stopped everything it started on the way out
+                _interrupted(progress)
+            except DemoFailed as failed:  # it has stopped everything too; one sentence and the tasks, no traceback
+                if interrupts.seen:  # an error while stopping after Ctrl-C (a worker slow to exit): the interrupt
+                    _interrupted(progress)
+                progress.stop()
+                console.print(Text(f"demo failed: {failed.reason}", style="red"), soft_wrap=True)  # one line
+                console.print(_demo_table(failed.rows, failed.provider))
+                console.print(f"logs: {failed.log}; every service the demo started has been stopped")
+                raise typer.Exit(code=1) from None
     console.print(_demo_table(result.rows, result.provider))
     console.print(f"learning curves: {result.png}")
     console.print(f"models: {result.models_dir}")
     console.print(f"logs: {result.log}")
     console.print(f"done in {result.seconds:.1f} s; every service the demo started has been stopped")
+
+
+def _interrupted(progress: Progress) -> NoReturn:
+    from shell.services import kill_started_services
+
+    progress.stop()
+    leaked = kill_started_services()  # a Ctrl-C between a service's start and its stop being registered
+    console.print(
+        "interrupted: the demo stopped every process it started (nothing is left running)"
+        + (f"; {leaked} had to be killed" if leaked else "")
+    )
+    raise typer.Exit(code=0) from None
 
 
 def _demo_table(rows: list[TaskRow], provider: str) -> Table:

@@ -185,7 +185,8 @@ def _run(
                         seen.rows = _rows(session, ids, names)
         finally:
             listener.stop()
-            listener_thread.join(timeout=10)
+            if listener_thread.ident is not None:  # a Ctrl-C while the worker started: it never ran
+                listener_thread.join(timeout=10)
             use_runtime(None)
         rows = seen.rows
         if not any(r.status == "completed" for r in rows):

@@ -27,6 +27,7 @@ ANVIL_RELATIVE = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 # Debian's rabbitmq-server package: the real scripts. /usr/sbin/rabbitmq-server and rabbitmqctl are a wrapper that,
 # as root, runs them as the ``rabbitmq`` user in /var/lib/rabbitmq (and refuses anyone else): no private node.
 RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
+_LIVE: set[subprocess.Popen[bytes]] = set()  # services started by this process and not yet stopped
 
 
 class ServiceError(RuntimeError):
@@ -104,10 +105,11 @@ class LocalProcess:
     def launch(cls, name: str, port: int, args: list[str], *, timeout: float, workdir: Path | None = None) -> Self:
         """Start ``args`` in its own session and return once it listens on ``port`` (else stop it and raise)."""
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        _LIVE.add(proc)
         service = cls(name=name, port=port, proc=proc, workdir=workdir)
         try:
             wait_for_port(port, timeout=timeout, proc=proc)
-        except ServiceError:
+        except BaseException:  # a Ctrl-C while it boots too: no caller holds it yet to stop it
             service.stop()
             raise
         return service
@@ -120,8 +122,23 @@ class LocalProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout)
+        _LIVE.discard(self.proc)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def kill_started_services() -> int:
+    """SIGKILL every service this process started and has not stopped (each leads its own process group);
+    return how many. The last resort when stopping in order did not happen or takes too long: the demo's
+    second Ctrl-C, its watchdog, or an interrupt that landed between a start and its ``stop`` being registered."""
+    live = list(_LIVE)
+    for proc in live:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        _LIVE.discard(proc)
+    return len(live)
 
 
 class RedisServer(LocalProcess):

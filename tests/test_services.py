@@ -40,3 +40,35 @@ def test_a_service_that_dies_is_reported(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(services, "redis_server_binary", lambda: "/bin/false")
     with pytest.raises(ServiceError, match="exited"):
         RedisServer.start(timeout=5)
+
+
+def test_a_ctrl_c_while_a_service_boots_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interrupt lands after the process was spawned and before anyone holds it to stop it."""
+    started: list[int] = []
+
+    def interrupted(port: int, *, timeout: float, proc: object) -> None:
+        started.append(proc.pid)  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(services, "wait_for_port", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        RedisServer.start()
+    assert started and not _running(started[0])
+    assert services.kill_started_services() == 0  # nothing was left registered either
+
+
+def test_kill_started_services_kills_what_was_never_stopped() -> None:
+    """The last resort of the demo's Ctrl-C: every service started and not stopped is killed, and only those."""
+    kept, stopped = RedisServer.start(), RedisServer.start()
+    stopped.stop()
+    assert services.kill_started_services() == 1
+    assert kept.proc.poll() is not None
+    assert services.kill_started_services() == 0
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
