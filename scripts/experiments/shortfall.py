@@ -1,0 +1,102 @@
+"""Where the learner's pay falls short of the ceiling (docs/learning-experiments.md, ninth session): per run, its
+first and last 500 tasks split into what it lost (bid over the price to beat), what it failed (won, scored
+under the pass mark) and what it underpriced (won and passed under the price to beat), each as a share of the
+ceiling; then what a fixed multiple of its anchor (the state's price to beat) would have been paid on its bids
+of the last 500 tasks, the multiple picked in hindsight. A learner paid about what the best such multiple is
+paid cannot gain by bidding another level against the anchor: what it leaves is the prices' spread.
+
+Run: ``.venv/bin/python scripts/experiments/shortfall.py SHAPE[,SHAPE...] SEED[,SEED...]`` (SHAPE a named market
+or one of ``new_shapes.SHAPES``); about ten seconds a run, two at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from new_shapes import shape_of
+
+import trainer.simulator as simulator
+from agentfleet.bidding.context import BidContext
+from agentfleet.protocol.limits import PASS_SCORE
+from trainer.simulator import WINDOW, Choice, Settled, SimAgent, run_market
+
+TASKS = 3000
+MULTIPLES = (0.97, 0.985, 0.995, 1.0, 1.015, 1.03, 1.05, 1.1)
+
+
+def split(agent: SimAgent, window: range) -> str:
+    """Paid, lost, failed and underpriced, of the window's ceiling."""
+    ceiling = sum(agent.ceiling[i] for i in window) or 1.0
+    lost = sum(agent.ceiling[i] for i in window if not agent.wins[i])
+    failed = sum(agent.ceiling[i] for i in window if agent.wins[i] and agent.paid[i] == 0)
+    under = sum(agent.ceiling[i] - agent.paid[i] for i in window if agent.wins[i] and agent.paid[i] > 0)
+    paid = sum(agent.paid[i] for i in window)
+    return f"paid {paid / ceiling:.3f} lost {lost / ceiling:.3f} failed {failed / ceiling:.3f} under {under / ceiling:.3f}"
+
+
+def one(pair: tuple[str, int]) -> str:
+    shape, seed = pair
+    decide, learn = simulator.rl_focal(seed)
+    bids: list[tuple[float, float, float, float | None, bool, float | None]] = []  # anchor, bid, reward, beat, ...
+
+    def traced_decide(ctx: BidContext) -> Choice:
+        choice = decide(ctx)
+        if choice.fraction is not None:
+            from agentfleet.bidding.state import state_of
+
+            bids.append((state_of(ctx).anchor, choice.fraction, ctx.reward_wei / 1e18, None, False, None))
+        return choice
+
+    def traced_learn(ctx: BidContext, settled: Settled) -> None:
+        if settled.fraction is not None and bids:
+            anchor, fraction, reward, _, _, _ = bids[-1]
+            bids[-1] = (anchor, fraction, reward, settled.price_to_beat, settled.won, settled.score)
+        learn(ctx, settled)
+
+    starts = []
+
+    def progress(step: int) -> None:
+        if step == TASKS - WINDOW:
+            starts.append(len(bids))
+
+    agent = run_market(
+        traced_decide, seed=seed, tasks=TASKS, learn=traced_learn, market=shape_of(shape), progress=progress
+    )[0]
+    first, last = range(WINDOW), range(TASKS - WINDOW, TASKS)
+    profit = [sum(agent.profit[i] for i in w) for w in (first, last)]
+    late = [b for b in bids[starts[0] if starts else 0 :] if b[3] is not None]
+    actual = sum(b[1] * b[2] for b in late if b[4] and (b[5] or 0) >= PASS_SCORE)
+    best = max(MULTIPLES, key=lambda m: _paid(late, m))
+    return (
+        f"{shape} {seed}: profit {profit[0]:.1f} -> {profit[1]:.1f}\n"
+        f"  first 500 {split(agent, first)}\n  last 500  {split(agent, last)}\n"
+        f"  last 500 paid {actual:.1f}; best fixed multiple of the anchor in hindsight {best}: {_paid(late, best):.1f} "
+        f"({', '.join(f'{m}: {_paid(late, m):.0f}' for m in MULTIPLES)})"
+    )
+
+
+def _paid(bids: list[tuple[float, float, float, float | None, bool, float | None]], multiple: float) -> float:
+    """What bidding ``multiple`` x anchor on the same tasks would have been paid: a win under the price to beat
+    (the score of a task it did win is known; one it lost is assumed passed, as the ceiling assumes)."""
+    out = 0.0
+    for anchor, _fraction, reward, beat, won, score in bids:
+        bid = min(1.0, multiple * anchor)
+        if beat is not None and bid < beat and (not won or (score or 0) >= PASS_SCORE):
+            out += bid * reward
+    return out
+
+
+def main() -> None:
+    pairs = [(shape, int(seed)) for shape in sys.argv[1].split(",") for seed in sys.argv[2].split(",")]
+    with ProcessPoolExecutor(2) as pool:
+        for text in pool.map(one, pairs):
+            print(text, flush=True)
+
+
+if __name__ == "__main__":
+    main()
