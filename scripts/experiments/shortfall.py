@@ -6,7 +6,10 @@ of the last 500 tasks, the multiple picked in hindsight. A learner paid about wh
 paid cannot gain by bidding another level against the anchor: what it leaves is the prices' spread.
 
 Run: ``.venv/bin/python scripts/experiments/shortfall.py SHAPE[,SHAPE...] SEED[,SEED...]`` (SHAPE a named market
-or one of ``new_shapes.SHAPES``); about ten seconds a run, two at once.
+or one of ``new_shapes.SHAPES``); about ten seconds a run, two at once. ``shortfall.py --rows rows.json`` (a
+``learning_sweep.py --out`` file) prints instead, per shape, the geometric mean of learner / best fixed and its
+*pricing bound*: the learner's last 500 as if every bid it placed had been paid its ceiling (its profit plus
+ceiling minus paid), over the best fixed profile's. Under 1.2x, no pricing of the tasks it chose reaches 1.2x.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ def split(agent: SimAgent, window: range) -> str:
     failed = sum(agent.ceiling[i] for i in window if agent.wins[i] and agent.paid[i] == 0)
     under = sum(agent.ceiling[i] - agent.paid[i] for i in window if agent.wins[i] and agent.paid[i] > 0)
     paid = sum(agent.paid[i] for i in window)
-    return f"paid {paid / ceiling:.3f} lost {lost / ceiling:.3f} failed {failed / ceiling:.3f} under {under / ceiling:.3f}"
+    return (
+        f"paid {paid / ceiling:.3f} lost {lost / ceiling:.3f} failed {failed / ceiling:.3f} under {under / ceiling:.3f}"
+    )
 
 
 def one(pair: tuple[str, int]) -> str:
@@ -91,7 +96,31 @@ def _paid(bids: list[tuple[float, float, float, float | None, bool, float | None
     return out
 
 
+def bounds(rows_file: str) -> None:
+    import json
+    import math
+
+    per_shape: dict[str, list[tuple[int, float, float]]] = {}
+    for r in json.loads(Path(rows_file).read_text()):
+        if r["best_last"] > 0:
+            bound = r["rl_last"] + r["ceiling_last"] - r["rl_paid_last"]
+            per_shape.setdefault(r["market"], []).append(
+                (r["seed"], r["rl_last"] / r["best_last"], bound / r["best_last"])
+            )
+    for shape, runs in per_shape.items():
+        mean = math.exp(sum(math.log(x) for _, x, _ in runs) / len(runs))
+        bound = math.exp(sum(math.log(b) for _, _, b in runs) / len(runs))
+        under = ", ".join(f"{seed}: {x:.2f}x (bound {b:.2f}x)" for seed, x, b in runs if b < 1.2)
+        print(
+            f"{shape:11s} {len(runs):2d} runs: {mean:.2f}x, pricing bound {bound:.2f}x;",
+            f"bound under 1.2x: {under or '-'}",
+        )
+
+
 def main() -> None:
+    if sys.argv[1] == "--rows":
+        bounds(sys.argv[2])
+        return
     pairs = [(shape, int(seed)) for shape in sys.argv[1].split(",") for seed in sys.argv[2].split(",")]
     with ProcessPoolExecutor(2) as pool:
         for text in pool.map(one, pairs):
