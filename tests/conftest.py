@@ -10,10 +10,19 @@ from pathlib import Path
 import pytest
 import redis
 
+from shell import services
 from shell.services import AnvilNode, RedisServer
 
 os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
 ARTIFACTS_OUT = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def services_started_by_this_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test sees only the services it started itself in ``kill_started_services`` (the demo's last resort at
+    Ctrl-C kills every service its process started): the session's Redis, started by this process too, must
+    survive a test of that last resort (CI once lost it, and 13 tests after it)."""
+    monkeypatch.setattr(services, "_LIVE", set())
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,8 @@ STUCK = textwrap.dedent(
     from shell.services import RedisServer
 
     server = RedisServer.start()
-    print(server.proc.pid, flush=True)
     with Interrupts(grace=float(sys.argv[1]), log=Path(sys.argv[2])):
+        print(server.proc.pid, flush=True)  # only now: a Ctrl-C before the handler is in would just kill it
         while True:
             try:
                 time.sleep(60)

@@ -57,13 +57,15 @@ def test_a_ctrl_c_while_a_service_boots_stops_it(monkeypatch: pytest.MonkeyPatch
     assert services.kill_started_services() == 0  # nothing was left registered either
 
 
-def test_kill_started_services_kills_what_was_never_stopped() -> None:
-    """The last resort of the demo's Ctrl-C: every service started and not stopped is killed, and only those."""
+def test_kill_started_services_kills_what_was_never_stopped(redis_client: redis.Redis) -> None:
+    """The last resort of the demo's Ctrl-C: every service started and not stopped is killed, and only those
+    (the session's own Redis, started by this process before the test, is not the test's to kill)."""
     kept, stopped = RedisServer.start(), RedisServer.start()
     stopped.stop()
     assert services.kill_started_services() == 1
     assert kept.proc.poll() is not None
     assert services.kill_started_services() == 0
+    assert redis_client.ping()
 
 
 def _running(pid: int) -> bool:
