@@ -25,9 +25,12 @@ STUCK = textwrap.dedent(
 
     server = RedisServer.start()
     with Interrupts(grace=float(sys.argv[1]), log=Path(sys.argv[2])):
-        print(server.proc.pid, flush=True)  # only now: a Ctrl-C before the handler is in would just kill it
+        told = False
         while True:
             try:
+                if not told:  # only once the handler is in, and inside the try: the test's Ctrl-C follows at once
+                    told = True
+                    print(server.proc.pid, flush=True)
                 time.sleep(60)
             except KeyboardInterrupt:
                 pass
