@@ -247,19 +247,19 @@ def test_the_profile_bids_until_the_model_warmed_up_and_reputation_raises_the_ba
     assert warming.amount_wei == AdaptiveBiddingStrategy(balanced).decide(ctx).amount_wei
     warm = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=40).decide(ctx)
     assert warm.reason.startswith("RL v1")
-    assert [fit_bar(balanced, r) for r in (100, 99, 50, 40, 20, 0)] == [25, 40, 40, 58, 74, 90]
+    assert [fit_bar(balanced, r) for r in (100, 90, 89, 50, 40, 20, 0)] == [25, 25, 40, 40, 58, 74, 90]
     low = ctx.model_copy(update={"reputation": 10, "fit_score": 80})
     refused = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=0).decide(low)
     assert not refused.bid and "reputation 10" in refused.reason
     # The raised bar stops at the agent's strongest tag (never under the pass mark): a way back stays open.
     assert [fit_bar(balanced, r, strongest=68) for r in (100, 40, 20, 0)] == [25, 58, 68, 68]
     assert fit_bar(balanced, 0, strongest=45) == 50
-    # At the cap the bar opens (a failure there costs points the next strong pass wins back): the model decides.
+    # Near the cap the bar opens (a failure there costs points a strong pass or two win back): the model decides.
     capped = ctx.model_copy(update={"reputation": 100, "fit_score": 30})
     assert (
         RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=0).decide(capped).reason.startswith("RL v1: ")
     )
-    below = capped.model_copy(update={"reputation": 99})
+    below = capped.model_copy(update={"reputation": 89})
     assert (
         "below the bar 40" in RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=0).decide(below).reason
     )

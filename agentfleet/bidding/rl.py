@@ -13,14 +13,14 @@ from typing import Protocol
 from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
 from agentfleet.bidding.context import BidContext, BidDecision, abstain, bid_at
 from agentfleet.bidding.policy_net import Policy
-from agentfleet.bidding.reward import MAX_REPUTATION
 from agentfleet.bidding.state import ANCHOR, action_fraction, exploration_bonus, state_of
 from agentfleet.profiles import LearningProfile
 from agentfleet.protocol.limits import INITIAL_REPUTATION, PASS_SCORE
 
 WARMUP = 2000  # transitions (hindsight included, about 150 settled bids) before the model bids: AGENTFLEET_RL_WARMUP
 GUARD_SLOPE = 0.8  # fit points the bar rises per reputation point under the initial reputation
-OPEN_BAR_DROP = 15.0  # fit points the bar falls at the reputation cap (balanced 40 -> 25)
+OPEN_BAR_FROM = 90  # reputation from which the bar is lowered (the cap is 100)
+OPEN_BAR_DROP = 15.0  # fit points the bar falls there (balanced 40 -> 25)
 
 
 def fit_bar(profile: LearningProfile, reputation: int, strongest: float = 100.0) -> float:
@@ -33,14 +33,15 @@ def fit_bar(profile: LearningProfile, reputation: int, strongest: float = 100.0)
     Why capped: a bar above every task the agent can see closes the way back too: a generalist (fit about 65
     everywhere) sunk to 23 by four unlucky scores in its first 250 tasks never bid again (simulator, README
     "Learning"); its strongest tag stays open, where it is likeliest to pass.
-    Why lowered at the cap (by ``OPEN_BAR_DROP``): at 100 a failure's 10 points come back with the next pass
-    of a strong tag, and a weak-tag task left to a rival lets that rival climb to 100 and set the price of the
-    agent's own tags (specialist 16: an aggressive rival rose from 24 to 90 on tags the learner never bid on
-    and halved its research price). Under the lowered bar the model decides, with its hindsight values,
-    which of those tasks are worth a bid. Over 243 simulated runs: last 500 tasks +1.9 % (123 up, 66 down),
-    specialist on 17 other seeds 1.10x -> 1.25x the best fixed profile (docs/learning-experiments.md,
-    "tenth"); the first 500 rise as much, so a few runs that were level end just behind them."""
-    if reputation >= MAX_REPUTATION:
+    Why lowered near the cap (by ``OPEN_BAR_DROP`` from ``OPEN_BAR_FROM``): there a failure's 10 points cost
+    under 10 % of the auction's weight and come back with a pass or two of a strong tag (a pass of 85 moves
+    7), while a weak-tag task left to a rival lets that rival climb to 100 and set the price of the agent's
+    own tags (specialist 16: an aggressive rival rose from 24 to 90 on tags the learner never bid on and
+    halved its research price). Under the lowered bar the model decides, with its hindsight values, which of
+    those tasks are worth a bid. Over 243 simulated runs: last 500 tasks +2.9 % (113 up, 29 down), the
+    specialist shape on 17 other seeds 1.10x -> 1.27x the best fixed profile; the first 500 rise too, so a few
+    runs that were about level now end just behind them (docs/learning-experiments.md, "tenth")."""
+    if reputation >= OPEN_BAR_FROM:
         return max(0.0, profile.min_fit_to_bid - OPEN_BAR_DROP)
     if reputation >= INITIAL_REPUTATION:
         return profile.min_fit_to_bid
