@@ -34,13 +34,13 @@ def fit_bar(profile: LearningProfile, reputation: int, strongest: float = 100.0)
     everywhere) sunk to 23 by four unlucky scores in its first 250 tasks never bid again (simulator, README
     "Learning"); its strongest tag stays open, where it is likeliest to pass.
     Why lowered near the cap (by ``OPEN_BAR_DROP`` from ``OPEN_BAR_FROM``): there a failure's 10 points cost
-    11-12 % on its weighted price (101/91 from 100 to 90) and come back with a pass or two of a strong tag
-    (a pass of 85 moves 7), while a weak-tag task left to a rival lets that rival climb to 100 and set the
-    price of the agent's own tags (specialist 16: an aggressive rival rose from 24 to 90 on tags the learner
-    never bid on and halved its research price). Under the lowered bar the model decides, with its hindsight
-    values, which of those tasks are worth a bid. Simulated on 17 seeds outside the public ten, every shape: last 500 tasks
-    +2.7 % (80 runs up, 41 down), the specialist shape 1.10x -> 1.25x the best fixed profile; the first 500
-    rise too, so a few runs that were about level now end just behind them (README "Learning")."""
+    11-12 % on its weighted price (101/91 from 100 to 90) and come back with a pass or two of a strong tag (a
+    pass of 85 moves 7), while a weak-tag task left to a rival lets that rival climb to 100 and set the price of
+    the agent's own tags (specialist 16: an aggressive rival rose from 24 to 90 on tags the learner never bid on
+    and halved its research price). Under the lowered bar the model decides, with its hindsight values, which of
+    those tasks are worth a bid. Simulated on 17 seeds outside the public ten, every shape: last 500 tasks
+    +2.7 % (80 runs up, 41 down), the specialist shape 1.10x -> 1.25x the best fixed profile; the first 500 rise
+    too, so a few runs that were about level now end just behind them (README "Learning")."""
     if reputation >= OPEN_BAR_FROM:
         return max(0.0, profile.min_fit_to_bid - OPEN_BAR_DROP)
     if reputation >= INITIAL_REPUTATION:
