@@ -13,6 +13,7 @@ from agentfleet.bidding.market import (
     MIN_MOVES,
     MOVES_KEPT,
     NOBODY,
+    SCORES_KEPT,
     Clearing,
     MarketBook,
     RedisMarket,
@@ -22,13 +23,16 @@ from agentfleet.bidding.market import (
 from agentfleet.bidding.record import BidRecord
 from agentfleet.bidding.reward import (
     IMPUTED_SCORE_SD,
+    REPUTATION_SCALE,
     REPUTATION_WEIGHT,
     RIVAL_GAIN,
     TYPICAL_MOVE,
     Outcome,
     Settlement,
     capped_move,
+    handed_value,
     hindsight,
+    outcome_score,
     reputation_value,
     rival_gain,
     settlement_of,
@@ -40,9 +44,11 @@ from agentfleet.bidding.state import (
     BID_LEVELS,
     DEFAULT_ANCHOR,
     FIT,
+    MIN_SCORES,
     REPUTATION,
     STATE_SIZE,
     action_fraction,
+    learned_fit,
     nearest_action,
     state_of,
 )
@@ -178,6 +184,68 @@ def test_a_task_handed_to_a_rival_costs_what_that_rival_gains_with_it() -> None:
     assert reckless[0] > flat[0] and reckless[taken] > flat[taken]
     alone = replace(lost, rivals=False, rival_move=-10.0)
     assert hindsight(alone, anchor, taken)[0] == pytest.approx(-0.002)  # nobody to hand it to: no move counts
+
+
+def test_a_reckless_rivals_loss_counts_only_as_far_as_it_raises_the_price_the_agent_can_ask() -> None:
+    reckless = settlement(won=False, passed=False, moved=0, rivals=True, rival_move=-10.0)
+    far = replace(reckless, price_to_beat=3.0, rival_reputation=3)  # its bids, divided by 4, never near the agent's
+    assert reputation_value(-FAILURE_PENALTY, 3) < -2.5  # at its own reputation the loss looks huge
+    assert handed_value(far) == 0.0  # but the agent could already ask the whole reward
+    assert hindsight(far, 1.0, 0)[0] == pytest.approx(-0.002)  # leaving it the task gains nothing
+    near = replace(reckless, price_to_beat=0.55, rival_reputation=50)  # 50 -> 40: the price rises to 0.68
+    assert handed_value(near) == pytest.approx(reputation_value(-FAILURE_PENALTY, 50))  # under the reward: in full
+    across = replace(reckless, price_to_beat=0.9, rival_reputation=50)  # 0.9 -> 1.15: only up to the reward counts
+    assert handed_value(across) == pytest.approx(REPUTATION_SCALE * math.log(0.9))
+    assert reputation_value(-FAILURE_PENALTY, 50) < handed_value(across) < 0
+    rising = replace(far, rival_move=5.0)  # a rival's gain keeps its full value: it climbs on every tag at once
+    assert handed_value(rising) == pytest.approx(reputation_value(RIVAL_GAIN, 3))
+    assert handed_value(replace(far, price_to_beat=None)) == pytest.approx(reputation_value(-3, 3))  # unknown price
+
+
+def test_an_outcomes_score_is_the_task_completed_score_of_a_won_or_failed_task() -> None:
+    def outcome(kind: str, score: object = None, name: str = "TaskCompleted") -> Outcome:
+        event = {"name": name, "args": {"taskId": 1, "score": score}} if score is not None else {"name": name}
+        return Outcome(agent="0x" + "11" * 20, task_id=1, outcome=kind, event=event)  # type: ignore[arg-type]
+
+    assert outcome_score(outcome("won", 83)) == 83 and outcome_score(outcome("failed", 12)) == 12
+    assert outcome_score(outcome("failed", name="TaskExpired")) is None  # nothing delivered: no score
+    assert outcome_score(outcome("lost", 83)) is None
+    for bad in (101, -1, True, "83", 83.0):
+        assert outcome_score(outcome("won", bad)) is None
+
+
+def test_an_agents_own_scores_are_kept_per_tag_and_raise_a_fit_that_froze_low(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    market, book = RedisMarket(client), MarketBook()
+    for memory in (market, book):
+        for score in range(30):
+            memory.record_score(["research"], ME, 40 + score)
+        memory.record_score(["research", "coding"], ME.upper().replace("0X", "0x"), 90)
+        assert memory.scores(["research"], ME) == [90.0, *[float(40 + s) for s in range(29, 29 - SCORES_KEPT + 1, -1)]]
+        assert memory.scores(["coding"], ME) == [90.0] and memory.scores(["coding"], RIVAL) == []
+        assert memory.features(["coding"], ME).scores == [90.0]  # read with the market, for the agent asking
+    client.lpush(keys.scores("writing", ME), "garbage", "101", "55")
+    assert market.scores(["writing"], ME) == [55.0]  # unreadable and impossible entries are skipped
+
+    def ctx(fit: float, scores: list[float]) -> BidContext:
+        features = features_of([], ME, scores=scores)
+        return BidContext(
+            task_id=1,
+            reward_wei=10**18,
+            tags=["research"],
+            fit_score=fit,
+            capability_weights={},
+            reputation=100,
+            market=features,
+        )
+
+    record = [45.0, 35.0, 50.0, 48.0, 47.0]  # mean 45: a fit frozen at 35 after a few low scores is raised to it
+    assert learned_fit(ctx(35, record)) == pytest.approx(45)
+    assert state_of(ctx(35, record)).fit == pytest.approx(45)  # the state the model sees and the trainer records
+    assert learned_fit(ctx(60, record)) == 60  # never lowered: a fit too high corrects itself as the agent bids
+    assert learned_fit(ctx(35, record[: MIN_SCORES - 1])) == 35  # too few scores to say anything
+    assert learned_fit(ctx(35, [])) == 35 and learned_fit(ctx(35, [100.0] * MIN_SCORES)) == 100
 
 
 def settlement(**overrides: object) -> Settlement:

@@ -233,6 +233,7 @@ def test_a_worker_bidding_with_rl_never_imports_torch(tmp_path: Path) -> None:
 def test_the_profile_bids_until_the_model_warmed_up_and_reputation_raises_the_bar(tmp_path: Path) -> None:
     from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
     from agentfleet.bidding.context import BidContext
+    from agentfleet.bidding.market import MarketFeatures
     from agentfleet.bidding.policy_net import PolicyCache
     from agentfleet.bidding.rl import RLBiddingStrategy, fit_bar
     from agentfleet.profiles import AgentLearningConfig
@@ -267,6 +268,15 @@ def test_the_profile_bids_until_the_model_warmed_up_and_reputation_raises_the_ba
     decided = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=0).decide(best)
     assert decided.reason.startswith("RL v1: ")  # the model decides, the bar let it (bar 80 at reputation 10)
     assert "below the bar" not in decided.reason
+    # A fit frozen under the bar by a few low scores is raised to the mean of the agent's own recent scores.
+    frozen = below.model_copy(update={"fit_score": 35})
+    strategy = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=0)
+    assert "fit 35 below the bar 40" in strategy.decide(frozen).reason
+    record = MarketFeatures(scores=[45.0, 41.0, 50.0, 47.0, 42.0])  # mean 45
+    assert strategy.decide(frozen.model_copy(update={"market": record})).reason.startswith("RL v1: ")
+    warming_on_record = RLBiddingStrategy(AGENT, balanced, PolicyCache(tmp_path), warmup=41)
+    assert warming_on_record.decide(frozen.model_copy(update={"market": record})).bid  # the warm-up sees it too
+    assert not warming_on_record.decide(frozen).bid
 
 
 def test_half_of_every_batch_comes_from_the_newest_transitions() -> None:

@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from agentfleet.bidding.context import BidContext
+from agentfleet.bidding.market import SCORES_KEPT
+from agentfleet.bidding.state import MIN_SCORES
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol.limits import FAILURE_PENALTY
 from trainer.simulator import (
     MARKETS,
+    Choice,
     Settled,
     SimAgent,
     compare,
@@ -242,6 +245,27 @@ def test_the_learner_is_told_the_best_rivals_recent_moves_on_the_tag() -> None:
     assert all(move is None for move, rivals in told if not rivals)  # nobody to hand the task to
     assert any(move < 0 for move in moves) and any(move > 0 for move in moves)  # a reckless rival's sinks it
     assert any(min(agent.scores, default=100) < 50 for agent in agents[1:])
+
+
+def test_the_focal_agent_sees_its_own_recent_scores_on_the_tag_as_the_fleets_trainer_keeps_them() -> None:
+    """What the fleet's trainer keeps in ``agentfleet:scores`` (``state.learned_fit`` reads it): the simulator
+    gives the focal agent its own scores of the tag, newest first, the newest ``SCORES_KEPT``."""
+    seen: list[tuple[int, str, list[float]]] = []
+    strategy = fixed_focal("aggressive")
+
+    def decide(ctx: BidContext) -> Choice:
+        seen.append((ctx.task_id, ctx.tags[0], list(ctx.market.scores if ctx.market else [])))
+        return strategy(ctx)
+
+    focal = run_market(decide, seed=5, tasks=400)[0]
+    history = dict(zip([step for step, won in enumerate(focal.wins) if won], focal.scores, strict=True))
+    assert len(history) > 50
+    checked = 0
+    for task_id, tag, scores in seen:
+        before = [history[step] for step in range(task_id - 1) if step in history and seen[step][1] == tag]
+        assert scores == [float(int(score)) for score in reversed(before)][:SCORES_KEPT]
+        checked += len(scores) >= MIN_SCORES
+    assert checked > 100
 
 
 def test_the_simulator_builds_its_learner_as_the_trainer_does(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,13 +57,16 @@ def test_outcomes_train_models_once_each(tmp_path: Path, redis_server: RedisServ
         )
         assert again.get(timeout=30)["status"] in {"duplicate", "no_bid_state"}
         expected: dict[tuple[str, str], list[int]] = {}  # each completed task's move, once, on each of its tags
+        scores: dict[tuple[str, str], list[int]] = {}  # and its score, for the agent's next fit on the tags
         for task_id, tags in ((1, ["research"]), (2, ["research", "statistics"])):
             task = s.tasks.get_task(task_id)
             moved = reputation_moved(task.score) if task.score >= PASS_SCORE else -FAILURE_PENALTY
             for tag in tags:
                 expected.setdefault((tag, task.assignee), []).append(moved)
+                scores.setdefault((tag, task.assignee), []).append(task.score)
         for (tag, agent), moves in expected.items():  # the hand-sent duplicate above added nothing
             assert sorted(int(m) for m in client.lrange(keys.moves(tag, agent), 0, -1)) == sorted(moves)
+            assert sorted(RedisMarket(client).scores([tag], agent)) == sorted(scores[tag, agent])
         bad = app.send_task(
             routing.RECORD_OUTCOME, queue=routing.TRAINING, kwargs={"agent": "0x12", "task_id": 1, "outcome": "won"}
         )

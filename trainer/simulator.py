@@ -47,7 +47,7 @@ from agentfleet.bidding.record import RECENT_BIDS
 from agentfleet.bidding.reward import Settlement, hindsight, reputation_moved, weight_moved
 from agentfleet.bidding.rl import fit_bar, strongest_fit
 from agentfleet.bidding.shading import ShadingBiddingStrategy
-from agentfleet.bidding.state import ANCHOR, nearest_action, state_of
+from agentfleet.bidding.state import ANCHOR, learned_fit, nearest_action, state_of
 from agentfleet.profiles import AgentLearningConfig
 from agentfleet.protocol.limits import INITIAL_REPUTATION, PASS_SCORE
 from agentfleet.protocol.status import AuctionMode
@@ -285,6 +285,7 @@ def run_market(
                 agent.paid.append(paid)
                 gain += paid - EXECUTION_COST * reward - WINNER_COST_WEI / 1e18
                 book.record_move([tag], agent.name, reputation_moved(int(score)))  # after the auction's features
+                book.record_score([tag], agent.name, int(score))
                 agent.reputation = min(100, max(0, agent.reputation + reputation_moved(int(score))))
                 if market.weights_follow_scores:
                     agent.weights[tag] = weight_moved(agent.weights[tag], int(score))
@@ -344,7 +345,7 @@ def rl_focal(seed: int, profile: str = "balanced") -> tuple[Decide, Learn]:
         return Choice(decision.amount_fraction, nearest_action(decision.amount_fraction, state_of(ctx).anchor))
 
     def learn(ctx: BidContext, settled: Settled) -> None:
-        if ctx.fit_score < fit_bar(learning, ctx.reputation, strongest_fit(ctx)):
+        if learned_fit(ctx) < fit_bar(learning, ctx.reputation, strongest_fit(ctx)):
             return  # nothing was decided: nothing to learn
         state = state_of(ctx).vector()
         for action, reward in hindsight(_settlement(ctx, settled), state[ANCHOR], settled.action).items():
@@ -370,7 +371,7 @@ def _settlement(ctx: BidContext, settled: Settled) -> Settlement:
         rivals=settled.rivals,
         rival_reputation=settled.rival_reputation,
         rival_move=settled.rival_move,
-        fit=ctx.fit_score,
+        fit=learned_fit(ctx),
         reputation=ctx.reputation,
     )
 

@@ -28,7 +28,7 @@ from agentfleet import task_trace  # noqa: F401  (writes each run into the marke
 from agentfleet import worker_metrics as metrics
 from agentfleet.bidding.market import RedisMarket
 from agentfleet.bidding.record import BidRecord, load_bid_state, record_recent
-from agentfleet.bidding.reward import Outcome, hindsight, outcome_move, settlement_of
+from agentfleet.bidding.reward import Outcome, hindsight, outcome_move, outcome_score, settlement_of
 from agentfleet.bidding.state import ANCHOR, REPUTATION
 from agentfleet.chain.market import tag_text
 from agentfleet.chain.session import capability_weights
@@ -293,16 +293,23 @@ def _deep_enough(rt: Runtime, event: dict[str, Any]) -> str | int | None:
 
 def _finish(rt: Runtime, outcome: Outcome, outcome_id: str, value: object, *, task: Any = None) -> None:
     """An outcome settled: counted in the agent's win rate, the reputation its task moved kept for the tag's
-    market (``RedisMarket.record_move``: what handing a task to this agent costs its rivals), and marked
-    done; the move and the marker in one MULTI, so a retried message records the move once."""
+    market (``RedisMarket.record_move``: what handing a task to this agent costs its rivals), its score kept
+    for the agent's next fit on the tags (``RedisMarket.record_score``, ``state.learned_fit``), and marked done;
+    the move, the score and the marker in one MULTI, so a retried message records them once."""
     _count_recent(rt, outcome, outcome_id)
     pipe = rt.redis.pipeline()
-    moved = outcome_move(outcome) if outcome.event is not None else None  # hand-sent: nothing the chain said
-    if moved is not None:
+    said = outcome.event is not None  # hand-sent: nothing the chain said
+    moved = outcome_move(outcome) if said else None
+    score = outcome_score(outcome) if said else None
+    if moved is not None or score is not None:
         task = task if task is not None else _chain_task(rt, outcome.task_id)
         if task is not None:
             tags = [tag_text(t) for t in task.tags] or ["general"]
-            RedisMarket(rt.redis).record_move(tags, outcome.agent, moved, pipe=pipe)
+            market = RedisMarket(rt.redis)
+            if moved is not None:
+                market.record_move(tags, outcome.agent, moved, pipe=pipe)
+            if score is not None:
+                market.record_score(tags, outcome.agent, score, pipe=pipe)
     _mark_done(rt, outcome_id, value, pipe=pipe)
     pipe.execute()
 

@@ -315,6 +315,11 @@ def _consider_one(rt: Runtime, facts: _TaskFacts, address: str) -> dict[str, Any
         return ledger.finish(key, _decide(rt, facts, address))
 
 
+def _own_scores(rt: Runtime, facts: _TaskFacts, agent: str) -> list[float]:
+    """The agent's recent scores on the task's tags, as the trainer keeps them (a task without tags: "general")."""
+    return RedisMarket(rt.redis).scores(list(facts.tags) or ["general"], agent)
+
+
 def _decision_stands(rt: Runtime, facts: _TaskFacts, agent: str, done: dict[str, Any]) -> bool:
     """A refusal stands; an open bid stands only while the chain still has it (a reorg may have dropped it),
     a sealed one while the bid book has it."""
@@ -374,7 +379,7 @@ def _decide(rt: Runtime, facts: _TaskFacts, address: str) -> dict[str, Any]:
         competing_bids=bids_seen(rt.redis, facts.task_id),
         recent_win_rate=recent_win_rate(rt.redis, address),
         bid_cost_wei=facts.bid_cost_wei,
-        market=features_of(merged(facts.market), address, facts.reputations),
+        market=features_of(merged(facts.market), address, facts.reputations, _own_scores(rt, facts, address)),
     )
     decision = _strategy(rt, member).decide(ctx)
     if not decision.bid:

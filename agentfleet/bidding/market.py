@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 KEPT = 20  # clearings kept per tag: the features' window
 MOVES_KEPT = 20  # reputation moves kept per agent and tag: what a rival's next task is expected to move
 MIN_MOVES = 3  # moves seen before their mean says anything (fewer: unknown)
+SCORES_KEPT = 20  # the agent's own scores kept per tag: what its fit is checked against (``state.learned_fit``)
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,20 @@ class MarketFeatures(BaseModel):
 
     clearing: list[float] = Field(default_factory=list, description="weighted prices the agent had to beat")
     bidders: float = Field(default=0.0, ge=0, description="mean bids per recent auction")
+    scores: list[float] = Field(
+        default_factory=list, description="the agent's own recent scores on the tags (newest first, per tag)"
+    )
 
 
 def features_of(
-    entries: Iterable[Clearing], agent: str, reputations: Mapping[str, int] | None = None
+    entries: Iterable[Clearing],
+    agent: str,
+    reputations: Mapping[str, int] | None = None,
+    scores: Iterable[float] = (),
 ) -> MarketFeatures:
     """Features from a tag's clearings (newest first): per auction the best bid of the *others* (the winner's,
-    or the runner-up's where ``agent`` won), and the mean number of bids.
+    or the runner-up's where ``agent`` won), and the mean number of bids; ``scores`` are the agent's own recent
+    scores on the tags, carried as they are (``state.learned_fit`` reads them).
 
     With ``reputations`` (lower-case agent -> reputation now), each price is re-weighted at its bidder's
     reputation now. Why: the auction divides by the reputation a bidder has when it bids, and a rival's
@@ -91,7 +99,7 @@ def features_of(
             price = price * min(1.0, (then + 1) / (current + 1))  # lowered, never raised: see the docstring
         clearing.append(price)
     bidders = sum(c.bidders for c in seen) / len(seen) if seen else 0.0
-    return MarketFeatures(clearing=clearing, bidders=bidders)
+    return MarketFeatures(clearing=clearing, bidders=bidders, scores=list(scores))
 
 
 def merged(per_tag: Iterable[list[Clearing]]) -> list[Clearing]:
@@ -116,17 +124,20 @@ def mean_move(per_tag: Iterable[Iterable[int]]) -> float | None:
 
 
 class MarketBook:
-    """The simulator's market memory: per tag, the newest clearings first; per agent and tag, its recent moves."""
+    """The simulator's market memory: per tag, the newest clearings first; per agent and tag, its recent moves
+    and scores."""
 
     def __init__(self) -> None:
         self._tags: dict[str, deque[Clearing]] = {}
         self._moves: dict[tuple[str, str], deque[int]] = {}
+        self._scores: dict[tuple[str, str], deque[float]] = {}
 
     def record(self, tag: str, clearing: Clearing) -> None:
         self._tags.setdefault(tag, deque(maxlen=KEPT)).appendleft(clearing)
 
     def features(self, tags: list[str], agent: str, reputations: Mapping[str, int] | None = None) -> MarketFeatures:
-        return features_of(merged(list(self._tags.get(tag, ())) for tag in tags), agent, reputations)
+        clearings = merged(list(self._tags.get(tag, ())) for tag in tags)
+        return features_of(clearings, agent, reputations, self.scores(tags, agent))
 
     def record_move(self, tags: list[str], agent: str, moved: int) -> None:
         for tag in tags:
@@ -134,6 +145,13 @@ class MarketBook:
 
     def expected_move(self, tags: list[str], agent: str) -> float | None:
         return mean_move(self._moves.get((tag, agent.lower()), ()) for tag in tags)
+
+    def record_score(self, tags: list[str], agent: str, score: float) -> None:
+        for tag in tags:
+            self._scores.setdefault((tag, agent.lower()), deque(maxlen=SCORES_KEPT)).appendleft(float(score))
+
+    def scores(self, tags: list[str], agent: str) -> list[float]:
+        return [s for tag in tags for s in self._scores.get((tag, agent.lower()), ())]
 
 
 class RedisMarket:
@@ -160,7 +178,7 @@ class RedisMarket:
 
     def features(self, tags: list[str], agent: str) -> MarketFeatures:
         entries = self.read(tags)
-        return features_of(merged(entries), agent, self.reputations(bidders_of(entries)))
+        return features_of(merged(entries), agent, self.reputations(bidders_of(entries)), self.scores(tags, agent))
 
     def record_move(self, tags: list[str], agent: str, moved: int, *, pipe: Pipeline | None = None) -> None:
         """The reputation a completed task of ``tags`` moved for ``agent`` (the trainer, from TaskCompleted or
@@ -178,6 +196,24 @@ class RedisMarket:
         for tag in tags:
             pipe.lrange(keys.moves(tag, agent), 0, MOVES_KEPT - 1)
         return mean_move([int(v) for v in rows if _is_int(v)] for rows in pipe.execute())
+
+    def record_score(self, tags: list[str], agent: str, score: int, *, pipe: Pipeline | None = None) -> None:
+        """The score a completed task of ``tags`` got (the trainer, from TaskCompleted once final): what the agent's
+        fit on those tags is checked against when it next bids (``state.learned_fit``)."""
+        target = pipe if pipe is not None else self.redis.pipeline()
+        for tag in tags:
+            target.lpush(keys.scores(tag, agent), int(score))
+            target.ltrim(keys.scores(tag, agent), 0, SCORES_KEPT - 1)
+        if pipe is None:
+            target.execute()
+
+    def scores(self, tags: list[str], agent: str) -> list[float]:
+        """``agent``'s recent scores on ``tags``, newest first per tag (one LRANGE per tag, pipelined); an
+        unreadable entry is skipped."""
+        pipe = self.redis.pipeline()
+        for tag in tags:
+            pipe.lrange(keys.scores(tag, agent), 0, SCORES_KEPT - 1)
+        return [float(v) for rows in pipe.execute() for v in rows if _is_int(v) and 0 <= int(v) <= 100]
 
     def remember_reputation(self, agent: str, reputation: int, *, pipe: Pipeline | None = None) -> None:
         """An agent's reputation now (the listener, on ``ReputationChanged``): any agent's, rivals outside the
@@ -203,7 +239,7 @@ def _is_int(raw: bytes | str) -> bool:
         int(raw)
         return True
     except ValueError:
-        log.warning("reputation move skipped: %r", raw)
+        log.warning("unreadable entry skipped: %r", raw)
         return False
 
 

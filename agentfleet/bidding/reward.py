@@ -87,6 +87,15 @@ def reputation_value(moved: float, reputation: float | None) -> float:
     return REPUTATION_SCALE * math.log((after + 1) / (before + 1))
 
 
+def outcome_score(outcome: Outcome) -> int | None:
+    """The TaskCompleted score a won or failed outcome's message carries (0..100); None for a lost bid, an
+    expired task (no score: nothing was delivered) or a message without one."""
+    score = ((outcome.event or {}).get("args") or {}).get("score")
+    if outcome.outcome == "lost" or isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 100:
+        return None
+    return score
+
+
 def outcome_move(outcome: Outcome) -> int | None:
     """The reputation an outcome moved its agent: the penalty for a failed or expired task, the TaskCompleted
     score's points for a passed one; None for a lost bid or a pass whose message carries no score."""
@@ -202,7 +211,7 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
     rivals grow on tasks it could have won, and its last 500 tasks fall behind its first in markets that
     harden."""
     s = settlement
-    handed = reputation_value(handed_gain(s), s.rival_reputation) if s.rivals else 0.0  # a harder market later
+    handed = handed_value(s) if s.rivals else 0.0  # a harder market later
     lost = money_reward(-s.bid_cost_eth - s.evaluation_cost_eth, 0, s.reward_eth) - handed
     out = {0: money_reward(-s.evaluation_cost_eth, 0, s.reward_eth) - handed}
     for action in range(1, ACTIONS):
@@ -248,6 +257,31 @@ def handed_gain(s: Settlement) -> float:
     """The points the best rival moves with a task handed to it, as the reward counts them: ``rival_gain``,
     a loss never counted as more than one failure (``FAILURE_PENALTY``)."""
     return max(-float(FAILURE_PENALTY), rival_gain(s))
+
+
+def handed_value(s: Settlement) -> float:
+    """What the points the best rival moves with a handed task (``handed_gain``) cost the agent, in units of the
+    task's reward: ``reputation_value`` at the rival's reputation, except that a rival's *loss* counts only as far
+    as it raises the price the agent can ask, and that price never goes over the reward.
+
+    The rival's points matter through the price to beat, (its bid / (its reputation + 1)) x (the agent's + 1):
+    its loss from r to r' raises that price by (r + 1) / (r' + 1), worth the same logarithm as
+    ``reputation_value`` while the price stays under the reward. Past the reward it buys nothing, since no bid
+    asks more than the whole reward. Why: a reckless rival at 3 that fails a handed task (3 -> 0) counted as a
+    gain of 2.7 task rewards, though at 3 its bids were never near the price the agent had to beat. Weak 4
+    (simulator): the explorer at 1-5 took every data-analysis task the learner left, Q(abstain) read up to +3.7,
+    and the learner gave up a tag it passes a third of the time at the whole reward (its last 500 tasks then
+    earned less than its first). A rival's *gain* keeps its full value: a rival that climbs keeps climbing on
+    every tag at once, and the price it will set later is not the price it sets now."""
+    gain = handed_gain(s)
+    full = reputation_value(gain, s.rival_reputation)
+    if gain >= 0 or s.price_to_beat is None or s.rival_reputation is None:
+        return full
+    before = max(0.0, min(MAX_REPUTATION, float(s.rival_reputation)))
+    after = before + capped_move(gain, before)
+    price = max(s.price_to_beat, 1e-9)
+    raised = price * (before + 1) / (after + 1)
+    return REPUTATION_SCALE * math.log(min(1.0, price) / min(1.0, raised))
 
 
 IMPUTED_SCORE_SD = 15.0  # how far a score falls from the fit that predicted it (score points, one sd)

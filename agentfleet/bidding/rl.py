@@ -13,7 +13,7 @@ from typing import Protocol
 from agentfleet.bidding.adaptive import AdaptiveBiddingStrategy
 from agentfleet.bidding.context import BidContext, BidDecision, abstain, bid_at
 from agentfleet.bidding.policy_net import Policy
-from agentfleet.bidding.state import ANCHOR, action_fraction, exploration_bonus, state_of
+from agentfleet.bidding.state import ANCHOR, action_fraction, exploration_bonus, learned_fit, state_of
 from agentfleet.profiles import LearningProfile
 from agentfleet.protocol.limits import INITIAL_REPUTATION, PASS_SCORE
 
@@ -68,14 +68,13 @@ class RLBiddingStrategy:
 
     def decide(self, ctx: BidContext) -> BidDecision:
         model = self.source.get(self.agent)
+        fit = learned_fit(ctx)  # its own recent scores may raise the fit: see learned_fit
         bar = fit_bar(self.profile, ctx.reputation, strongest_fit(ctx))
-        if ctx.fit_score < bar:  # risk follows the profile and the reputation left: no bets on tasks it may fail
-            reason = (
-                f"RL v{model.version}: fit {ctx.fit_score:.0f} below the bar {bar:.0f} at reputation {ctx.reputation}"
-            )
+        if fit < bar:  # risk follows the profile and the reputation left: no bets on tasks it may fail
+            reason = f"RL v{model.version}: fit {fit:.0f} below the bar {bar:.0f} at reputation {ctx.reputation}"
             return abstain(reason)
         if model.decisions < self.warmup:
-            decision = self.warm.decide(ctx)
+            decision = self.warm.decide(ctx.model_copy(update={"fit_score": fit}))
             return decision.model_copy(
                 update={"reason": f"RL warming up ({model.decisions}/{self.warmup}): {decision.reason}"}
             )

@@ -47,6 +47,7 @@ DEFAULT_ANCHOR = 0.7  # of the reward, while an agent has seen no clearing price
 # row to a rival at 50 and raised it to 100 for good (README "Learning": 2 of 10 generalist runs; uncapped, none).
 ANCHOR_CEILING = 2.0
 SURE_MARKET = 5  # clearing prices seen before the market features count fully
+MIN_SCORES = 5  # the agent's own scores on a task's tags before their mean can raise its fit (``learned_fit``)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def state_of(ctx: BidContext) -> BidState:
     relevant = [ctx.capability_weights[t] for t in ctx.tags if t in ctx.capability_weights]
     anchor, spread, known, bidders = _market(ctx)
     return BidState(
-        fit=ctx.fit_score,
+        fit=learned_fit(ctx),
         capability=sum(relevant) / len(relevant) if relevant else 0.0,
         reputation=float(ctx.reputation),
         workload=float(ctx.workload),
@@ -115,6 +116,25 @@ def state_of(ctx: BidContext) -> BidState:
         known=known,
         bidders=bidders,
     )
+
+
+def learned_fit(ctx: BidContext) -> float:
+    """The fit the learner decides with: the context's fit (the LLM's, from the agent's capability weights),
+    raised to the mean of the agent's own recent scores on the task's tags when that is higher and there are at
+    least ``MIN_SCORES`` of them (``MarketFeatures.scores``, kept by the trainer).
+
+    Why raised, never lowered: the chain moves a capability weight a quarter of the way toward each score of a
+    won task, an average of about the last four scores. A weight that drifted too high corrects itself (the
+    agent keeps bidding and the next scores pull it down); one that drifted too low freezes there, since the
+    agent stops bidding on the tag and no score comes to raise it. Simulated (weak 42, docs/learning-experiments.md):
+    data analysis, passed a third of the time at the whole reward, fell to a weight of 35 after a few low scores,
+    the learner valued its tasks at a pass chance of 16 % and left a fifth of the market it could earn on;
+    its last 500 tasks earned less than its first. The last 20 scores average out that luck. Lowering the fit
+    by the record was measured before (fourth session) and cost more than it saved."""
+    scores = ctx.market.scores if ctx.market is not None else []
+    if len(scores) < MIN_SCORES:
+        return ctx.fit_score
+    return max(ctx.fit_score, min(100.0, sum(scores) / len(scores)))
 
 
 def _market(ctx: BidContext) -> tuple[float, float, float, float]:

@@ -97,6 +97,10 @@ def moves(tag: str, agent: str) -> str:
     return _key("moves", agent.lower(), tag)  # list: reputation moves of the agent's finished tasks of the tag
 
 
+def scores(tag: str, agent: str) -> str:
+    return _key("scores", agent.lower(), tag)  # list: scores of the agent's completed tasks of the tag, newest first
+
+
 # hash: lower-case agent -> reputation now, every agent's (not only the fleet's), from ReputationChanged (listener)
 REPUTATIONS = _key("reputations")
 
