@@ -161,20 +161,29 @@ class RedisMarket:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
-    def record(self, tags: list[str], clearing: Clearing, *, pipe: Pipeline | None = None) -> None:
+    def _push(self, names: list[str], value: str | int, kept: int, pipe: Pipeline | None) -> None:
+        """``value`` onto each capped list (newest first, the newest ``kept`` stay), in ``pipe`` when given."""
         target = pipe if pipe is not None else self.redis.pipeline()
-        body = json.dumps(asdict(clearing), separators=(",", ":"))
-        for tag in tags:
-            target.lpush(keys.market(tag), body)
-            target.ltrim(keys.market(tag), 0, KEPT - 1)
+        for name in names:
+            target.lpush(name, value)
+            target.ltrim(name, 0, kept - 1)
         if pipe is None:
             target.execute()
 
-    def read(self, tags: list[str]) -> list[list[Clearing]]:
+    def _lists(self, names: list[str], kept: int) -> list[list[bytes]]:
+        """The newest ``kept`` entries of each list (one LRANGE per list, pipelined)."""
         pipe = self.redis.pipeline()
-        for tag in tags:
-            pipe.lrange(keys.market(tag), 0, KEPT - 1)
-        return [[entry for raw in rows if (entry := _parsed(raw)) is not None] for rows in pipe.execute()]
+        for name in names:
+            pipe.lrange(name, 0, kept - 1)
+        return pipe.execute()
+
+    def record(self, tags: list[str], clearing: Clearing, *, pipe: Pipeline | None = None) -> None:
+        body = json.dumps(asdict(clearing), separators=(",", ":"))
+        self._push([keys.market(tag) for tag in tags], body, KEPT, pipe)
+
+    def read(self, tags: list[str]) -> list[list[Clearing]]:
+        rows = self._lists([keys.market(tag) for tag in tags], KEPT)
+        return [[entry for raw in entries if (entry := _parsed(raw)) is not None] for entries in rows]
 
     def features(self, tags: list[str], agent: str) -> MarketFeatures:
         entries = self.read(tags)
@@ -183,37 +192,23 @@ class RedisMarket:
     def record_move(self, tags: list[str], agent: str, moved: int, *, pipe: Pipeline | None = None) -> None:
         """The reputation a completed task of ``tags`` moved for ``agent`` (the trainer, from TaskCompleted or
         TaskExpired once final): any agent's, since any agent may be the rival a task is handed to."""
-        target = pipe if pipe is not None else self.redis.pipeline()
-        for tag in tags:
-            target.lpush(keys.moves(tag, agent), int(moved))
-            target.ltrim(keys.moves(tag, agent), 0, MOVES_KEPT - 1)
-        if pipe is None:
-            target.execute()
+        self._push([keys.moves(tag, agent) for tag in tags], int(moved), MOVES_KEPT, pipe)
 
     def expected_move(self, tags: list[str], agent: str) -> float | None:
         """``mean_move`` of ``agent`` on ``tags`` (one LRANGE per tag, pipelined); an unreadable entry is skipped."""
-        pipe = self.redis.pipeline()
-        for tag in tags:
-            pipe.lrange(keys.moves(tag, agent), 0, MOVES_KEPT - 1)
-        return mean_move([int(v) for v in rows if _is_int(v)] for rows in pipe.execute())
+        rows = self._lists([keys.moves(tag, agent) for tag in tags], MOVES_KEPT)
+        return mean_move([int(v) for v in entries if _is_int(v)] for entries in rows)
 
     def record_score(self, tags: list[str], agent: str, score: int, *, pipe: Pipeline | None = None) -> None:
         """The score a completed task of ``tags`` got (the trainer, from TaskCompleted once final): what the agent's
         fit on those tags is checked against when it next bids (``state.learned_fit``)."""
-        target = pipe if pipe is not None else self.redis.pipeline()
-        for tag in tags:
-            target.lpush(keys.scores(tag, agent), int(score))
-            target.ltrim(keys.scores(tag, agent), 0, SCORES_KEPT - 1)
-        if pipe is None:
-            target.execute()
+        self._push([keys.scores(tag, agent) for tag in tags], int(score), SCORES_KEPT, pipe)
 
     def scores(self, tags: list[str], agent: str) -> list[float]:
         """``agent``'s recent scores on ``tags``, newest first per tag (one LRANGE per tag, pipelined); an
         unreadable entry is skipped."""
-        pipe = self.redis.pipeline()
-        for tag in tags:
-            pipe.lrange(keys.scores(tag, agent), 0, SCORES_KEPT - 1)
-        return [float(v) for rows in pipe.execute() for v in rows if _is_int(v) and 0 <= int(v) <= 100]
+        rows = self._lists([keys.scores(tag, agent) for tag in tags], SCORES_KEPT)
+        return [float(v) for entries in rows for v in entries if _is_int(v) and 0 <= int(v) <= 100]
 
     def remember_reputation(self, agent: str, reputation: int, *, pipe: Pipeline | None = None) -> None:
         """An agent's reputation now (the listener, on ``ReputationChanged``): any agent's, rivals outside the

@@ -101,8 +101,8 @@ def outcome_move(outcome: Outcome) -> int | None:
     score's points for a passed one; None for a lost bid or a pass whose message carries no score."""
     if outcome.outcome == "failed":
         return -FAILURE_PENALTY
-    score = ((outcome.event or {}).get("args") or {}).get("score")
-    if outcome.outcome != "won" or not isinstance(score, int) or not PASS_SCORE <= score <= 100:
+    score = outcome_score(outcome)
+    if outcome.outcome != "won" or score is None or score < PASS_SCORE:
         return None
     return reputation_moved(score)
 
