@@ -11,7 +11,8 @@ busy to the end (``simulate --jobs`` parallelises one shape's seeds at a time).
 Run: ``.venv/bin/python scripts/learning_sweep.py [--markets all] [--seeds 1,2,...] [--jobs 2] [--out rows.json]``;
 the default seeds are the public ten and 17 others (docs/learning-experiments.md). Prints one line per run behind
 its first 500 tasks and, per shape, the geometric mean of learner / best fixed and the runs kept; ``--out`` keeps
-every row (the ``sweep`` row's fields) for comparing two versions of the learner with ``--against``. A change
+every row (the ``sweep`` row's fields) for comparing two versions of the learner with ``--against`` (per shape,
+and run by run; ``--rows earlier.json --against older.json`` compares two saved runs without running). A change
 that only the learner sees (e.g. what the market book keeps) still edits a file the cache key hashes: run it in
 another checkout (``git worktree add``) with ``--fixed-from /path/to/unchanged/checkout --cache
 /path/to/unchanged/checkout/.cache/fixed-runs`` to reuse the fixed runs (all 243 runs in 19 minutes instead
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import multiprocessing
 import sys
 import time
@@ -132,6 +134,31 @@ def report(rows: list[dict[str, Any]], against: list[dict[str, Any]] | None = No
             line += f"  (before: all {_ratio(geometric_mean_ratio(old))}, kept {kept})"
         print(line)
     print(f"behind their first 500: {len(behind)} of {len(rows)}")
+    if before:
+        compare(rows, before)
+
+
+def compare(rows: list[dict[str, Any]], before: dict[tuple[str, int], dict[str, Any]]) -> None:
+    """Each run against itself in the earlier rows: the runs behind before, the last and first 500 now / before
+    (geometric mean, runs up and down) and the runs that lost most. Why run by run: a change to the learner
+    moves which runs fall behind more than how many (docs/learning-experiments.md, twelfth session)."""
+    pairs = [(r, before[(r["market"], r["seed"])]) for r in rows if (r["market"], r["seed"]) in before]
+    old_behind = [o for _, o in pairs if o["rl_last"] < o["rl_first"]]
+    print(
+        f"before: {len(old_behind)} of {len(pairs)} behind ({sum(o['seed'] in PUBLIC for o in old_behind)} public): "
+        + ", ".join(f"{o['market']} {o['seed']} {o['rl_last'] / max(o['rl_first'], 1e-9):.2f}x" for o in old_behind)
+    )
+    for key in ("rl_last", "rl_first"):
+        ratios = [r[key] / o[key] for r, o in pairs if r[key] > 0 and o[key] > 0]
+        if ratios:
+            mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            up, down = sum(x > 1.0001 for x in ratios), sum(x < 0.9999 for x in ratios)
+            print(f"{key} now / before: {mean:.4f} ({up} runs up, {down} down)")
+    worst = sorted(pairs, key=lambda p: p[0]["rl_last"] / max(p[1]["rl_last"], 1e-9))[:6]
+    print(
+        "lost most: "
+        + ", ".join(f"{r['market']} {r['seed']} {r['rl_last'] / max(o['rl_last'], 1e-9):.2f}x" for r, o in worst)
+    )
 
 
 def _ratio(value: float | None) -> str:
@@ -150,6 +177,7 @@ def main() -> None:
     parser.add_argument("--out", default="", help="JSON file for the rows")
     parser.add_argument("--learner", default="", help="an experiment's rl_focal: path/to/module.py:function")
     parser.add_argument("--against", default="", help="rows of an earlier run (--out) to compare with")
+    parser.add_argument("--rows", default="", help="report these rows of an earlier run (--out) instead of running")
     parser.add_argument(
         "--fixed-from",
         default="",
@@ -161,6 +189,10 @@ def main() -> None:
     unknown = [m for m in markets if m not in MARKETS]
     if unknown:
         parser.error(f"unknown market {unknown[0]!r}; choose from {', '.join(MARKETS)}")
+    against = json.loads(Path(args.against).read_text()) if args.against else None
+    if args.rows:
+        report(json.loads(Path(args.rows).read_text()), against)
+        return
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     pairs = sorted(
         ((m, s) for m in markets for s in seeds), key=lambda p: SLOW_FIRST.index(p[0]) if p[0] in SLOW_FIRST else 0
@@ -176,7 +208,7 @@ def main() -> None:
     rows.sort(key=lambda r: (markets.index(r["market"]), seeds.index(r["seed"])))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
-    report(rows, json.loads(Path(args.against).read_text()) if args.against else None)
+    report(rows, against)
 
 
 if __name__ == "__main__":

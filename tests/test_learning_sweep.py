@@ -59,3 +59,23 @@ def test_the_command_reports_per_shape_and_refuses_an_unknown_one(tmp_path: Path
     assert [r["seed"] for r in json.loads((tmp_path / "rows.json").read_text())] == [1, 2]
     bad = subprocess.run([*run, "--markets", "nowhere"], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "unknown market 'nowhere'" in bad.stderr
+
+
+def test_a_run_is_compared_with_itself_in_the_earlier_rows(tmp_path: Path) -> None:
+    def row(seed: int, first: float, last: float) -> dict[str, object]:
+        return {"market": "sparse", "seed": seed, "rl_first": first, "rl_last": last, "best_last": 100.0}
+
+    before = [row(4, 300, 270), row(2, 270, 290), row(6, 200, 200)]
+    now = [row(4, 300, 330), row(2, 290, 200), row(6, 200, 200)]
+    (tmp_path / "before.json").write_text(json.dumps(before))
+    (tmp_path / "now.json").write_text(json.dumps(now))
+    command = [sys.executable, str(ROOT / "scripts" / "learning_sweep.py"), "--rows", str(tmp_path / "now.json")]
+    done = subprocess.run(
+        [*command, "--against", str(tmp_path / "before.json")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "behind: sparse       2 last/first 0.69 public" in out and "behind their first 500: 1 of 3" in out
+    assert "before: 1 of 3 behind (1 public): sparse 4 0.90x" in out
+    assert "rl_last now / before: 0.9446 (1 runs up, 1 down)" in out  # (330/270 x 200/290 x 1) ** (1/3)
+    assert "lost most: sparse 2 0.69x, sparse 6 1.00x, sparse 4 1.22x" in out
