@@ -7,6 +7,8 @@
   expires it through the keeper once the window passed (refund to the requester, penalty to the agent).
 - A TaskAssigned whose execute message was lost (never sent): the reconciler re-drives the execution; an
   outcome message the trainer never settled is sent again.
+- A reorg deeper than the confirmations takes a completion away after the reconciler saw the task final:
+  the next sweep sees a head of the last one replaced, reads the finished task again and re-drives its scoring.
 """
 
 from __future__ import annotations
@@ -159,3 +161,25 @@ def test_a_lost_execute_message_is_re_driven_by_the_reconciler(
             lambda: f"task {task_id} not submitted (status {s.tasks.status_of(task_id)})",
             interval=0.5,
         )
+
+
+def test_a_completion_taken_away_by_a_reorg_is_scored_again(
+    tmp_path: Path, redis_server: RedisServer, httpserver: HTTPServer
+) -> None:
+    with fleet_for(tmp_path, redis_server, httpserver, "nothing") as (s, listener, client):
+        task_id = one_assigned_task(s, listener, client)
+        pump(listener, lambda: s.tasks.status_of(task_id) == TaskStatus.COMPLETED, timeout=120)
+        assert reconcile.apply().get() == {}  # seen final: it leaves the unfinished set
+        w3 = s.client.w3
+        completed = s.client.contract("TaskManager").events.TaskCompleted.get_logs(from_block=0)
+        depth = w3.eth.block_number - completed[-1].blockNumber + 1
+        w3.provider.make_request("anvil_reorg", [depth, []])  # type: ignore[arg-type]
+        assert s.tasks.status_of(task_id) == TaskStatus.SUBMITTED  # the completion is gone, and no event says so
+        assert reconcile.apply().get() == {"reorg_recheck": 1, "evaluate": 1}
+        wait_until(  # scored and completed again, without the listener
+            lambda: s.tasks.status_of(task_id) == TaskStatus.COMPLETED,
+            60,
+            lambda: f"task {task_id} not completed again (status {s.tasks.status_of(task_id)})",
+            interval=0.5,
+        )
+        assert reconcile.apply().get() == {}  # final again, nothing more to do

@@ -16,6 +16,12 @@ converges on the desired state:
 - Outcome and clearing messages the trainer has not settled ``training_resend_after`` seconds after their
   send: sent again (``agentfleet.protocol.inbox``: what the trainer learns has no level on chain to re-read).
 
+A reorg deeper than the confirmations can take a task's last transaction away (a completion, an expiry) and
+put a task that had left the unfinished set back in Submitted or Assigned, where no event will come again.
+So a task seen final moves to ``FINISHED`` (scored by the head block it was seen at) for ``REORG_HORIZON``
+blocks, and each sweep checks that the heads the previous sweep read are still canonical; when one is not,
+every task in ``FINISHED`` is read again (and its bid records with it).
+
 It scales with open work, not with every task ever: new task ids enter a sorted set of unfinished tasks
 (``UNFINISHED``, under ``keys.RECONCILE``) in bounded batches, finished ones leave it, and each sweep reads at
 most ``reconcile_batch`` of them, resuming where the last sweep stopped. Re-drives are rate limited per task
@@ -25,13 +31,15 @@ every action is idempotent on chain anyway.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from contextlib import suppress
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import Task
+from web3.exceptions import BlockNotFound
 
 from agentfleet.bidding.record import BidRecord, drop_bid_state, store_bid_state
 from agentfleet.bidding.sealed import BidBook
@@ -53,6 +61,11 @@ SEEN = f"{keys.RECONCILE}:seen"  # highest task id added to UNFINISHED
 RESUME = f"{keys.RECONCILE}:resume"  # where the next sweep starts in UNFINISHED
 SENT = f"{keys.RECONCILE}:sent"  # SENT:{action}:{task}: a re-drive sent recently
 LOCK = f"{keys.RECONCILE}:lock"
+FINISHED = f"{keys.RECONCILE}:finished"  # sorted set: task id -> head block number when it was seen final
+HEADS = f"{keys.RECONCILE}:heads"  # JSON [[number, hash], ...]: the heads the last sweep read
+# Blocks a task seen final is kept for a re-read after a reorg: twice Ethereum's finality (two epochs, 64
+# blocks); a reorg deeper than that reverts finalized blocks, which no chain the fleet follows does.
+REORG_HORIZON = 128
 
 
 @app.task(name=routing.RECONCILE, bind=True, max_retries=0, ignore_result=True)
@@ -83,10 +96,14 @@ class Reconciler:
         self.evaluator = self.s.evaluator.address.lower()
         self.ledger = WorkLedger(rt.redis, claim_ttl=rt.settings.claim_ttl)
         self.resend_after = int(max(30, 3 * rt.settings.reconcile_interval))  # seconds between re-drives
+        self.now_block = 0  # the head's number when the sweep began
 
     def sweep(self) -> Counter[str]:
         inbox = TrainingInbox(self.redis, resend_after=self.rt.settings.training_resend_after)
         self.done.update(inbox.redeliver(app, limit=self.limit))  # before the chain: it needs Redis only
+        heads = [self._head()]  # before any task is read: a reorg below it is seen by the next sweep
+        self.now_block = heads[0][0]
+        self._recheck_after_reorg(self.now_block)
         count = self.s.tasks.task_count()
         self._admit(count)
         self.now = chain_now(self.s.client.w3)
@@ -95,7 +112,37 @@ class Reconciler:
                 self.redis.zrem(UNFINISHED, task_id)
                 continue
             self._one(task_id)
+        heads.append(self._head())  # after: every final status read is in a block at or below it
+        self.redis.set(HEADS, json.dumps(heads))
         return self.done
+
+    def _head(self) -> tuple[int, str]:
+        block = self.s.client.w3.eth.get_block("latest")
+        return int(block["number"]), bytes(block["hash"]).hex()
+
+    def _canonical(self, number: int, block_hash: str) -> bool:
+        try:
+            return bytes(self.s.client.w3.eth.get_block(number)["hash"]).hex() == block_hash
+        except BlockNotFound:  # the chain is shorter now
+            return False
+
+    def _recheck_after_reorg(self, head: int) -> None:
+        """If a head the last sweep read is no longer canonical, every task seen final within the horizon
+        goes back to the unfinished set (a reorg may have taken its completion or expiry away)."""
+        self.redis.zremrangebyscore(FINISHED, "-inf", head - REORG_HORIZON)
+        stored = self.redis.get(HEADS)
+        if stored is None or all(self._canonical(int(n), str(h)) for n, h in json.loads(stored)):
+            return
+        ids = [int(member) for member in cast("list[bytes]", self.redis.zrange(FINISHED, 0, -1))]
+        log.warning("reconciler: a reorg replaced a head of the last sweep; %s finished tasks read again", len(ids))
+        if not ids:
+            return
+        with self.redis.pipeline() as pipe:
+            pipe.zadd(UNFINISHED, {str(i): i for i in ids})
+            pipe.zrem(FINISHED, *ids)
+            pipe.delete(*(f"{SENT}:bids:{i}" for i in ids))  # the reorg may have taken bids away too
+            pipe.execute()
+        self.done["reorg_recheck"] += len(ids)
 
     def _admit(self, count: int) -> None:
         """Add new task ids to the unfinished set (bounded per sweep); after a reorg shortened the chain's
@@ -123,7 +170,10 @@ class Reconciler:
     def _one(self, task_id: int) -> None:
         task = self.s.tasks.get_task(task_id)
         if TaskStatus(task.status).final:
-            self.redis.zrem(UNFINISHED, task_id)
+            with self.redis.pipeline() as pipe:
+                pipe.zrem(UNFINISHED, task_id)
+                pipe.zadd(FINISHED, {str(task_id): self.now_block})
+                pipe.execute()
             if task.status != TaskStatus.CANCELLED:  # cancelled tasks had no auction
                 self._bid_records(task_id, task)
             return

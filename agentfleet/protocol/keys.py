@@ -46,7 +46,7 @@ FAILURES = _key("failures")  # stream: tasks that ended in FAILURE
 DIRECTORY = _key("fleet", "agents")  # hash: address -> the fleet's agent entry (queue, HD index)
 REVIEW = _key("review")  # hash: task id -> why it waits for a human score
 KEEPER_FIRST_OPEN = _key("keeper", "first_open")  # where the keeper's next finalize sweep starts
-RECONCILE = _key("reconcile")  # {RECONCILE}:unfinished|seen|resume|lock|sent:{action}:{task}
+RECONCILE = _key("reconcile")  # {RECONCILE}:unfinished|finished|heads|seen|resume|lock|sent:{action}:{task}
 RATE_LIMIT = _key("ratelimit")  # {RATE_LIMIT}:{name}: the LLM token bucket
 
 
