@@ -24,8 +24,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import multiprocessing
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -151,7 +151,7 @@ def compare(rows: list[dict[str, Any]], before: dict[tuple[str, int], dict[str, 
     for key in ("rl_last", "rl_first"):
         ratios = [r[key] / o[key] for r, o in pairs if r[key] > 0 and o[key] > 0]
         if ratios:
-            mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            mean = statistics.geometric_mean(ratios)
             up, down = sum(x > 1.0001 for x in ratios), sum(x < 0.9999 for x in ratios)
             print(f"{key} now / before: {mean:.4f} ({up} runs up, {down} down)")
     worst = sorted(pairs, key=lambda p: p[0]["rl_last"] / max(p[1]["rl_last"], 1e-9))[:6]

@@ -215,15 +215,9 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
     lost = money_reward(-s.bid_cost_eth - s.evaluation_cost_eth, 0, s.reward_eth) - handed
     out = {0: money_reward(-s.evaluation_cost_eth, 0, s.reward_eth) - handed}
     for action in range(1, ACTIONS):
-        fraction = action_fraction(action, anchor) or 0.0
-        if action == taken and s.bid_fraction is not None:
-            fraction = s.bid_fraction  # what was bid, not its level's rounding
-        if action == taken:
-            wins = s.won
-        elif s.price_to_beat is None:
+        fraction, wins = level_outcome(s, action, anchor, taken)
+        if wins is None:
             continue
-        else:
-            wins = fraction < s.price_to_beat  # a tie goes to the earlier bid: not counted on
         if not wins:
             out[action] = lost
         elif s.won:
@@ -233,6 +227,19 @@ def hindsight(settlement: Settlement, anchor: float, taken: int) -> dict[int, fl
         elif s.fit is not None:
             out[action] = _expected_win(s, fraction, s.fit)
     return out
+
+
+def level_outcome(s: Settlement, action: int, anchor: float, taken: int) -> tuple[float, bool | None]:
+    """The fraction a bid level (1..ACTIONS-1) stands for and whether it would have won the auction; None when
+    the settlement does not tell (no price to beat, a level not taken). The ``taken`` level is what was bid
+    (not its level's rounding) and won or lost as it did; any other wins under the price to beat (a tie goes to
+    the earlier bid: not counted on)."""
+    fraction = action_fraction(action, anchor) or 0.0
+    if action == taken:
+        return (s.bid_fraction if s.bid_fraction is not None else fraction), s.won
+    if s.price_to_beat is None:
+        return fraction, None
+    return fraction, fraction < s.price_to_beat
 
 
 TYPICAL_MOVE = 5  # reputation points a task moves for a rival that passes well: RIVAL_GAIN's scale
@@ -287,13 +294,20 @@ def handed_value(s: Settlement) -> float:
 IMPUTED_SCORE_SD = 15.0  # how far a score falls from the fit that predicted it (score points, one sd)
 
 
+def pass_chance(fit: float) -> float:
+    """The chance a task passes when the agent's fit on it is ``fit``: the score normal around the fit
+    (``IMPUTED_SCORE_SD``), at or over ``PASS_SCORE``."""
+    z = (fit - PASS_SCORE) / IMPUTED_SCORE_SD
+    return 0.5 * math.erfc(-z / math.sqrt(2))
+
+
 def _expected_win(s: Settlement, fraction: float, fit: float) -> float:
     """What winning at ``fraction`` would have earned, in expectation over the score the fit predicts (normal
     around the fit, ``IMPUTED_SCORE_SD``): paid on a pass, the execution and the task's transactions paid
     either way, reputation up by the mean pass's points or down by the failure penalty, both capped at the
     agent's reputation, valued at it (``reputation_value``)."""
     z = (fit - PASS_SCORE) / IMPUTED_SCORE_SD
-    passing = 0.5 * math.erfc(-z / math.sqrt(2))
+    passing = pass_chance(fit)
     density = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
     above = fit + IMPUTED_SCORE_SD * density / max(passing, 1e-9) - PASS_SCORE  # mean points over the bar, passed
     gain = max(0.0, above / REPUTATION_STEP - 0.5)

@@ -15,7 +15,6 @@ It swaps the simulator's ``hindsight`` in each process; the package is untouched
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from pathlib import Path
@@ -25,21 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import trainer.simulator as simulator
 from agentfleet.bidding import reward as R
 from agentfleet.bidding.rl import OPEN_BAR_FROM
-from agentfleet.bidding.state import ACTIONS, action_fraction
-from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE
+from agentfleet.bidding.state import ACTIONS
+from agentfleet.protocol.limits import FAILURE_PENALTY
 
 SHARE = float(os.environ.get("CLIFF_SHARE", "1"))
 _BASE = R.hindsight
 
 
 def _failing(s: R.Settlement) -> float:
-    """The chance a win of this task fails: 1 or 0 when it was won, else from the fit (as ``_expected_win``)."""
+    """The chance a win of this task fails: 1 or 0 when it was won, else from the fit (``reward.pass_chance``)."""
     if s.won:
         return 0.0 if s.passed else 1.0
-    if s.fit is None:
-        return 0.0
-    z = (s.fit - PASS_SCORE) / R.IMPUTED_SCORE_SD
-    return 1.0 - 0.5 * math.erfc(-z / math.sqrt(2))
+    return 0.0 if s.fit is None else 1.0 - R.pass_chance(s.fit)
 
 
 def hindsight(settlement: R.Settlement, anchor: float, taken: int) -> dict[int, float]:
@@ -51,13 +47,7 @@ def hindsight(settlement: R.Settlement, anchor: float, taken: int) -> dict[int, 
     if cliff <= 0:
         return out
     for action in range(1, ACTIONS):
-        if action not in out:
-            continue
-        fraction = action_fraction(action, anchor) or 0.0
-        if action == taken and s.bid_fraction is not None:
-            fraction = s.bid_fraction
-        wins = s.won if action == taken else s.price_to_beat is not None and fraction < s.price_to_beat
-        if wins:
+        if action in out and R.level_outcome(s, action, anchor, taken)[1]:
             out[action] -= cliff
     return out
 
