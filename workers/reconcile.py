@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any, cast
 
@@ -66,6 +67,11 @@ HEADS = f"{keys.RECONCILE}:heads"  # JSON [[number, hash], ...]: the heads the l
 # Blocks a task seen final is kept for a re-read after a reorg: twice Ethereum's finality (two epochs, 64
 # blocks); a reorg deeper than that reverts finalized blocks, which no chain the fleet follows does.
 REORG_HORIZON = 128
+
+
+def _head_of(block: Mapping[str, Any]) -> tuple[int, str]:
+    """A block's number and hash, as the sweep stores the heads it read."""
+    return int(block["number"]), bytes(block["hash"]).hex()
 
 
 @app.task(name=routing.RECONCILE, bind=True, max_retries=0, ignore_result=True)
@@ -101,24 +107,22 @@ class Reconciler:
     def sweep(self) -> Counter[str]:
         inbox = TrainingInbox(self.redis, resend_after=self.rt.settings.training_resend_after)
         self.done.update(inbox.redeliver(app, limit=self.limit))  # before the chain: it needs Redis only
-        heads = [self._head()]  # before any task is read: a reorg below it is seen by the next sweep
+        w3 = self.s.client.w3
+        latest = w3.eth.get_block("latest")
+        heads = [_head_of(latest)]  # before any task is read: a reorg below it is seen by the next sweep
         self.now_block = heads[0][0]
         self._recheck_after_reorg(self.now_block)
         count = self.s.tasks.task_count()
         self._admit(count)
-        self.now = chain_now(self.s.client.w3)
+        self.now = chain_now(w3, latest)
         for task_id in self._batch():
             if task_id > count:  # a reorg removed it (the id may come back with another task)
                 self.redis.zrem(UNFINISHED, task_id)
                 continue
             self._one(task_id)
-        heads.append(self._head())  # after: every final status read is in a block at or below it
+        heads.append(_head_of(w3.eth.get_block("latest")))  # after: every final status read is at or below it
         self.redis.set(HEADS, json.dumps(heads))
         return self.done
-
-    def _head(self) -> tuple[int, str]:
-        block = self.s.client.w3.eth.get_block("latest")
-        return int(block["number"]), bytes(block["hash"]).hex()
 
     def _canonical(self, number: int, block_hash: str) -> bool:
         try:

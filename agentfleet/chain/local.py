@@ -6,6 +6,7 @@ so they live apart from the client.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from web3 import EthereumTesterProvider, Web3
@@ -48,10 +49,13 @@ def fund(w3: Web3, address: str, wei: int) -> None:
         rpc(w3, "anvil_setBalance", [address, hex(wei)])
 
 
-def chain_now(w3: Web3) -> int:
+def chain_now(w3: Web3, latest: Mapping[str, Any] | None = None) -> int:
     """The time the next block will carry: the pending block's timestamp. The latest block may be minutes
-    old on an idle chain, so deadlines computed from it can already be in the past."""
-    return max(int(w3.eth.get_block(tag)["timestamp"]) for tag in ("latest", "pending"))
+    old on an idle chain, so deadlines computed from it can already be in the past. ``latest``: the latest
+    block when the caller has just read it (one RPC fewer)."""
+    if latest is None:
+        latest = w3.eth.get_block("latest")
+    return max(int(latest["timestamp"]), int(w3.eth.get_block("pending")["timestamp"]))
 
 
 def advance_time(w3: Web3, seconds: int) -> int:

@@ -80,8 +80,8 @@ def run(shape: str, seed: int, rule: str) -> list[float]:
                 continue
             others = [other.weighted for other in bids if other is not bid]
             reward, reputation = seen["reward"], seen["reputation"]
-            beat = min(others) * (reputation + 1) / reward if others else 1.0
-            fraction = policy.clamp_fraction(min(1.0, UNDER * beat) if others else 1.0)
+            beat = min(others) * (reputation + 1) / reward if others else None
+            fraction = policy.clamp_fraction(min(1.0, UNDER * beat)) if beat is not None else 1.0
             bids[i] = SimBid(fraction * reward / (reputation + 1), bid.order, bid.agent, fraction, bid.action)
         return builtins.sorted(bids, key=key)
 
