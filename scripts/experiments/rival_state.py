@@ -48,7 +48,9 @@ def features_of(
     base = _FEATURES(seen, agent, reputations, scores)
     me, now, lowest = agent.lower(), reputations or {}, None
     for c in seen:
-        who, then = (c.runner_up_agent, c.runner_up_reputation) if c.winner.lower() == me else (c.winner, c.winner_reputation)
+        who, then = (
+            (c.runner_up_agent, c.runner_up_reputation) if c.winner.lower() == me else (c.winner, c.winner_reputation)
+        )
         if not who:
             continue
         current = now.get(who.lower(), then)
