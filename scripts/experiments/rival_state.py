@@ -29,8 +29,9 @@ import trainer.simulator as simulator
 from agentfleet.bidding.context import BidContext
 
 UNKNOWN = 1.0  # no rival seen yet: read as a rival at the cap (nothing to hold down)
-_FEATURES = market.features_of
-_STATE = state.state_of
+# the package's own functions, even when this file is loaded again in a process it already patched
+_FEATURES = getattr(market.features_of, "original", market.features_of)
+_STATE = getattr(state.state_of, "original", state.state_of)
 _BASE = simulator.rl_focal
 
 
@@ -74,6 +75,10 @@ class RivalState:
 
 def state_of(ctx: BidContext) -> Any:
     return RivalState(_STATE(ctx), getattr(ctx.market, "rival", UNKNOWN))
+
+
+features_of.original = _FEATURES  # type: ignore[attr-defined]
+state_of.original = _STATE  # type: ignore[attr-defined]
 
 
 def rl_focal(seed: int, profile: str = "balanced") -> Any:
