@@ -344,7 +344,7 @@ def test_every_task_reaches_a_final_state_under_combined_faults(
     wave = range(4, s.tasks.task_count() + 1)
     busy = lambda: any(bids_on(s, t) or s.tasks.status_of(t) > TaskStatus.OPEN for t in wave)  # noqa: E731
     wait_until(tolerant(busy), 60, "work on the second wave", interval=POLL)
-    w3.provider.make_request("anvil_reorg", [REORG_DEPTH, []])  # type: ignore[arg-type]
+    deep_reorg(s, client)
     create_tasks(s, 3, ["writing", "smart_contracts", "storytelling"])
 
     def settled() -> bool:
@@ -404,6 +404,31 @@ def test_every_task_reaches_a_final_state_under_combined_faults(
         f"expiries, 0 duplicates; {len(applied)} outcomes learned once, {len(expected)} settled bids; "
         f"{reorgs} deep reorg seen by the listener; LLM answers {dict(llm.modes)}"
     )
+
+
+def deep_reorg(s: ChainSession, client: redis.Redis, attempts: int = 3) -> None:
+    """Replace the last REORG_DEPTH blocks once the listener has acted on one of them (its checkpoint is inside).
+
+    Why wait: a listener restarted a moment ago (or slow on a busy machine) may still be behind the blocks a
+    reorg replaces; it then follows the new chain without ever having seen the old one, and the fault this
+    test means (a reorg under blocks the listener acted on) did not happen. One more reorg if blocks were
+    mined between the check and the reorg so that the checkpoint ended up below it.
+    """
+    w3 = s.client.w3
+    key = keys.listener_checkpoint(w3.eth.chain_id)
+
+    def checkpoint() -> int:
+        raw = client.get(key)
+        return -1 if raw is None else int(json.loads(raw)["number"])
+
+    for _ in range(attempts):
+        caught_up = tolerant(lambda: checkpoint() >= w3.eth.block_number - (REORG_DEPTH - 2))
+        wait_until(caught_up, 90, "the listener's checkpoint within the blocks a reorg replaces", interval=POLL)
+        before = checkpoint()
+        w3.provider.make_request("anvil_reorg", [REORG_DEPTH, []])  # type: ignore[arg-type]
+        if before > w3.eth.block_number - REORG_DEPTH:
+            return
+    raise AssertionError(f"no reorg under the listener's checkpoint in {attempts} attempts")
 
 
 def bidders_of_assigned(s: ChainSession) -> list[tuple[int, str]]:

@@ -106,9 +106,15 @@ def test_flower_in_chromium_lists_the_workers_and_the_profile_queues(stack: Runn
     done = chromium(f"--screenshot={shot}", f"{stack.flower_url}/workers")
     assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]
 
-    broker = chromium("--dump-dom", f"{stack.flower_url}/broker").stdout
-    for queue in routing.ALL_QUEUES:
-        assert f"<td>{queue}</td>" in broker, f"queue {queue} missing from Flower's broker page"
+    page: dict[str, str] = {}
+
+    def all_queues() -> bool:  # Flower asks the workers for their queues; a slow one answers on a later load
+        page["broker"] = chromium("--dump-dom", f"{stack.flower_url}/broker").stdout
+        page["missing"] = ", ".join(q for q in routing.ALL_QUEUES if f"<td>{q}</td>" not in page["broker"])
+        return not page["missing"]
+
+    wait_until(all_queues, 60, lambda: f"queues missing from Flower's broker page: {page['missing']}", interval=2)
+    broker = page["broker"]
     assert "redis://:**@" in broker or "redis://127.0.0.1" in broker  # a password would be masked
     chromium(f"--screenshot={artifacts_out / 'flower-broker.png'}", f"{stack.flower_url}/broker")
 
