@@ -21,12 +21,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from rival_state import UNKNOWN
+from rival_state import rl_focal as _BASE
+
 import agentfleet.bidding.rl as rl
 import trainer.simulator as simulator
 from agentfleet.bidding.context import BidContext
 from agentfleet.profiles import LearningProfile
-from rival_state import UNKNOWN
-from rival_state import rl_focal as _BASE
 
 OPEN_BAR = float(os.environ.get("OPEN_BAR", "25"))
 OPEN_FROM = int(os.environ.get("OPEN_FROM", "50"))
