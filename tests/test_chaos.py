@@ -399,7 +399,8 @@ def test_every_task_reaches_a_final_state_under_combined_faults(
     reorgs = (tmp_path / "listener.log").read_text().count("REORG deeper than")
     assert reorgs >= 1, "the listener did not see the deep reorg"
     print(
-        f"\nchaos: {count} tasks final in {elapsed:.0f} s: by status {dict(statuses)} (status 4 completed, 5 failed, 7 expired); "
+        f"\nchaos: {count} tasks final in {elapsed:.0f} s, by status {dict(statuses)} "
+        "(status 4 completed, 5 failed, 7 expired); "
         f"{len(bids)} bids, {len(submissions)} submissions, {len(completions)} completions, {len(expiries)} "
         f"expiries, 0 duplicates; {len(applied)} outcomes learned once, {len(expected)} settled bids; "
         f"{reorgs} deep reorg seen by the listener; LLM answers {dict(llm.modes)}"
