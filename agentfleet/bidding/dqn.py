@@ -195,12 +195,21 @@ class ReinforcementLearning:
         """One gradient step on a replay batch; None until the memory holds a batch."""
         if self.memory.size < self.batch_size:
             return None
+        states, actions, target = self.sample_targets()
+        predicted = self.q(states).gather(1, actions.unsqueeze(1)).squeeze(1)
+        return self.apply_loss(nn.functional.smooth_l1_loss(predicted, target))
+
+    def sample_targets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A replay batch's states, actions and TD targets (from the target network)."""
         states, actions, rewards, next_states, dones = self.memory.sample(self.batch_size, self.generator)
         with torch.no_grad():
             best_next = self.target(next_states).max(dim=1).values
             target = rewards + self.discount_factor * best_next * (1 - dones)
-        predicted = self.q(states).gather(1, actions.unsqueeze(1)).squeeze(1)
-        loss = nn.functional.smooth_l1_loss(predicted, target)
+        return states, actions, target
+
+    def apply_loss(self, loss: torch.Tensor) -> float:
+        """One optimizer step on ``loss`` and the target network's periodic sync. Why apart from
+        ``train_step``: a learner with another loss (scripts/experiments/ensemble_q.py) steps the same way."""
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

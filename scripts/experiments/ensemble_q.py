@@ -38,18 +38,16 @@ class EnsembleQ(nn.Module):
     def __init__(self, hidden: int = 64) -> None:
         super().__init__()
         self.heads = nn.ModuleList(_NETWORK(hidden) for _ in range(HEADS))
-        self.acting: int | None = None
 
     def all(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([head(x) for head in self.heads])  # heads x batch x actions
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if MODE == "thompson" and not self.training_pass and x.shape[0] == 1:
+        if MODE == "thompson" and x.shape[0] == 1:  # one state: a decision (training passes whole batches)
             index = int(torch.randint(HEADS, (1,), generator=self.draw).item())
             return self.heads[index](x)
         return self.all(x).mean(dim=0)
 
-    training_pass = False
     draw = torch.Generator().manual_seed(0)
 
 
@@ -57,23 +55,11 @@ def train_step(self: dqn.ReinforcementLearning) -> float | None:
     """Each head on its own bootstrap mask of the batch (a transition in each head's half with chance 1/2)."""
     if self.memory.size < self.batch_size:
         return None
-    states, actions, rewards, next_states, dones = self.memory.sample(self.batch_size, self.generator)
-    with torch.no_grad():
-        best_next = self.target(next_states).max(dim=1).values
-        target = rewards + self.discount_factor * best_next * (1 - dones)
-    self.q.training_pass = True
+    states, actions, target = self.sample_targets()
     predicted = self.q.all(states).gather(2, actions.view(1, -1, 1).expand(HEADS, -1, 1)).squeeze(2)
-    self.q.training_pass = False
     mask = (torch.rand(predicted.shape, generator=self.generator) < 0.5).float()
     losses = nn.functional.smooth_l1_loss(predicted, target.expand_as(predicted), reduction="none")
-    loss = (losses * mask).sum() / mask.sum().clamp(min=1.0)
-    self.optimizer.zero_grad()
-    loss.backward()
-    self.optimizer.step()
-    self.steps += 1
-    if self.steps % self.target_sync == 0:
-        self.target.load_state_dict(self.q.state_dict())
-    return float(loss.item())
+    return self.apply_loss((losses * mask).sum() / mask.sum().clamp(min=1.0))
 
 
 EnsembleQ.original = _NETWORK  # type: ignore[attr-defined]
