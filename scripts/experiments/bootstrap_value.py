@@ -35,6 +35,7 @@ from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_S
 
 GAMMA = float(os.environ.get("GAMMA", "0.9"))
 MODE = os.environ.get("MODE", "money")
+MODEL_SEED = int(os.environ.get("MODEL_SEED", "0"))  # another draw of the learner's own randomness (model_seed.py)
 _EXPECTED_WIN = reward._expected_win
 
 
@@ -88,7 +89,7 @@ def rl_focal(seed: int, profile: str = "balanced") -> Any:
     learning = AgentLearningConfig.get_profile(profile)
     options = model_options(learning)
     options["discount_factor"] = GAMMA
-    model = ReinforcementLearning("focal", seed=seed, **options)
+    model = ReinforcementLearning("focal", seed=seed + 1_000_003 * MODEL_SEED, **options)
     strategy = RLBiddingStrategy("focal", learning, simulator._OneModel(model))
     pending: list[tuple[list[float], int, float, float]] = []  # state, action, reward, reputation after
 
