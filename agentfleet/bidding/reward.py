@@ -301,18 +301,31 @@ def pass_chance(fit: float) -> float:
     return 0.5 * math.erfc(-z / math.sqrt(2))
 
 
-def _expected_win(s: Settlement, fraction: float, fit: float) -> float:
-    """What winning at ``fraction`` would have earned, in expectation over the score the fit predicts (normal
-    around the fit, ``IMPUTED_SCORE_SD``): paid on a pass, the execution and the task's transactions paid
-    either way, reputation up by the mean pass's points or down by the failure penalty, both capped at the
-    agent's reputation, valued at it (``reputation_value``)."""
+def pass_gain(fit: float) -> float:
+    """The reputation points a *passed* task moves on average when the agent's fit is ``fit``: the mean score
+    over the pass mark (the normal around the fit, ``IMPUTED_SCORE_SD``, cut at ``PASS_SCORE``) in the
+    IncentiveEngine's steps, less half a step for its rounding down."""
     z = (fit - PASS_SCORE) / IMPUTED_SCORE_SD
     passing = pass_chance(fit)
     density = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
     above = fit + IMPUTED_SCORE_SD * density / max(passing, 1e-9) - PASS_SCORE  # mean points over the bar, passed
-    gain = max(0.0, above / REPUTATION_STEP - 0.5)
-    moved = passing * reputation_value(gain, s.reputation) + (1 - passing) * reputation_value(
+    return max(0.0, above / REPUTATION_STEP - 0.5)
+
+
+def expected_money(s: Settlement, fraction: float, fit: float) -> float:
+    """The money part of ``_expected_win``, per unit of reward: paid on a pass (``pass_chance``), the execution,
+    the task's transactions, the bid and the evaluation paid either way."""
+    money = pass_chance(fit) * fraction * s.reward_eth - s.win_cost_eth - s.bid_cost_eth - s.evaluation_cost_eth
+    return money / max(s.reward_eth, 1e-18)
+
+
+def _expected_win(s: Settlement, fraction: float, fit: float) -> float:
+    """What winning at ``fraction`` would have earned, in expectation over the score the fit predicts (normal
+    around the fit, ``IMPUTED_SCORE_SD``): paid on a pass, the execution and the task's transactions paid
+    either way, reputation up by the mean pass's points (``pass_gain``) or down by the failure penalty, both
+    capped at the agent's reputation, valued at it (``reputation_value``)."""
+    passing = pass_chance(fit)
+    moved = passing * reputation_value(pass_gain(fit), s.reputation) + (1 - passing) * reputation_value(
         -FAILURE_PENALTY, s.reputation
     )
-    money = passing * fraction * s.reward_eth - s.win_cost_eth - s.bid_cost_eth - s.evaluation_cost_eth
-    return money / max(s.reward_eth, 1e-18) + moved
+    return expected_money(s, fraction, fit) + moved

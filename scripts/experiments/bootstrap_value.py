@@ -16,7 +16,6 @@ Simulator only. Measure with ``scripts/learning_sweep.py --learner scripts/exper
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from dataclasses import replace
@@ -31,7 +30,7 @@ from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.rl import fit_bar, strongest_fit
 from agentfleet.bidding.state import ACTIONS, ANCHOR, REPUTATION, learned_fit, nearest_action, state_of
 from agentfleet.profiles import AgentLearningConfig
-from agentfleet.protocol.limits import FAILURE_PENALTY, PASS_SCORE, REPUTATION_STEP
+from agentfleet.protocol.limits import FAILURE_PENALTY
 
 GAMMA = float(os.environ.get("GAMMA", "0.9"))
 MODE = os.environ.get("MODE", "money")
@@ -39,26 +38,16 @@ MODEL_SEED = int(os.environ.get("MODEL_SEED", "0"))  # another draw of the learn
 _EXPECTED_WIN = reward._expected_win
 
 
-def _money_only_win(s: reward.Settlement, fraction: float, fit: float) -> float:
-    """``reward._expected_win`` without the agent's own reputation term."""
-    money = reward.pass_chance(fit) * fraction * s.reward_eth - s.win_cost_eth - s.bid_cost_eth - s.evaluation_cost_eth
-    return money / max(s.reward_eth, 1e-18)
-
-
 def _expected_move(fit: float) -> float:
-    """The reputation a win at this fit moves on average (the same score model as ``reward._expected_win``)."""
-    z = (fit - PASS_SCORE) / reward.IMPUTED_SCORE_SD
+    """The reputation a win at this fit moves on average (the score model of ``reward._expected_win``)."""
     passing = reward.pass_chance(fit)
-    density = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
-    above = fit + reward.IMPUTED_SCORE_SD * density / max(passing, 1e-9) - PASS_SCORE
-    gain = max(0.0, above / REPUTATION_STEP - 0.5)
-    return passing * gain - (1 - passing) * FAILURE_PENALTY
+    return passing * reward.pass_gain(fit) - (1 - passing) * FAILURE_PENALTY
 
 
 def levels(s: reward.Settlement, anchor: float, taken: int) -> dict[int, tuple[float, float]]:
     """Per action it can tell: (reward, the agent's reputation after it)."""
     if MODE == "money":
-        reward._expected_win = _money_only_win
+        reward._expected_win = reward.expected_money  # the win without the agent's own reputation term
         try:
             rewards = reward.hindsight(replace(s, moved=0.0), anchor, taken)
         finally:

@@ -8,7 +8,7 @@ multiple is priced twice: with every task it lost assumed passed (as the ceiling
 valued at the pass chance of the agent's fit (``reward.pass_chance``). Why both: the lost bids of a learner
 are mostly on its weak tags (fit 30-45), priced over the anchor on purpose; assumed passed they read as
 pay left behind (sparse 11: 404 ETH against 315 paid), at their pass chance they are not (seventeenth
-session: crowded eight 3, 300 against 282, before the failures' execution bill and reputation).
+session: crowded eight 3, 302 against 282, before the failures' execution bill and reputation).
 
 Run: ``.venv/bin/python scripts/experiments/shortfall.py SHAPE[,SHAPE...] SEED[,SEED...]`` (SHAPE a named market
 or one of ``new_shapes.SHAPES``); about ten seconds a run, two at once. ``shortfall.py --rows rows.json`` (a
@@ -31,11 +31,13 @@ from new_shapes import shape_of
 import trainer.simulator as simulator
 from agentfleet.bidding.context import BidContext
 from agentfleet.bidding.reward import pass_chance
+from agentfleet.bidding.state import learned_fit, state_of
 from agentfleet.protocol.limits import PASS_SCORE
 from trainer.simulator import WINDOW, Choice, Settled, SimAgent, run_market
 
 TASKS = 3000
 MULTIPLES = (0.97, 0.985, 0.995, 1.0, 1.015, 1.03, 1.05, 1.1)
+Bid = tuple[float, float, float, float | None, bool, float | None, float]  # anchor, bid, reward, beat, won, score, fit
 
 
 def split(agent: SimAgent, window: range) -> str:
@@ -58,8 +60,6 @@ def one(pair: tuple[str, int]) -> str:
     def traced_decide(ctx: BidContext) -> Choice:
         choice = decide(ctx)
         if choice.fraction is not None:
-            from agentfleet.bidding.state import learned_fit, state_of
-
             bids.append(
                 (state_of(ctx).anchor, choice.fraction, ctx.reward_wei / 1e18, None, False, None, learned_fit(ctx))
             )
@@ -93,9 +93,6 @@ def one(pair: tuple[str, int]) -> str:
         f"({', '.join(f'{m}: {_paid(late, m):.0f}' for m in MULTIPLES)});\n"
         f"  the lost tasks at the pass chance of the fit: {likely}: {_paid(late, likely, at_pass_chance=True):.1f}"
     )
-
-
-Bid = tuple[float, float, float, float | None, bool, float | None, float]  # anchor, bid, reward, beat, won, score, fit
 
 
 def _paid(bids: list[Bid], multiple: float, *, at_pass_chance: bool = False) -> float:
